@@ -1,0 +1,3 @@
+from unistack.cli import main
+
+main()

@@ -1,0 +1,381 @@
+"""The command line: Compose's verbs and flags. The only module that prints errors and exits.
+
+Each command loads the project (config), checks what the chosen runtime needs, and then either talks to the
+instance's daemon (control.client) or reads what it needs directly (logs). Exit codes: 0 ok, 1 a service or
+check failed, 2 bad usage or bad configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from unistack import __version__, config
+from unistack.config.model import Project
+from unistack.control import client as daemon_client
+from unistack.control import state
+from unistack.engine.events import Event
+from unistack.errors import ConfigError, UnistackError, UsageError
+from unistack.printer import Printer, ps_table, wait_report
+from unistack.runtimes import create_runtime, resolve_runtime_name
+from unistack.runtimes.logfiles import follow as follow_files
+
+TERMINAL_STATES = {"exited", "fatal", "stopped", "blocked", "created"}
+
+
+@dataclass
+class Options:
+    files: tuple[str, ...]
+    project_name: str | None
+    env_name: str | None
+    env_files: tuple[str, ...]
+    profiles: tuple[str, ...]
+    runtime: str
+    _project: Project | None = field(default=None, repr=False)
+
+    def project(self) -> Project:
+        if self._project is None:
+            files: Sequence[str] | None = self.files or None
+            default_dir = os.environ.get("UNISTACK_DEFAULT_DIR")
+            cwd = None
+            if files is None and default_dir and not _compose_file_above(Path.cwd()):
+                cwd = Path(default_dir)
+            self._project = config.load(
+                files,
+                project_name=self.project_name,
+                env_name=self.env_name,
+                env_files=self.env_files or None,
+                profiles=self.profiles,
+                cwd=cwd,
+            )
+        return self._project
+
+    def runtime_name(self) -> str:
+        return resolve_runtime_name(self.runtime)
+
+    def checked_project(self) -> Project:
+        """The project, with what the chosen runtime needs checked before anything starts."""
+        project = self.project()
+        if self.runtime_name() == "process" and (problems := config.check_for_process_runtime(project)):
+            raise ConfigError(problems)
+        return project
+
+
+def _compose_file_above(folder: Path) -> bool:
+    names = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+    return any((d / n).is_file() for d in (folder, *folder.parents) for n in names)
+
+
+def _check_services(project: Project, services: Sequence[str]) -> list[str]:
+    unknown = [s for s in services if s not in project.services]
+    if unknown:
+        raise UsageError(
+            f"no such service: {', '.join(unknown)}; the project {project.name!r} has: {', '.join(project.services)}"
+        )
+    return list(services)
+
+
+pass_options = click.make_pass_decorator(Options)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-f", "--file", "files", multiple=True, metavar="FILE", help="Compose file (repeat to overlay).")
+@click.option("-p", "--project-name", metavar="NAME", help="Project (instance) name.")
+@click.option("--env", "env_name", envvar="UNISTACK_ENV", metavar="NAME", help="Environment (default: local).")
+@click.option("--env-file", "env_files", multiple=True, metavar="PATH", help="Variables file instead of .env.")
+@click.option("--profile", "profiles", multiple=True, metavar="NAME", help="Enable a profile.")
+@click.option(
+    "--runtime",
+    envvar="UNISTACK_RUNTIME",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["process", "docker", "auto"]),
+    help="Where services run.",
+)
+@click.version_option(__version__, prog_name="unistack")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    files: tuple[str, ...],
+    project_name: str | None,
+    env_name: str | None,
+    env_files: tuple[str, ...],
+    profiles: tuple[str, ...],
+    runtime: str,
+) -> None:
+    """Run a whole application stack from one Compose file."""
+    ctx.obj = Options(files, project_name, env_name, env_files, profiles, runtime)
+
+
+# --------------------------------------------------------------------------- up
+
+
+@cli.command()
+@click.option("-d", "--detach", is_flag=True, help="Return once the supervisor owns the stack.")
+@click.option("--wait", is_flag=True, help="Wait until services are running or healthy (implies -d).")
+@click.option("--wait-timeout", type=float, metavar="S", help="Give up waiting after S seconds.")
+@click.argument("services", nargs=-1)
+@pass_options
+def up(opts: Options, detach: bool, wait: bool, wait_timeout: float | None, services: tuple[str, ...]) -> None:
+    """Create and start the services (and what they depend on)."""
+    project = opts.checked_project()
+    selected = _check_services(project, services)
+    runtime_name = opts.runtime_name()
+    printer = Printer(list(project.services))
+    if wait or detach:
+        with state.instance_lock(project.state_dir, on_wait=lambda: _waiting_for_lock(printer)):
+            done = _send_up(project, selected, runtime_name)
+        for name, what in done.items():
+            printer.say(f"{name}: {what}")
+        if not wait:
+            printer.say(f"{project.name}: the supervisor owns the stack; see `unistack ps` and `unistack logs -f`")
+            return
+        result = daemon_client.ensure(project.state_dir).call("wait", services=selected, timeout=wait_timeout)
+        printer.say(wait_report(result))
+        if not result["ok"]:
+            raise _Exit(1)
+        return
+    raise _Exit(asyncio.run(_attached(project, selected, runtime_name, printer)))
+
+
+def _waiting_for_lock(printer: Printer) -> None:
+    printer.say("another unistack command is changing this instance; waiting for it to finish")
+
+
+def _send_up(project: Project, selected: list[str], runtime_name: str) -> dict[str, str]:
+    client = daemon_client.ensure(project.state_dir)
+    result: dict[str, str] = client.call(
+        "up",
+        project=project.model_dump(mode="json"),
+        services=selected,
+        environ=dict(os.environ),
+        runtime=runtime_name,
+    )
+    return result
+
+
+async def _attached(project: Project, selected: list[str], runtime_name: str, printer: Printer) -> int:
+    """``up`` in the foreground: interleaved logs and events until Ctrl+C (graceful, then forced) or all end."""
+    loop = asyncio.get_running_loop()
+    names = selected or list(project.services)
+    stopping = asyncio.Event()
+    presses = 0
+    tasks: list[asyncio.Task[Any]] = []
+
+    def on_interrupt() -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            printer.say("Gracefully stopping... (press Ctrl+C again to force)")
+            tasks.append(loop.create_task(_call_quietly(project, "down")))
+        else:
+            printer.say("Forcing stop: killing every service now")
+            tasks.append(loop.create_task(_call_quietly(project, "kill")))
+
+    runtime = create_runtime(runtime_name)
+    logs = loop.create_task(_print_logs(runtime.logs(project, names, 0, True), printer))
+    events = loop.create_task(_print_events(project, printer))
+    await asyncio.sleep(0.05)  # followers take their starting offsets before anything is written
+    loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    loop.add_signal_handler(signal.SIGTERM, on_interrupt)
+    try:
+        with state.instance_lock(project.state_dir, on_wait=lambda: _waiting_for_lock(printer)):
+            await asyncio.to_thread(_send_up, project, selected, runtime_name)
+        printer.say(f"{project.name}: started; press Ctrl+C to stop")
+        code = await _watch(project, names, stopping)
+    finally:
+        with contextlib.suppress(Exception):
+            for task in tasks:
+                await task
+        await asyncio.sleep(0.3)  # the last lines and events reach the screen
+        logs.cancel()
+        events.cancel()
+        loop.remove_signal_handler(signal.SIGINT)
+        loop.remove_signal_handler(signal.SIGTERM)
+    return code
+
+
+async def _call_quietly(project: Project, cmd: str) -> None:
+    with contextlib.suppress(UnistackError):
+        await asyncio.to_thread(daemon_client.DaemonClient(project.state_dir).call, cmd)
+
+
+async def _watch(project: Project, names: list[str], stopping: asyncio.Event) -> int:
+    """Return when every service ended (1 if one failed) or the daemon went away (after a stop)."""
+    client = daemon_client.DaemonClient(project.state_dir)
+    while True:
+        await asyncio.sleep(0.5)
+        try:
+            rows = await asyncio.to_thread(client.call, "ps")
+        except UnistackError:
+            return 0
+        mine = [r for r in rows if r["service"] in names]
+        if mine and all(r["state"] in TERMINAL_STATES for r in mine):
+            failed = [r for r in mine if r["state"] in {"fatal", "blocked"} or (r["exit_code"] or 0) != 0]
+            with contextlib.suppress(UnistackError):
+                await asyncio.to_thread(client.call, "down")
+            return 1 if failed else 0
+
+
+async def _print_logs(lines: Any, printer: Printer) -> None:
+    async for line in lines:
+        printer.log(line.service, line.text)
+
+
+async def _print_events(project: Project, printer: Printer) -> None:
+    async for line in follow_files([("unistack", state.events_log(project.state_dir))], 0, True):
+        with contextlib.suppress(ValueError, KeyError):
+            printer.event(Event.from_json(line.text))
+
+
+# --------------------------------------------------------------------------- down, start, stop, restart
+
+
+@cli.command()
+@click.option("-v", "--volumes", is_flag=True, help="Also remove the data in named volumes.")
+@click.option("-t", "--timeout", type=float, metavar="S", help="Grace period instead of stop_grace_period.")
+@pass_options
+def down(opts: Options, volumes: bool, timeout: float | None) -> None:
+    """Stop the services and remove what the instance made (its data too with -v)."""
+    project = opts.project()
+    printer = Printer(list(project.services))
+    with state.instance_lock(project.state_dir, on_wait=lambda: _waiting_for_lock(printer)):
+        client = daemon_client.existing(project.state_dir)
+        if client is not None:
+            client.call("down", volumes=volumes, timeout=timeout)
+            deadline = time.monotonic() + 10
+            while state.daemon_alive(project.state_dir) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        elif volumes:
+            asyncio.run(create_runtime(opts.runtime_name()).cleanup(project, remove_volumes=True))
+    printer.say(f"{project.name}: stopped" + ("; volumes removed" if volumes else ""))
+
+
+def _change(opts: Options, cmd: str, services: tuple[str, ...], timeout: float | None = None) -> None:
+    project = opts.project()
+    selected = _check_services(project, services)
+    printer = Printer(list(project.services))
+    with state.instance_lock(project.state_dir, on_wait=lambda: _waiting_for_lock(printer)):
+        client = daemon_client.existing(project.state_dir)
+        if client is None:
+            if cmd == "stop":
+                printer.say(f"{project.name} is not up; nothing to stop")
+                return
+            raise UsageError(f"{project.name} is not up; run `unistack up` first")
+        rows = client.call(cmd, services=selected, timeout=timeout)
+    printer.say(ps_table(r for r in rows if not selected or r["service"] in selected))
+
+
+@cli.command()
+@click.argument("services", nargs=-1)
+@pass_options
+def start(opts: Options, services: tuple[str, ...]) -> None:
+    """Start stopped services of an instance that is up."""
+    _change(opts, "start", services)
+
+
+@cli.command()
+@click.option("-t", "--timeout", type=float, metavar="S", help="Grace period instead of stop_grace_period.")
+@click.argument("services", nargs=-1)
+@pass_options
+def stop(opts: Options, timeout: float | None, services: tuple[str, ...]) -> None:
+    """Stop services (all when none is named), dependents first."""
+    _change(opts, "stop", services, timeout)
+
+
+@cli.command()
+@click.option("-t", "--timeout", type=float, metavar="S", help="Grace period instead of stop_grace_period.")
+@click.argument("services", nargs=-1)
+@pass_options
+def restart(opts: Options, timeout: float | None, services: tuple[str, ...]) -> None:
+    """Restart services (all when none is named)."""
+    _change(opts, "restart", services, timeout)
+
+
+# --------------------------------------------------------------------------- ps, logs, config
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.argument("services", nargs=-1)
+@pass_options
+def ps(opts: Options, fmt: str, services: tuple[str, ...]) -> None:
+    """List the services with state, health, restarts and the last health check."""
+    project = opts.project()
+    selected = _check_services(project, services)
+    client = daemon_client.existing(project.state_dir)
+    rows = client.call("ps") if client is not None else []
+    rows = [r for r in rows if not selected or r["service"] in selected]
+    click.echo(json.dumps(rows, indent=2) if fmt == "json" else ps_table(rows))
+
+
+@cli.command()
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (across restarts).")
+@click.option("-n", "--tail", default="all", metavar="N", help="Lines from the end of each log (or 'all').")
+@click.argument("services", nargs=-1)
+@pass_options
+def logs(opts: Options, follow: bool, tail: str, services: tuple[str, ...]) -> None:
+    """Print the services' output."""
+    project = opts.project()
+    names = _check_services(project, services) or list(project.services)
+    if tail != "all" and not tail.isdigit():
+        raise UsageError(f"--tail takes a number of lines or 'all', not {tail!r}")
+    count = None if tail == "all" else int(tail)
+    printer = Printer(names)
+    runtime = create_runtime(opts.runtime_name())
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_print_logs(runtime.logs(project, names, count, follow), printer))
+
+
+@cli.command("config")
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+@pass_options
+def config_command(opts: Options, fmt: str) -> None:
+    """Print the resolved configuration (secrets redacted)."""
+    click.echo(config.render(opts.project(), fmt), nl=False)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+class _Exit(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="unistack", standalone_mode=False)
+    except _Exit as done:
+        sys.exit(done.code)
+    except ConfigError as exc:
+        click.echo("error: the configuration is not valid:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  - {problem}", err=True)
+        sys.exit(exc.exit_code)
+    except UnistackError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

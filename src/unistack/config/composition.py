@@ -1,0 +1,258 @@
+"""Documents built from other documents: top-level ``include``, service-level ``extends``, and ``profiles``.
+
+Owns loading included Compose files as sub-projects (their own folder and env file, relative paths rebased onto
+it) and adding their resources without silently overriding ours; resolving ``extends`` chains (same file or
+``file:``) with the override merge rules; and keeping only the services whose profiles are enabled. Never
+parses value formats (normalize) or builds the model (build).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from unistack.config.envfile import read_env_file
+from unistack.config.interpolation import interpolate_tree
+from unistack.config.merge import merge
+from unistack.config.normalize import resolve_path
+from unistack.config.yamlfile import Locations, read_yaml_file, strip_markers
+from unistack.errors import ConfigError, Problem
+
+RESOURCE_SECTIONS = ("services", "volumes", "networks", "secrets", "configs", "models")
+
+
+def _is_path(text: str) -> bool:
+    return text.startswith((".", "/", "~"))
+
+
+def _absolute(text: Any, base_dir: Path) -> Any:
+    return str(resolve_path(text, base_dir)) if isinstance(text, str) else text
+
+
+def rebase(doc: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    """Make the relative paths of a document absolute against ``base_dir`` (for included/extended files)."""
+    for spec in (doc.get("services") or {}).values():
+        if isinstance(spec, dict):
+            rebase_service(spec, base_dir)
+    for section in ("secrets", "configs"):
+        for resource in (doc.get(section) or {}).values():
+            if isinstance(resource, dict) and "file" in resource:
+                resource["file"] = _absolute(resource["file"], base_dir)
+    return doc
+
+
+def rebase_service(spec: dict[str, Any], base_dir: Path) -> None:
+    build = spec.get("build")
+    if isinstance(build, str):
+        spec["build"] = _absolute(build, base_dir)
+    elif isinstance(build, dict) and isinstance(build.get("context"), str) and "://" not in build["context"]:
+        build["context"] = _absolute(build["context"], base_dir)
+    volumes = spec.get("volumes")
+    if isinstance(volumes, list):
+        for index, volume in enumerate(volumes):
+            if isinstance(volume, str) and _is_path(volume) and ":" in volume:
+                source, _, rest = volume.partition(":")
+                volumes[index] = f"{_absolute(source, base_dir)}:{rest}"
+            elif isinstance(volume, dict) and volume.get("type") == "bind" and "source" in volume:
+                volume["source"] = _absolute(volume["source"], base_dir)
+    env_file = spec.get("env_file")
+    if isinstance(env_file, str):
+        spec["env_file"] = _absolute(env_file, base_dir)
+    elif isinstance(env_file, list):
+        spec["env_file"] = [
+            {**e, "path": _absolute(e.get("path"), base_dir)} if isinstance(e, dict) else _absolute(e, base_dir)
+            for e in env_file
+        ]
+    extends = spec.get("extends")
+    if isinstance(extends, dict) and isinstance(extends.get("file"), str):
+        extends["file"] = _absolute(extends["file"], base_dir)
+    process = (spec.get("x-unistack") or {}).get("process") if isinstance(spec.get("x-unistack"), dict) else None
+    if isinstance(process, dict) and isinstance(process.get("working_dir"), str):
+        process["working_dir"] = _absolute(process["working_dir"], base_dir)
+
+
+# --- include -------------------------------------------------------------------------------------------
+
+
+def apply_includes(
+    doc: dict[str, Any],
+    *,
+    base_dir: Path,
+    variables: Mapping[str, str],
+    locations: Locations,
+    seen: tuple[Path, ...] = (),
+) -> dict[str, Any]:
+    """Load every ``include`` entry as a sub-project and add its resources to ``doc``."""
+    entries = doc.pop("include", None)
+    if entries is None:
+        return doc
+    if not isinstance(entries, list):
+        entries = [entries]
+    problems: list[Problem] = []
+    for index, entry in enumerate(entries):
+        where = ("include", index)
+        spec = {"path": entry} if isinstance(entry, str) else entry
+        if not isinstance(spec, dict) or not spec.get("path"):
+            problems.append(locations.problem(where, "an include entry needs a path.", "write - path/to/compose.yaml."))
+            continue
+        paths = [resolve_path(str(p), base_dir) for p in _as_list(spec["path"])]
+        project_dir = (
+            resolve_path(str(spec["project_directory"]), base_dir) if spec.get("project_directory") else paths[0].parent
+        )
+        if paths[0] in seen:
+            chain = " -> ".join(str(p) for p in (*seen, paths[0]))
+            problems.append(locations.problem(where, f"include cycle: {chain}.", "remove one of the includes."))
+            continue
+        env: dict[str, str] = {}
+        env_files = [resolve_path(str(p), base_dir) for p in _as_list(spec.get("env_file"))]
+        if not env_files and (project_dir / ".env").is_file():
+            env_files = [project_dir / ".env"]
+        for env_file in env_files:
+            env.update(read_env_file(env_file, {**env, **variables}))
+        sub_variables = {**env, **variables}
+        included: dict[str, Any] = {}
+        for path in paths:
+            document = read_yaml_file(path)
+            locations.add(path, document.lines, prefix=())
+            data = interpolate_tree(document.data, sub_variables, locations=locations)
+            data = apply_includes(
+                data, base_dir=path.parent, variables=sub_variables, locations=locations, seen=(*seen, paths[0])
+            )
+            included = merge(included, data) if included else strip_markers(data)
+        included = rebase(included, project_dir)
+        for section in RESOURCE_SECTIONS:
+            for name, value in (included.get(section) or {}).items():
+                if not isinstance(doc.get(section), dict):
+                    doc[section] = {}
+                ours = doc[section]
+                if name in ours and ours[name] != value:
+                    problems.append(
+                        locations.problem(
+                            (section, name),
+                            f"{section}.{name} is defined here and also in included {paths[0]}.",
+                            "rename one of them, or extend the included one with a compose override file.",
+                        )
+                    )
+                    continue
+                ours[name] = value
+    if problems:
+        raise ConfigError(problems)
+    return doc
+
+
+# --- extends -------------------------------------------------------------------------------------------
+
+
+def apply_extends(
+    doc: dict[str, Any],
+    *,
+    base_dir: Path,
+    variables: Mapping[str, str],
+    locations: Locations,
+) -> dict[str, Any]:
+    """Resolve every service's ``extends`` chain in place; problems are collected and raised together."""
+    services = doc.get("services") or {}
+    problems: list[Problem] = []
+    cache: dict[tuple[Path | None, str], dict[str, Any]] = {}
+    files: dict[Path, dict[str, Any]] = {}
+
+    def load_file(path: Path) -> dict[str, Any]:
+        if path not in files:
+            document = read_yaml_file(path)
+            data = strip_markers(interpolate_tree(document.data, variables))
+            files[path] = rebase(data, path.parent)
+        return files[path]
+
+    def resolve(file: Path | None, name: str, chain: tuple[str, ...]) -> dict[str, Any]:
+        key = (file, name)
+        if key in cache:
+            return cache[key]
+        pool = services if file is None else (load_file(file).get("services") or {})
+        spec = pool.get(name)
+        label = name if file is None else f"{name} ({file})"
+        if not isinstance(spec, dict):
+            raise _ExtendsError(f"service {chain[-1]!r} extends {label!r}, which does not exist.")
+        if label in chain:
+            raise _ExtendsError(f"extends cycle: {' -> '.join((*chain, label))}.")
+        spec = dict(spec)
+        extends = spec.pop("extends", None)
+        if extends is not None:
+            if isinstance(extends, str):
+                extends = {"service": extends}
+            if not isinstance(extends, dict) or "service" not in extends:
+                raise _ExtendsError(f"service {label!r}: extends needs 'service' (and optionally 'file').")
+            base_file = file
+            if extends.get("file"):
+                base_file = resolve_path(str(extends["file"]), base_dir if file is None else file.parent)
+            base = resolve(base_file, str(extends["service"]), (*chain, label))
+            spec = merge({"services": {"s": base}}, {"services": {"s": spec}})["services"]["s"]
+        cache[key] = spec
+        return spec
+
+    for name in list(services):
+        spec = services[name]
+        if isinstance(spec, dict) and "extends" in spec:
+            try:
+                services[name] = resolve(None, name, ())
+            except _ExtendsError as exc:
+                problems.append(locations.problem(("services", name, "extends"), str(exc), "fix the extends entry."))
+    if problems:
+        raise ConfigError(problems)
+    return doc
+
+
+class _ExtendsError(Exception):
+    pass
+
+
+# --- profiles ------------------------------------------------------------------------------------------
+
+
+def apply_profiles(
+    doc: dict[str, Any], profiles: set[str], locations: Locations
+) -> tuple[dict[str, Any], list[Problem]]:
+    """Drop services whose profiles are not enabled (``*`` enables all).
+
+    A ``required`` dependency of an active service on a disabled one is a problem naming the profile to
+    enable; a ``required: false`` one is dropped.
+    """
+    services = doc.get("services") or {}
+
+    def active(spec: Any) -> bool:
+        wanted = _as_list(spec.get("profiles")) if isinstance(spec, dict) else []
+        return not wanted or "*" in profiles or any(str(p) in profiles for p in wanted)
+
+    disabled = {name: spec for name, spec in services.items() if not active(spec)}
+    problems: list[Problem] = []
+    for name, spec in services.items():
+        if name in disabled or not isinstance(spec, dict):
+            continue
+        depends_on = spec.get("depends_on")
+        if isinstance(depends_on, list):
+            depends_on = {str(d): None for d in depends_on}
+        if not isinstance(depends_on, dict):
+            continue
+        for dep, options in list(depends_on.items()):
+            if dep not in disabled:
+                continue
+            if (options or {}).get("required", True):
+                needed = ", ".join(str(p) for p in _as_list(disabled[dep].get("profiles")))
+                problems.append(
+                    locations.problem(
+                        ("services", name, "depends_on", dep),
+                        f"service {name!r} depends on {dep!r}, which only runs with profile {needed}.",
+                        f"enable it with --profile {needed.split(',')[0]} (or COMPOSE_PROFILES), "
+                        "or mark the dependency 'required: false'.",
+                    )
+                )
+            else:
+                del spec["depends_on"][dep]
+    doc["services"] = {name: spec for name, spec in services.items() if name not in disabled}
+    return doc, problems
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]

@@ -1,0 +1,268 @@
+"""``load``: Compose files in, one validated ``Project`` out, as a list of named steps.
+
+The steps (``STEPS``) run in order on one ``Loading`` record: discover files -> read env files -> read YAML ->
+name the project -> interpolate -> include -> merge overlays -> extends -> profiles -> normalise -> check ->
+build the model. Steps that cannot go on without their input (a missing file, bad YAML, missing variables)
+raise at once; the others collect problems, and ``build_model`` raises one ConfigError listing them all.
+Never prints, never exits, never writes files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from unistack.config import discover
+from unistack.config.build import ProjectBuilder
+from unistack.config.checks import run_checks
+from unistack.config.composition import apply_extends, apply_includes, apply_profiles
+from unistack.config.envfile import read_env_file
+from unistack.config.interpolation import InterpolationError, interpolate, interpolate_tree
+from unistack.config.merge import merge
+from unistack.config.model import Project
+from unistack.config.normalize import Normalizer
+from unistack.config.yamlfile import Locations, YamlDocument, read_yaml_file, strip_markers
+from unistack.errors import ConfigError, Problem
+
+
+@dataclass
+class Loading:
+    """What the caller asked for, and what each step has found so far."""
+
+    requested_files: list[Path] | None
+    os_env: dict[str, str]
+    project_name: str | None
+    env_name: str
+    requested_env_files: list[Path] | None
+    requested_profiles: list[str]
+    cwd: Path
+    files: list[Path] = field(default_factory=list)
+    project_dir: Path = Path()
+    env_file: Path | None = None  # environments/NAME.env
+    variables: dict[str, str] = field(default_factory=dict)
+    documents: list[YamlDocument] = field(default_factory=list)
+    locations: Locations = field(default_factory=Locations)
+    name: str = ""
+    state_dir: Path = Path()
+    data: list[dict[str, Any]] = field(default_factory=list)
+    doc: dict[str, Any] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    project: Project | None = None
+
+
+def discover_files(s: Loading) -> None:
+    if s.requested_files:
+        s.files = [p if p.is_absolute() else s.cwd / p for p in s.requested_files]
+        missing = [p for p in s.files if not p.is_file()]
+        if missing:
+            raise ConfigError(
+                [Problem(f"compose file {p} does not exist.", file=p, fix="check the -f path.") for p in missing]
+            )
+    else:
+        main = discover.find_compose_file(s.cwd)
+        s.files = [main, *discover.override_files(main)]
+    s.project_dir = s.files[0].parent
+    s.env_file, overlay = discover.environment_files(s.files[0], s.env_name)
+    if overlay is not None and overlay not in s.files:
+        s.files.append(overlay)
+
+
+def read_env(s: Loading) -> None:
+    if s.requested_env_files is not None:
+        paths = [p if p.is_absolute() else s.cwd / p for p in s.requested_env_files]
+    else:
+        default = s.project_dir / ".env"
+        paths = [default] if default.is_file() else []
+    if s.env_file is not None:
+        paths.append(s.env_file)
+    values: dict[str, str] = {}
+    for path in paths:
+        values.update(read_env_file(path, {**values, **s.os_env}))
+    s.variables = {**values, **s.os_env}
+
+
+def read_yaml(s: Loading) -> None:
+    problems: list[Problem] = []
+    for path in s.files:
+        try:
+            s.documents.append(read_yaml_file(path))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    for document in s.documents:
+        s.locations.add(document.path, document.lines)
+
+
+def name_project(s: Loading) -> None:
+    if s.project_name is not None:
+        s.name = discover.check_project_name(s.project_name, "-p")
+    elif s.variables.get("COMPOSE_PROJECT_NAME"):
+        s.name = discover.check_project_name(s.variables["COMPOSE_PROJECT_NAME"], "COMPOSE_PROJECT_NAME")
+    else:
+        named = [d for d in s.documents if d.data.get("name") is not None]
+        if named:
+            document = named[-1]
+            try:
+                raw = interpolate(str(strip_markers(document.data["name"])), s.variables)
+            except InterpolationError as exc:
+                raise ConfigError(
+                    Problem(exc.message + ".", file=document.path, line=document.lines.get(("name",)), key="name")
+                ) from None
+            s.name = discover.check_project_name(raw, f"name: in {document.path}", document.path)
+        else:
+            s.name = discover.normalize_project_name(s.project_dir.name)
+            if not s.name:
+                raise ConfigError(
+                    Problem(
+                        f"cannot make a project name from the folder name {s.project_dir.name!r}.",
+                        file=s.files[0],
+                        fix="add 'name: myproject' to the compose file or pass -p NAME.",
+                    )
+                )
+    s.state_dir = discover.state_dir(s.project_dir, s.name, s.variables)
+    s.variables = discover.unistack_variables(s.name, s.env_name, s.state_dir, s.variables)
+
+
+def interpolate_documents(s: Loading) -> None:
+    problems: list[Problem] = []
+    for document in s.documents:
+        locations = Locations()
+        locations.add(document.path, document.lines)
+        try:
+            s.data.append(interpolate_tree(document.data, s.variables, locations=locations))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+
+
+def include(s: Loading) -> None:
+    for document, data in zip(s.documents, s.data, strict=True):
+        base_dir = document.path.parent if document.path else s.project_dir
+        apply_includes(data, base_dir=base_dir, variables=s.variables, locations=s.locations)
+
+
+def merge_overlays(s: Loading) -> None:
+    doc = strip_markers(s.data[0])
+    for overlay in s.data[1:]:
+        doc = merge(doc, overlay)
+    s.doc = doc
+
+
+def extends(s: Loading) -> None:
+    apply_extends(s.doc, base_dir=s.project_dir, variables=s.variables, locations=s.locations)
+
+
+def profiles(s: Loading) -> None:
+    wanted = set(s.requested_profiles)
+    if not wanted:
+        wanted = {p.strip() for p in s.variables.get("COMPOSE_PROFILES", "").split(",") if p.strip()}
+    if not isinstance(s.doc.get("services"), dict):
+        return
+    s.doc, problems = apply_profiles(s.doc, wanted, s.locations)
+    s.problems.extend(problems)
+
+
+def normalise(s: Loading) -> None:
+    services = s.doc.get("services")
+    if services is None:
+        services = {}
+    if not isinstance(services, dict):
+        s.problems.append(s.locations.problem(("services",), "services must be a mapping of service names."))
+        services = {}
+    normalizer = Normalizer(s.locations, s.project_dir, s.variables)
+    s.doc["services"] = {str(name): normalizer.service(str(name), spec) for name, spec in services.items()}
+    for section in ("volumes", "networks", "secrets", "configs"):
+        value = s.doc.get(section)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            s.problems.append(s.locations.problem((section,), f"{section} must be a mapping of names."))
+            s.doc[section] = {}
+        else:
+            s.doc[section] = {str(k): (v if v is not None else {}) for k, v in value.items()}
+    s.doc["name"] = s.name
+    s.problems.extend(normalizer.problems)
+
+
+def check(s: Loading) -> None:
+    s.problems.extend(run_checks(s.doc, s.locations))
+
+
+def build_model(s: Loading) -> None:
+    builder = ProjectBuilder(s.locations, s.project_dir, s.variables)
+    project = None
+    try:
+        project = builder.project(
+            s.doc,
+            name=s.name,
+            environment=s.env_name,
+            working_dir=s.project_dir,
+            files=tuple(s.files),
+            state_dir=s.state_dir,
+        )
+    except ValidationError as exc:
+        s.problems.append(Problem(f"invalid configuration: {exc.errors()[0]['msg']}.", file=s.files[0]))
+    problems = [*s.problems, *builder.problems]
+    if problems:
+        raise ConfigError(_unique(problems))
+    s.project = project
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    """Without repeats, in file and line order (so the user can walk down the file)."""
+    return sorted(dict.fromkeys(problems), key=lambda p: (str(p.file or ""), p.line or 0))
+
+
+STEPS: list[Callable[[Loading], None]] = [
+    discover_files,
+    read_env,
+    read_yaml,
+    name_project,
+    interpolate_documents,
+    include,
+    merge_overlays,
+    extends,
+    profiles,
+    normalise,
+    check,
+    build_model,
+]
+
+
+def load(
+    files: Sequence[str | Path] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    project_name: str | None = None,
+    env_name: str | None = None,
+    env_files: Sequence[str | Path] | None = None,
+    profiles: Sequence[str] = (),
+    cwd: Path | None = None,
+) -> Project:
+    """Load a project from Compose files (default: the nearest compose.yaml from ``cwd`` upward).
+
+    ``env`` is the OS environment (default os.environ); it wins over env files. ``env_name`` is the
+    environment (``--env``; default UNISTACK_ENV or "local"); ``env_files`` replace the project's ``.env``.
+    Raises ConfigError listing every problem found.
+    """
+    os_env = dict(os.environ if env is None else env)
+    state = Loading(
+        requested_files=[Path(f) for f in files] if files else None,
+        os_env=os_env,
+        project_name=project_name,
+        env_name=env_name or os_env.get("UNISTACK_ENV") or discover.DEFAULT_ENV,
+        requested_env_files=[Path(f) for f in env_files] if env_files is not None else None,
+        requested_profiles=list(profiles),
+        cwd=(cwd or Path.cwd()).resolve(),
+    )
+    for step in STEPS:
+        step(state)
+    assert state.project is not None
+    return state.project

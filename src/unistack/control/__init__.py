@@ -1,0 +1,1 @@
+"""The per-instance supervisor daemon, its control socket (server and client), its state file and lock."""

@@ -1,0 +1,132 @@
+"""Talking to an instance's daemon: find it, start it when needed, send one request, read one reply.
+
+The daemon is started detached (its own session, output in ``logs/daemon.log``) so it outlives the command
+that started it. A daemon that was killed is replaced here: the new one re-adopts what the old one ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from unistack.control import state
+from unistack.errors import DaemonError, UnistackError
+
+SPAWN_TIMEOUT = 20.0
+
+
+class RemoteError(UnistackError):
+    """The daemon refused a request; carries the daemon's exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class DaemonClient:
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.path = state.socket_path(state_dir)
+
+    def call(self, cmd: str, **args: Any) -> Any:
+        """Send one request and return its result; raise RemoteError with the daemon's message on failure."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(str(self.path))
+                sock.sendall((json.dumps({"cmd": cmd, **args}, default=str) + "\n").encode())
+                data = b""
+                while not data.endswith(b"\n"):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+        except OSError as exc:
+            raise DaemonError(f"lost the supervisor daemon of {self.state_dir} ({exc.strerror or exc})") from exc
+        if not data:
+            raise DaemonError(f"the supervisor daemon of {self.state_dir} closed the connection; see {self.log}")
+        reply = json.loads(data)
+        if not reply.get("ok"):
+            raise RemoteError(reply.get("error", "unknown error"), int(reply.get("exit_code", 1)))
+        return reply.get("result")
+
+    @property
+    def log(self) -> Path:
+        return state.daemon_log(self.state_dir)
+
+    def responds(self) -> bool:
+        try:
+            self.call("ping")
+        except (DaemonError, RemoteError, ValueError):
+            return False
+        return True
+
+
+def existing(state_dir: Path) -> DaemonClient | None:
+    """The running daemon; if a daemon died but left services recorded, a new one that re-adopts them."""
+    client = DaemonClient(state_dir)
+    if client.responds():
+        return client
+    saved = state.read_state(state_dir)
+    if saved and saved.get("project"):
+        return spawn(state_dir)
+    return None
+
+
+def ensure(state_dir: Path) -> DaemonClient:
+    """The running daemon, started when there is none."""
+    client = DaemonClient(state_dir)
+    if client.responds():
+        return client
+    return spawn(state_dir)
+
+
+def spawn(state_dir: Path) -> DaemonClient:
+    client = DaemonClient(state_dir)
+    log = state.daemon_log(state_dir)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    (state_dir / "run").mkdir(mode=0o700, exist_ok=True)
+    if not state.daemon_alive(state_dir):
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "unistack.control.daemon", str(state_dir)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+    else:
+        proc = None
+    deadline = time.monotonic() + SPAWN_TIMEOUT
+    while time.monotonic() < deadline:
+        if client.responds():
+            return client
+        if proc is not None and proc.poll() is not None and not state.daemon_alive(state_dir):
+            break
+        time.sleep(0.03)
+    tail = log.read_text(errors="replace").strip().splitlines()[-15:] if log.exists() else []
+    raise DaemonError(
+        f"the supervisor daemon for {state_dir} did not start; its log {log} ends with:\n  " + "\n  ".join(tail)
+    )
+
+
+def pid_of(state_dir: Path) -> int | None:
+    saved = state.read_state(state_dir)
+    pid = saved.get("daemon_pid") if saved else None
+    return int(pid) if pid and _running(int(pid)) else None
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,294 @@
+"""The supervisor daemon: one process per project instance that owns the engine and answers commands.
+
+Started detached by the client (``python -m unistack.control.daemon STATE_DIR``). It holds ``daemon.lock`` for
+its life, re-adopts what a previous daemon left running (from ``state.json``), serves JSON requests on the
+control socket, saves state after every change, appends every event to ``logs/events.jsonl``, delivers
+``service_fatal`` to the notifiers, rotates logs, and on SIGTERM/SIGINT stops the stack and exits.
+
+Requests (one JSON object per line; one JSON reply per line):
+``ping``, ``up {project, services, environ, runtime}``, ``wait {services, timeout}``, ``ps``,
+``start|stop|restart {services, timeout}``, ``down {volumes, timeout}``, ``kill``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from unistack.config.model import Project
+from unistack.control import notify, state
+from unistack.engine.events import Event
+from unistack.engine.health import CheckRecord
+from unistack.engine.supervisor import Engine
+from unistack.errors import UnistackError
+from unistack.runtimes import create_runtime
+from unistack.runtimes.base import Handle, Runtime
+
+HOUSEKEEPING_EVERY = 10.0
+SAVE_DELAY = 0.2
+
+
+class Daemon:
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.engine: Engine | None = None
+        self.runtime: Runtime | None = None
+        self.runtime_name = "process"
+        self.environ: dict[str, str] = {}
+        self.done = asyncio.Event()
+        self.lock = asyncio.Lock()  # one changing request at a time
+        self._save_pending = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._events = state.events_log(state_dir)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: self._spawn(self._terminate()))
+        await self._restore()
+        path = state.socket_path(self.state_dir)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        server = await asyncio.start_unix_server(self._serve, path=str(path))
+        path.chmod(0o600)
+        self._spawn(self._housekeeping())
+        async with server:
+            await self.done.wait()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+    async def _restore(self) -> None:
+        """Take over what a previous daemon left: re-adopt live services, restart the rest as wanted."""
+        saved = state.read_state(self.state_dir)
+        if not saved or not saved.get("project"):
+            return
+        project = Project.model_validate(saved["project"])
+        self._configure(project, saved.get("runtime", "process"), saved.get("environ") or {})
+        engine, runtime = self._require()
+        adopted: dict[str, Handle] = {}
+        wanted: list[str] = []
+        for name, info in (saved.get("services") or {}).items():
+            record = info.get("record")
+            service = project.services.get(name)
+            handle = await runtime.adopt(project, service, record) if record and service else None
+            if name in engine.status:
+                st = engine.status[name]
+                st.restarts = int(info.get("restarts", 0))
+                st.state = info.get("state", "created")
+                st.exit_code = info.get("exit_code")
+                if check := info.get("last_check"):
+                    st.last_check = CheckRecord(**check)
+            if handle is not None and (service is None or not info.get("desired")):
+                await runtime.stop(handle, "SIGTERM", 10.0)  # left running but no longer wanted
+                self._event(Event("stopped", name, f"{name} stopped: no longer part of the instance", _now()))
+                continue
+            if handle is not None:
+                adopted[name] = handle
+            if info.get("desired"):
+                wanted.append(name)
+        if wanted:
+            await engine.up(wanted, adopted=adopted)
+        self._save_now()
+
+    def _configure(self, project: Project, runtime_name: str, environ: dict[str, str]) -> None:
+        self.runtime_name, self.environ = runtime_name, environ
+        self.runtime = create_runtime(runtime_name, environ)
+        self.engine = Engine(project, self.runtime, on_event=self._event, on_change=self._save_soon)
+
+    def _require(self) -> tuple[Engine, Runtime]:
+        if self.engine is None or self.runtime is None:
+            raise UnistackError("this instance is not up; run `unistack up` first")
+        return self.engine, self.runtime
+
+    async def _terminate(self) -> None:
+        async with self.lock:
+            if self.engine is not None:
+                await self.engine.close()
+                self._save_now()
+        self.done.set()
+
+    async def _housekeeping(self) -> None:
+        while not self.done.is_set():
+            await asyncio.sleep(HOUSEKEEPING_EVERY)
+            if self.engine is not None and self.runtime is not None:
+                with contextlib.suppress(Exception):
+                    await self.runtime.housekeeping(self.engine.project)
+
+    # ----------------------------------------------------------------- requests
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await reader.readline()
+            if not line:
+                return
+            request = json.loads(line)
+            try:
+                result = await self._handle(request)
+                reply: dict[str, Any] = {"ok": True, "result": result}
+            except UnistackError as exc:
+                reply = {"ok": False, "error": str(exc), "exit_code": exc.exit_code}
+            except Exception as exc:
+                traceback.print_exc()
+                reply = {"ok": False, "error": f"supervisor error: {exc!r}", "exit_code": 1}
+            writer.write((json.dumps(reply, default=str) + "\n").encode())
+            await writer.drain()
+        except (ConnectionError, ValueError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _handle(self, request: dict[str, Any]) -> Any:
+        cmd = request.get("cmd")
+        services = request.get("services") or None
+        timeout = request.get("timeout")
+        if cmd == "ping":
+            return {"pid": os.getpid(), "project": self.engine.project.name if self.engine else None}
+        if cmd == "ps":
+            return self.engine.snapshot() if self.engine else []
+        if cmd == "wait":
+            engine, _ = self._require()
+            report = await engine.wait_ready(services, timeout)
+            return {"ok": report.ok, "ready": report.ready, "failed": report.failed, "pending": report.pending}
+        async with self.lock:
+            if cmd == "up":
+                return await self._up(request)
+            if cmd == "down":
+                return await self._down(bool(request.get("volumes")), timeout)
+            if cmd == "kill":
+                return await self._down(False, 0.0)
+            engine, _ = self._require()
+            if cmd == "stop":
+                await engine.stop(services, timeout)
+            elif cmd == "start":
+                await engine.up(services)
+            elif cmd == "restart":
+                await engine.restart(services, timeout)
+            else:
+                raise UnistackError(f"unknown request {cmd!r}")
+            self._save_now()
+            return engine.snapshot()
+
+    async def _up(self, request: dict[str, Any]) -> dict[str, str]:
+        project = Project.model_validate(request["project"])
+        environ = dict(request.get("environ") or {})
+        runtime_name = request.get("runtime") or self.runtime_name
+        if self.engine is None:
+            self._configure(project, runtime_name, environ)
+            engine, _ = self._require()
+            selected = engine.selection(request.get("services") or None)
+            await engine.up(selected)
+            self._save_now()
+            return dict.fromkeys(selected, "started")
+        if runtime_name != self.runtime_name:
+            raise UnistackError(
+                f"this instance runs on the {self.runtime_name} runtime; run `unistack down` before "
+                f"switching it to {runtime_name}"
+            )
+        self.environ = environ
+        engine, _ = self._require()
+        done = await engine.reconcile(project, request.get("services") or None)
+        self._save_now()
+        return done
+
+    async def _down(self, volumes: bool, timeout: float | None) -> dict[str, Any]:
+        if self.engine is not None and self.runtime is not None:
+            await self.engine.close(timeout)
+            await self.runtime.cleanup(self.engine.project, volumes)
+        state.remove_state(self.state_dir)
+        self.engine = None
+        asyncio.get_running_loop().call_later(0.05, self.done.set)
+        return {"stopped": True}
+
+    # ----------------------------------------------------------------- events and state
+
+    def _event(self, event: Event) -> None:
+        line = event.to_json()
+        print(line, flush=True)
+        with contextlib.suppress(OSError), self._events.open("a") as fh:
+            fh.write(line + "\n")
+        if event.kind == "fatal" and self.engine is not None:
+            self._spawn(self._notify(event))
+
+    async def _notify(self, event: Event) -> None:
+        engine, _ = self._require()
+        project = engine.project
+        payload = dict(event.data)
+        env = {**os.environ, **self.environ}
+        for notifier in project.notify:
+            failure = await notify.deliver(notifier, payload, project.working_dir, env)
+            if failure:
+                self._event(Event("notify_failed", event.service, failure, _now()))
+
+    def _save_soon(self) -> None:
+        if not self._save_pending:
+            self._save_pending = True
+            asyncio.get_running_loop().call_later(SAVE_DELAY, self._save_now)
+
+    def _save_now(self) -> None:
+        self._save_pending = False
+        if self.engine is None or self.done.is_set():
+            return
+        engine = self.engine
+        services: dict[str, Any] = {}
+        for name, st in engine.status.items():
+            check = st.last_check
+            services[name] = {
+                "state": st.state,
+                "restarts": st.restarts,
+                "exit_code": st.exit_code,
+                "record": st.handle.record if st.handle else None,
+                "desired": engine.is_wanted(name),
+                "last_check": None if check is None else check.__dict__,
+            }
+        state.write_state(
+            self.state_dir,
+            {
+                "project": engine.project.model_dump(mode="json"),
+                "runtime": self.runtime_name,
+                "environ": self.environ,
+                "daemon_pid": os.getpid(),
+                "services": services,
+            },
+        )
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _now() -> float:
+    return time.time()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m unistack.control.daemon STATE_DIR", file=sys.stderr)
+        return 2
+    state_dir = Path(args[0])
+    fd = state.try_daemon_lock(state_dir)
+    if fd is None:
+        print(f"another daemon already runs for {state_dir}", file=sys.stderr)
+        return 0
+    try:
+        asyncio.run(Daemon(state_dir).run())
+    finally:
+        os.close(fd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""An instance's state on disk: where things are, the state file, and the locks.
+
+``<state_dir>/state.json`` (mode 0600) holds the project the daemon runs, the runtime, the environment ``up`` was
+called with, and per service what ``adopt`` needs to find a live incarnation again. ``lock`` serialises
+commands that change an instance; ``daemon.lock`` is held by the one live daemon for its whole life.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from unistack.errors import StateError
+
+STATE_VERSION = 1
+SOCKET_NAME = "daemon.sock"
+MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
+
+
+def socket_path(state_dir: Path) -> Path:
+    """The control socket: in ``run/`` when the path fits a unix socket address, else a short private path."""
+    path = state_dir / "run" / SOCKET_NAME
+    if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha1(os.fsencode(state_dir.resolve())).hexdigest()[:16]
+    base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"unistack-{os.getuid()}"
+    base.mkdir(mode=0o700, exist_ok=True)
+    return base / f"{digest}.sock"
+
+
+def state_file(state_dir: Path) -> Path:
+    return state_dir / "state.json"
+
+
+def daemon_log(state_dir: Path) -> Path:
+    return state_dir / "logs" / "daemon.log"
+
+
+def events_log(state_dir: Path) -> Path:
+    return state_dir / "logs" / "events.jsonl"
+
+
+def read_state(state_dir: Path) -> dict[str, Any] | None:
+    path = state_file(state_dir)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise StateError(f"the state file {path} cannot be read ({exc}); remove it to start afresh") from exc
+    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+        raise StateError(f"the state file {path} is from another unistack version; remove it to start afresh")
+    return data
+
+
+def write_state(state_dir: Path, data: dict[str, Any]) -> None:
+    """Write atomically (temp file + rename), readable by the owner only (it holds the environment)."""
+    path = state_file(state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({**data, "version": STATE_VERSION}, fh, indent=1, default=str)
+    tmp.replace(path)
+
+
+def remove_state(state_dir: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        state_file(state_dir).unlink()
+
+
+def _open_lock(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+
+@contextlib.contextmanager
+def instance_lock(state_dir: Path, timeout: float = 600.0, on_wait: Any = None) -> Iterator[None]:
+    """Hold the instance's command lock; wait for a racing command to finish first."""
+    fd = _open_lock(state_dir / "lock")
+    try:
+        deadline = time.monotonic() + timeout
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not told and on_wait is not None:
+                    on_wait()
+                    told = True
+                if time.monotonic() > deadline:
+                    raise StateError(
+                        f"another unistack command has held {state_dir / 'lock'} for {timeout:g}s; "
+                        "wait for it or stop it"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
+
+
+def try_daemon_lock(state_dir: Path) -> int | None:
+    """Take the daemon lock for the life of this process; None when another daemon holds it."""
+    fd = _open_lock(state_dir / "daemon.lock")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.set_inheritable(fd, False)
+    return fd
+
+
+def daemon_alive(state_dir: Path) -> bool:
+    """True when some process holds the daemon lock."""
+    path = state_dir / "daemon.lock"
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

@@ -1,0 +1,560 @@
+"""The engine: one asyncio task per service, gated on its dependencies, healed by the restart policy.
+
+Owns each service's state machine (``created -> starting -> running | healthy | unhealthy -> exited | fatal |
+stopped``, plus ``blocked`` while a dependency will not become available), dependency conditions, health
+probing through the runtime, restarts with backoff, the ``service_fatal`` event, stop in reverse dependency
+order, and reconciling a running instance with a changed project. It sees only the Runtime protocol and the
+Clock; it never imports subprocess, docker or sockets, and never formats output (events do that job).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from unistack import graph
+from unistack.config.model import Dependency, Project, Service
+from unistack.engine import policy
+from unistack.engine.clock import Clock, SystemClock
+from unistack.engine.events import Event, EventKind, iso
+from unistack.engine.health import CheckRecord, Health, HealthTracker
+from unistack.errors import RuntimeFailure
+from unistack.runtimes.base import Handle, Runtime
+
+RUNNING_STATES = {"starting", "running", "healthy", "unhealthy"}
+LOG_TAIL = 20
+STABLE_RUN = 1.0  # seconds a service without a healthcheck must stay up before ``--wait`` calls it ready
+
+
+@dataclass
+class ServiceStatus:
+    """What ``ps`` shows for one service; mutated only by the engine."""
+
+    service: str
+    state: str = "created"
+    health: Health = "none"
+    restarts: int = 0
+    attempts: int = 0  # restarts in the current run of failures (reset after a stable run)
+    exit_code: int | None = None
+    last_check: CheckRecord | None = None
+    handle: Handle | None = None
+    started_at: float | None = None  # epoch seconds of the current incarnation
+    reason: str = ""  # why blocked / fatal / exited
+
+    def ready(self, service: Service) -> bool:
+        """Started as its dependents would want: healthy if it has a check, else running or done."""
+        if self.state == "exited":
+            return self.exit_code == 0
+        if service.healthcheck is not None:
+            return self.health == "healthy"
+        return self.state in RUNNING_STATES
+
+    def failed(self) -> bool:
+        return self.state in {"fatal", "blocked"} or (self.state == "exited" and self.exit_code != 0)
+
+    def to_json(self, service: Service) -> dict[str, Any]:
+        check = self.last_check
+        return {
+            "service": self.service,
+            "state": self.state,
+            "health": self.health,
+            "restarts": self.restarts,
+            "exit_code": self.exit_code,
+            "started_at": iso(self.started_at),
+            "last_check": None
+            if check is None
+            else {"at": iso(check.at), "ok": check.ok, "exit_code": check.exit_code, "output": check.output},
+            "pid": int(self.handle.ident) if self.handle and self.handle.ident.isdigit() else None,
+            "container": self.handle.ident if self.handle and not self.handle.ident.isdigit() else None,
+            "ports": [
+                {"host_ip": p.host_ip, "host_port": p.published, "target": p.target, "protocol": p.protocol}
+                for p in service.ports
+                if p.published is not None
+            ],
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class WaitReport:
+    ready: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # service -> why, with check output and logs
+    pending: dict[str, str] = field(default_factory=dict)  # service -> what it still waits for
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.pending
+
+
+class Engine:
+    def __init__(
+        self,
+        project: Project,
+        runtime: Runtime,
+        *,
+        clock: Clock | None = None,
+        on_event: Callable[[Event], None] = lambda event: None,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.project = project
+        self.runtime = runtime
+        self.clock: Clock = clock or SystemClock()
+        self.on_event = on_event
+        self.on_change = on_change
+        self.status: dict[str, ServiceStatus] = {name: ServiceStatus(name) for name in project.services}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._changed = asyncio.Condition()
+        self._side_tasks: set[asyncio.Task[None]] = set()
+
+    # ----------------------------------------------------------------- public API
+
+    def graph(self) -> dict[str, list[str]]:
+        return {name: list(svc.depends_on) for name, svc in self.project.services.items()}
+
+    def selection(self, services: Iterable[str] | None) -> list[str]:
+        """The named services plus what they depend on, in start order (everything when None)."""
+        g = self.graph()
+        chosen = graph.closure(g, services) if services else set(g)
+        return [name for name in graph.start_order(g) if name in chosen]
+
+    async def up(self, services: Iterable[str] | None = None, adopted: dict[str, Handle] | None = None) -> None:
+        """Start a runner for every selected service that is not running; return at once."""
+        await self.runtime.prepare(self.project)
+        adopted = adopted or {}
+        for name in self.selection(services):
+            task = self._tasks.get(name)
+            if task is not None and not task.done():
+                continue
+            self.status[name].attempts = 0  # a new runner gets a fresh restart budget
+            self._tasks[name] = asyncio.create_task(self._run(name, adopted.get(name)), name=f"service:{name}")
+
+    async def stop(self, services: Iterable[str] | None = None, timeout: float | None = None) -> None:
+        """Stop services (all when None) in reverse dependency order, as Compose's ``stop`` does."""
+        g = self.graph()
+        names = set(g) if services is None else set(services)
+        for layer in reversed(graph.layers(g)):
+            await asyncio.gather(*(self._stop_one(n, timeout) for n in layer if n in names))
+
+    async def restart(self, services: Iterable[str] | None = None, timeout: float | None = None) -> None:
+        """Stop then start the named services (and dependents that ask ``restart: true`` on them)."""
+        g = self.graph()
+        names = set(services or g)
+        for name in list(names):
+            names |= self._restart_followers(name)
+        for layer in reversed(graph.layers(g)):
+            await asyncio.gather(*(self._stop_one(n, timeout) for n in layer if n in names))
+        await self.up(names)
+
+    async def reconcile(self, project: Project, services: Iterable[str] | None = None) -> dict[str, str]:
+        """Bring a running instance in line with ``project`` as Compose's ``up`` does.
+
+        Removed services are stopped, changed ones recreated, missing ones started. Returns what was done.
+        """
+        done: dict[str, str] = {}
+        old = self.project
+        removed = [n for n in old.services if n not in project.services]
+        changed = [n for n in project.services if n in old.services and old.services[n] != project.services[n]]
+        if removed:
+            await self.stop(removed)
+            done.update(dict.fromkeys(removed, "removed"))
+        if changed:
+            await self.stop([n for n in changed if self._is_live(n)])
+        self.project = project
+        for name in removed:
+            self.status.pop(name, None)
+            self._tasks.pop(name, None)
+        for name in project.services:
+            self.status.setdefault(name, ServiceStatus(name))
+        for name in changed:
+            done[name] = "recreated"
+        selected = self.selection(services)
+        for name in selected:
+            task = self._tasks.get(name)
+            if (task is None or task.done()) and name not in done:
+                done[name] = "started"
+        await self.up(selected)
+        return done
+
+    async def wait_ready(self, services: Iterable[str] | None = None, timeout: float | None = None) -> WaitReport:
+        """Wait until every selected service is ready, or one failed, or ``timeout`` seconds passed."""
+        names = self.selection(services)
+
+        def settled() -> bool:
+            return all(self._ready_or_failed(n) for n in names)
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while True:
+                    await self._wait_until(settled)
+                    # a service without a healthcheck counts as ready once it stayed up for a moment
+                    young = [self._uptime_left(n) for n in names]
+                    if max(young, default=0.0) <= 0:
+                        break
+                    await self.clock.sleep(max(young))
+        report = WaitReport()
+        for name in names:
+            st, svc = self.status[name], self.project.services[name]
+            if st.ready(svc):
+                report.ready.append(name)
+            elif self._ready_or_failed(name):
+                report.failed[name] = await self.describe(name)
+            else:
+                report.pending[name] = await self.describe(name)
+        return report
+
+    def _uptime_left(self, name: str) -> float:
+        st, svc = self.status[name], self.project.services[name]
+        if svc.healthcheck is not None or st.state != "running" or st.started_at is None:
+            return 0.0
+        return STABLE_RUN - (self.clock.wall() - st.started_at)
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Stop everything and end every runner."""
+        await self.stop(None, timeout)
+
+    def is_wanted(self, name: str) -> bool:
+        """True while a runner owns the service (starting, running, waiting or backing off)."""
+        return self._is_live(name)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        g = self.graph()
+        return [self.status[n].to_json(self.project.services[n]) for n in graph.start_order(g)]
+
+    async def describe(self, name: str) -> str:
+        """One paragraph on why a service is not ready: state, reason, last check, last log lines."""
+        st = self.status[name]
+        parts = [f"{name} is {st.state}" + (f" ({st.health})" if st.health != "none" else "")]
+        if st.reason:
+            parts.append(st.reason)
+        if st.last_check is not None and not st.last_check.ok:
+            parts.append(f"last check (exit {st.last_check.exit_code}): {st.last_check.output.strip() or '-'}")
+        lines = await self._tail(name)
+        if lines and st.state in {"exited", "fatal", "unhealthy", "starting"}:
+            parts.append("last log lines:\n    " + "\n    ".join(lines[-10:]))
+        return "; ".join(parts)
+
+    # ----------------------------------------------------------------- runner
+
+    async def _run(self, name: str, adopted: Handle | None) -> None:
+        st = self.status[name]
+        try:
+            if adopted is None:
+                if not await self._wait_dependencies(name):
+                    return
+                handle = await self._start(name)
+            else:
+                handle = adopted
+                st.handle, st.started_at, st.state = handle, handle.started_at, "running"
+                svc = self.project.services[name]
+                if svc.healthcheck is not None:
+                    st.state, st.health = "starting", "starting"
+                self._emit("adopted", name, f"{name} adopted (pid/container {handle.ident})")
+            while True:
+                if handle is None:
+                    exit_code: int | None = None
+                    unhealthy = False
+                    ran_for = 0.0
+                else:
+                    began = self.clock.now() - max(0.0, self.clock.wall() - handle.started_at)
+                    exit_code, unhealthy = await self._supervise(name, handle)
+                    ran_for = self.clock.now() - began
+                svc = self.project.services[name]
+                st.attempts = policy.attempts_after_run(svc.restart, st.attempts, ran_for)
+                decision = policy.decide(svc.restart, exit_code=exit_code, unhealthy=unhealthy, attempts=st.attempts)
+                if decision.action == "exit":
+                    st.state, st.reason, st.handle = "exited", decision.reason, None
+                    self._changed_now()
+                    return
+                if decision.action == "fatal":
+                    await self._go_fatal(name, exit_code, decision.reason)
+                    return
+                st.attempts += 1
+                st.restarts += 1
+                st.state, st.health, st.reason = "restarting", "none", decision.reason
+                self._emit(
+                    "restarting",
+                    name,
+                    f"{name} {decision.reason}" + (f" in {decision.delay:g}s" if decision.delay else " now"),
+                    delay=decision.delay,
+                    attempt=st.attempts,
+                )
+                await self.clock.sleep(decision.delay)
+                handle = await self._start(name)
+                if handle is not None:
+                    for follower in self._restart_followers(name):
+                        self._background(self._restart_follower(follower, name))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug or an unexpected runtime error must not kill the supervisor silently
+            st.state, st.reason = "fatal", f"supervisor error: {exc!r}"
+            self._emit("error", name, f"{name}: supervisor error: {exc!r}")
+            self._changed_now()
+
+    async def _start(self, name: str) -> Handle | None:
+        st, svc = self.status[name], self.project.services[name]
+        st.state, st.reason, st.exit_code = "starting", "", None
+        st.health = "starting" if svc.healthcheck else "none"
+        self._emit("starting", name, f"{name} starting")
+        starting = asyncio.ensure_future(self.runtime.start(self.project, svc))
+        try:
+            handle = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # never lose an incarnation that was being started: hand it to the stop path
+            with contextlib.suppress(Exception):
+                st.handle = await starting
+            raise
+        except RuntimeFailure as exc:
+            st.reason = str(exc)
+            self._emit("error", name, f"{name} could not start: {exc}")
+            st.handle = None
+            return None
+        st.handle, st.started_at = handle, handle.started_at
+        st.state = "starting" if svc.healthcheck else "running"
+        self._emit("started", name, f"{name} started ({handle.ident})", ident=handle.ident)
+        return handle
+
+    async def _supervise(self, name: str, handle: Handle) -> tuple[int | None, bool]:
+        """Run until the incarnation exits (exit code, False) or turns unhealthy and is stopped (code, True)."""
+        svc = self.project.services[name]
+        exited = asyncio.create_task(self.runtime.wait(handle), name=f"wait:{name}")
+        probing: asyncio.Task[None] | None = None
+        if svc.healthcheck is not None:
+            probing = asyncio.create_task(self._probe_loop(name, handle), name=f"health:{name}")
+        try:
+            waiters: set[asyncio.Task[Any]] = {exited} | ({probing} if probing else set())
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if exited.done():
+                code = exited.result()
+                await self._on_exit(name, code)
+                return code, False
+            # the probe loop ended: the service is unhealthy and the policy may restart it
+            if svc.restart.mode == "no":
+                # Compose semantics: an unhealthy service keeps running; keep watching its exit only
+                if probing is not None:
+                    probing = asyncio.create_task(self._probe_loop(name, handle, forever=True))
+                code = await exited
+                await self._on_exit(name, code)
+                return code, False
+            exited.cancel()
+            result = await self.runtime.stop(handle, svc.stop_signal, svc.stop_grace_period)
+            self._report_kill(name, result.killed, svc.stop_grace_period)
+            self.status[name].handle = None
+            return result.exit_code, True
+        finally:
+            for task in (exited, probing):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+
+    async def _on_exit(self, name: str, code: int | None) -> None:
+        st = self.status[name]
+        st.exit_code, st.handle = code, None
+        st.health = "none" if st.health == "none" else st.health
+        message = f"{name} exited with code {code}"
+        data: dict[str, Any] = {"exit_code": code}
+        if code != 0:
+            lines = await self._tail(name)
+            if lines:
+                message += "; last log lines:\n    " + "\n    ".join(lines[-10:])
+            data["last_logs"] = lines
+        self._emit("exited", name, message, **data)
+
+    async def _probe_loop(self, name: str, handle: Handle, forever: bool = False) -> None:
+        """Probe until the service turns unhealthy (return), or forever when asked."""
+        svc = self.project.services[name]
+        check = svc.healthcheck
+        assert check is not None
+        st = self.status[name]
+        tracker = HealthTracker(check, started=self.clock.now() - max(0.0, self.clock.wall() - handle.started_at))
+        if forever:
+            tracker.status, tracker.ever_healthy = st.health, True
+        while True:
+            await self.clock.sleep(tracker.next_delay(self.clock.now()))
+            result = await self.runtime.probe(self.project, svc, handle, check)
+            st.last_check = CheckRecord(self.clock.wall(), result.ok, result.exit_code, result.output[-2000:])
+            change = tracker.record(result.ok, self.clock.now())
+            if change is None:
+                if not result.ok and tracker.failures:
+                    self._emit(
+                        "check_failed",
+                        name,
+                        f"{name} check failed ({tracker.failures}/{check.retries or 3}): "
+                        + result.output.strip()[-200:],
+                    )
+                self._changed_now()
+                continue
+            st.health = change
+            if change == "healthy":
+                st.state = "healthy"
+                self._emit("healthy", name, f"{name} is healthy")
+            else:
+                st.state = "unhealthy"
+                self._emit(
+                    "unhealthy",
+                    name,
+                    f"{name} is unhealthy after {tracker.failures} failed checks: {result.output.strip()[-300:]}",
+                    exit_code=result.exit_code,
+                )
+                if not forever:
+                    return
+
+    async def _go_fatal(self, name: str, exit_code: int | None, reason: str) -> None:
+        st = self.status[name]
+        st.state, st.reason, st.handle = "fatal", reason, None
+        lines = await self._tail(name)
+        check = st.last_check
+        payload = {
+            "event": "service_fatal",
+            "project": self.project.name,
+            "service": name,
+            "attempts": st.attempts,
+            "restarts": st.restarts,
+            "exit_code": exit_code,
+            "reason": reason,
+            "last_check": None
+            if check is None
+            else {"at": iso(check.at), "ok": check.ok, "exit_code": check.exit_code, "output": check.output},
+            "last_logs": lines,
+            "at": iso(self.clock.wall()),
+        }
+        self._emit("fatal", name, f"{name} is fatal: {reason}", **payload)
+
+    # ----------------------------------------------------------------- dependencies
+
+    async def _wait_dependencies(self, name: str) -> bool:
+        """Wait until every dependency meets its condition. Marks the service blocked while one cannot."""
+        svc = self.project.services[name]
+        st = self.status[name]
+        announced: set[str] = set()
+
+        def check() -> bool:
+            verdicts = {dep: self._dependency_verdict(dep, want) for dep, want in svc.depends_on.items()}
+            for dep, verdict in verdicts.items():
+                if verdict == "wait" and dep not in announced:
+                    announced.add(dep)
+                    self._emit("waiting", name, f"{name} waits for {dep} ({svc.depends_on[dep].condition})")
+            problems = [v for v in verdicts.values() if v not in {"ok", "wait"}]
+            if problems:
+                if st.state != "blocked" or st.reason != problems[0]:
+                    st.state, st.reason = "blocked", problems[0]
+                    self._emit("blocked", name, f"{name} is blocked: {problems[0]}")
+                return False
+            if st.state == "blocked":
+                st.state, st.reason = "created", ""
+                self._changed_now()
+            return all(v == "ok" for v in verdicts.values())
+
+        await self._wait_until(check)
+        return True
+
+    def _dependency_verdict(self, dep: str, want: Dependency) -> str:
+        """'ok', 'wait', or a sentence saying why ``dep`` will not meet ``want`` as things stand."""
+        if dep not in self.project.services:
+            return "ok" if not want.required else f"{dep} is not defined"
+        st, svc = self.status[dep], self.project.services[dep]
+        if dep not in self._tasks and not want.required:
+            return "ok"
+        check = st.last_check
+        check_text = f"; last check: {check.output.strip()[-200:] or '-'}" if check and not check.ok else ""
+        if st.state in {"fatal", "blocked"}:
+            return f"dependency {dep} is {st.state} ({st.reason}){check_text}"
+        if want.condition == "service_started":
+            return "ok" if st.state in RUNNING_STATES or st.state == "exited" else "wait"
+        if want.condition == "service_healthy":
+            if svc.healthcheck is None:
+                return f"dependency {dep} has no healthcheck, so it can never be service_healthy"
+            if st.health == "healthy":
+                return "ok"
+            if st.state == "exited":
+                return f"dependency {dep} exited with code {st.exit_code} before it was healthy"
+            if st.state == "unhealthy" and svc.restart.mode == "no":
+                return f'dependency {dep} is unhealthy and restart is "no"{check_text}'
+            return "wait"
+        # service_completed_successfully
+        if st.state == "exited":
+            if st.exit_code == 0:
+                return "ok"
+            return f"dependency {dep} exited with code {st.exit_code} (service_completed_successfully)"
+        return "wait"
+
+    def _ready_or_failed(self, name: str) -> bool:
+        st, svc = self.status[name], self.project.services[name]
+        if st.ready(svc) or st.failed():
+            return True
+        return st.state == "unhealthy" and svc.restart.mode == "no"
+
+    def _restart_followers(self, name: str) -> set[str]:
+        return {n for n, s in self.project.services.items() if (d := s.depends_on.get(name)) and d.restart}
+
+    async def _restart_follower(self, follower: str, cause: str) -> None:
+        if not self._is_live(follower):
+            return
+        self._emit("restarting", follower, f"{follower} restarts because {cause} restarted")
+        await self.restart([follower])
+
+    # ----------------------------------------------------------------- stop
+
+    def _is_live(self, name: str) -> bool:
+        task = self._tasks.get(name)
+        return task is not None and not task.done()
+
+    async def _stop_one(self, name: str, timeout: float | None) -> None:
+        task = self._tasks.get(name)
+        st = self.status.get(name)
+        if st is None:
+            return
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        handle = st.handle
+        if handle is None:
+            if st.state in {"created", "blocked", "starting"}:
+                st.state = "stopped"
+                self._changed_now()
+            return
+        svc = self.project.services[name]
+        grace = svc.stop_grace_period if timeout is None else timeout
+        self._emit("stopping", name, f"{name} stopping ({svc.stop_signal}, grace {grace:g}s)")
+        result = await self.runtime.stop(handle, svc.stop_signal, grace)
+        st.handle, st.exit_code = None, result.exit_code
+        st.state, st.health = "stopped", "none" if svc.healthcheck is None else st.health
+        self._report_kill(name, result.killed, grace)
+        self._emit("stopped", name, f"{name} stopped", exit_code=result.exit_code)
+
+    def _report_kill(self, name: str, killed: bool, grace: float) -> None:
+        if killed:
+            self._emit("killed", name, f"{name} did not stop within {grace:g}s and was killed (SIGKILL)")
+
+    # ----------------------------------------------------------------- plumbing
+
+    async def _tail(self, name: str) -> list[str]:
+        try:
+            return await self.runtime.tail(self.project, name, LOG_TAIL)
+        except RuntimeFailure:
+            return []
+
+    def _emit(self, kind: EventKind, service: str | None, message: str, /, **data: Any) -> None:
+        self.on_event(Event(kind, service, message, self.clock.wall(), data))
+        self._changed_now()
+
+    def _changed_now(self) -> None:
+        self.on_change()
+        self._background(self._notify())
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _wait_until(self, predicate: Callable[[], bool]) -> None:
+        async with self._changed:
+            await self._changed.wait_for(predicate)

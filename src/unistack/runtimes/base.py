@@ -1,0 +1,75 @@
+"""The Runtime protocol: the only view the engine has of processes or containers.
+
+A runtime starts one incarnation of a service (a ``Handle``), waits for it to exit, runs its health probe,
+stops it with a signal and a grace period, reads the tail of its logs, and can re-adopt an incarnation that a
+previous supervisor started (from the record it saved). Third-party and OS errors are translated into
+``RuntimeFailure`` here, at the edge. Policy (when to restart, what is healthy) lives in the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from unistack.config.model import Healthcheck, Project, Service
+from unistack.runtimes.logfiles import LogLine
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    exit_code: int | None
+    output: str
+
+
+@dataclass(frozen=True)
+class StopResult:
+    killed: bool  # True when the grace period ran out and the incarnation was killed
+    exit_code: int | None
+
+
+@dataclass
+class Handle:
+    """One running incarnation of a service, as the runtime knows it."""
+
+    service: str
+    ident: str  # pid for host processes, container id for Docker
+    started_at: float  # wall-clock seconds
+    record: dict[str, Any] = field(default_factory=dict)  # what ``adopt`` needs to find it again
+    adopted: bool = False
+
+
+class Runtime(Protocol):
+    name: str
+
+    async def prepare(self, project: Project) -> None:
+        """Create what the instance needs before any service starts (folders, networks, volumes)."""
+
+    async def start(self, project: Project, service: Service) -> Handle:
+        """Start one incarnation; raise RuntimeFailure (with the reason) when it cannot start at all."""
+
+    async def wait(self, handle: Handle) -> int | None:
+        """Return when the incarnation has exited, with its exit code (None when it cannot be known)."""
+
+    async def probe(self, project: Project, service: Service, handle: Handle, check: Healthcheck) -> ProbeResult:
+        """Run the healthcheck once against this incarnation, bounded by ``check.timeout``."""
+
+    async def stop(self, handle: Handle, signal_name: str, grace: float) -> StopResult:
+        """Send ``signal_name``; after ``grace`` seconds kill. Return whether it had to kill."""
+
+    async def adopt(self, project: Project, service: Service, record: dict[str, Any]) -> Handle | None:
+        """Find a live incarnation a previous supervisor started, or None if it is gone."""
+
+    async def tail(self, project: Project, service: str, lines: int) -> list[str]:
+        """The last lines the service printed (across its incarnations)."""
+
+    async def housekeeping(self, project: Project) -> None:
+        """Periodic upkeep while the instance runs (log rotation)."""
+
+    def logs(self, project: Project, services: Sequence[str], tail: int | None, follow: bool) -> AsyncIterator[LogLine]:
+        """The services' output: the last ``tail`` lines (all when None), then new lines if ``follow``."""
+        ...
+
+    async def cleanup(self, project: Project, remove_volumes: bool) -> None:
+        """After every service stopped (``down``): remove what ``prepare`` made; data too if asked."""

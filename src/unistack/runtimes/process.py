@@ -1,0 +1,233 @@
+"""The host-process runtime: each service is a process group on this machine.
+
+Owns starting a service's ``x-unistack.process`` command in its own session (so it has its own process group
+and outlives a killed supervisor), its environment (the OS environment, then ``environment``, then
+``x-unistack.process.environment``, then the ``UNISTACK_*`` variables), its log file, probes run beside it,
+stopping the whole group (signal, grace, SIGKILL), re-adopting a live process by pid and start time, and the
+instance's folders (``run/`` 0700, ``logs/``, ``volumes/<name>``). It never decides when to restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from unistack.config.model import Healthcheck, Project, Service
+from unistack.errors import NotSupported, RuntimeFailure
+from unistack.runtimes import logfiles
+from unistack.runtimes.base import Handle, ProbeResult, StopResult
+
+OUTPUT_LIMIT = 4000
+ADOPTED_POLL = 0.5
+
+
+def signal_number(name: str) -> int:
+    """``SIGTERM``, ``TERM`` or ``15`` as a signal number."""
+    text = name.strip().upper()
+    if text.isdigit():
+        return int(text)
+    if not text.startswith("SIG"):
+        text = "SIG" + text
+    try:
+        return int(signal.Signals[text])
+    except KeyError:
+        raise RuntimeFailure(f"unknown stop_signal {name!r}; use a name such as SIGTERM or SIGINT") from None
+
+
+def exit_status(returncode: int) -> int:
+    """A shell-style exit status: killed by signal N is 128 + N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def instance_variables(project: Project) -> dict[str, str]:
+    return {
+        "UNISTACK_PROJECT": project.name,
+        "UNISTACK_ENV": project.environment,
+        "UNISTACK_STATE_DIR": str(project.state_dir),
+        "UNISTACK_RUN_DIR": str(project.run_dir),
+        "UNISTACK_VOLUMES_DIR": str(project.volumes_dir),
+    }
+
+
+class ProcessRuntime:
+    name = "process"
+
+    def __init__(self, base_environment: dict[str, str] | None = None) -> None:
+        self.base_environment = dict(os.environ if base_environment is None else base_environment)
+        self._children: dict[str, asyncio.subprocess.Process] = {}
+
+    # ----------------------------------------------------------------- folders and logs
+
+    def log_path(self, project: Project, service: str) -> Path:
+        return project.logs_dir / f"{service}.log"
+
+    async def prepare(self, project: Project) -> None:
+        try:
+            project.state_dir.mkdir(parents=True, exist_ok=True)
+            project.run_dir.mkdir(mode=0o700, exist_ok=True)
+            project.run_dir.chmod(0o700)
+            project.logs_dir.mkdir(exist_ok=True)
+            for volume in project.volumes:
+                (project.volumes_dir / volume).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RuntimeFailure(f"cannot prepare the state folder {project.state_dir}: {exc.strerror}") from exc
+
+    async def housekeeping(self, project: Project) -> None:
+        for service in project.services:
+            logfiles.rotate_if_needed(self.log_path(project, service))
+
+    async def tail(self, project: Project, service: str, lines: int) -> list[str]:
+        return logfiles.tail_lines(self.log_path(project, service), lines)
+
+    def logs(
+        self, project: Project, services: Sequence[str], tail: int | None, follow: bool
+    ) -> AsyncIterator[logfiles.LogLine]:
+        return logfiles.follow([(s, self.log_path(project, s)) for s in services], tail, follow)
+
+    async def cleanup(self, project: Project, remove_volumes: bool) -> None:
+        if project.run_dir.exists():
+            for entry in project.run_dir.iterdir():
+                with contextlib.suppress(OSError):
+                    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        if remove_volumes and project.volumes_dir.exists():
+            shutil.rmtree(project.volumes_dir, ignore_errors=True)
+
+    # ----------------------------------------------------------------- processes
+
+    def environment(self, project: Project, service: Service) -> dict[str, str]:
+        env = dict(self.base_environment)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        env.update(service.environment)
+        if service.process is not None:
+            env.update(service.process.environment)
+        env.update(instance_variables(project))
+        env["UNISTACK_SERVICE"] = service.name
+        return env
+
+    def _spec(self, service: Service) -> tuple[tuple[str, ...], Path]:
+        if service.process is None:
+            raise NotSupported(
+                f"service {service.name!r} has no x-unistack.process.command, so it cannot run as a host process; "
+                "add one or use --runtime docker"
+            )
+        return service.process.command, service.process.working_dir
+
+    async def start(self, project: Project, service: Service) -> Handle:
+        argv, cwd = self._spec(service)
+        log_path = self.log_path(project, service.name)
+        try:
+            log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as exc:
+            raise RuntimeFailure(f"cannot open the log file {log_path}: {exc.strerror}") from exc
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=cwd,
+                env=self.environment(project, service),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_fd,
+                stderr=log_fd,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            missing = exc.filename if exc.filename else argv[0]
+            if not Path(cwd).is_dir():
+                raise RuntimeFailure(f"working_dir {cwd} does not exist") from exc
+            raise RuntimeFailure(f"command not found: {missing!r} (x-unistack.process.command)") from exc
+        except OSError as exc:
+            raise RuntimeFailure(f"cannot run {argv[0]!r}: {exc.strerror}") from exc
+        finally:
+            os.close(log_fd)
+        self._children[str(proc.pid)] = proc
+        try:
+            created = psutil.Process(proc.pid).create_time()
+        except psutil.Error:
+            created = time.time()
+        return Handle(
+            service=service.name,
+            ident=str(proc.pid),
+            started_at=time.time(),  # create_time is only as exact as the kernel's boot time stamp
+            record={"pid": proc.pid, "pgid": proc.pid, "create_time": created},
+        )
+
+    async def adopt(self, project: Project, service: Service, record: dict[str, Any]) -> Handle | None:
+        pid, created = int(record.get("pid", 0)), float(record.get("create_time", 0))
+        if not pid or not _alive(pid, created):
+            return None
+        return Handle(service=service.name, ident=str(pid), started_at=created, record=dict(record), adopted=True)
+
+    async def wait(self, handle: Handle) -> int | None:
+        proc = self._children.get(handle.ident)
+        if proc is not None:
+            code = await proc.wait()
+            self._children.pop(handle.ident, None)
+            return exit_status(code)
+        while _alive(int(handle.record["pid"]), float(handle.record["create_time"])):
+            await asyncio.sleep(ADOPTED_POLL)
+        return None
+
+    async def stop(self, handle: Handle, signal_name: str, grace: float) -> StopResult:
+        pgid = int(handle.record.get("pgid", handle.record["pid"]))
+        sig = signal_number(signal_name)
+        _signal_group(pgid, sig)
+        code: int | None = None
+        killed = False
+        try:
+            code = await asyncio.wait_for(self.wait(handle), timeout=grace)
+        except TimeoutError:
+            killed = True
+            _signal_group(pgid, signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                code = await asyncio.wait_for(self.wait(handle), timeout=10)
+        _signal_group(pgid, signal.SIGKILL)  # whatever the leader left behind in its group
+        return StopResult(killed=killed, exit_code=code)
+
+    async def probe(self, project: Project, service: Service, handle: Handle, check: Healthcheck) -> ProbeResult:
+        argv = ("/bin/sh", "-c", check.test[0]) if check.kind == "CMD-SHELL" else check.test
+        cwd = service.process.working_dir if service.process else project.working_dir
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=cwd,
+                env=self.environment(project, service),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return ProbeResult(False, None, f"cannot run healthcheck {argv[0]!r}: {exc.strerror}")
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), timeout=check.timeout)
+        except TimeoutError:
+            _signal_group(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            return ProbeResult(False, None, f"healthcheck timed out after {check.timeout:g}s")
+        except asyncio.CancelledError:
+            _signal_group(proc.pid, signal.SIGKILL)
+            raise
+        text = out.decode("utf-8", "replace")[-OUTPUT_LIMIT:]
+        code = exit_status(proc.returncode if proc.returncode is not None else -1)
+        return ProbeResult(code == 0, code, text)
+
+
+def _alive(pid: int, created: float) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        return abs(proc.create_time() - created) < 0.05 and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

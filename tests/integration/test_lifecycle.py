@@ -1,0 +1,283 @@
+"""The engine with real host processes, through the real CLI and daemon."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import psutil
+import pytest
+
+from .conftest import Instance
+
+pytestmark = pytest.mark.integration
+
+CHECK = """
+    healthcheck:
+      test: ["CMD-SHELL", "test -f \\"$$MARKER_DIR/$$UNISTACK_SERVICE.ready\\" && test ! -f \\"$$MARKER_DIR/sick\\""]
+      interval: 200ms
+      timeout: 2s
+      retries: 2
+      start_period: 20s
+      start_interval: 100ms
+"""
+
+HEALTHY_DB = "    depends_on:\n      db:\n        condition: service_healthy\n"
+
+
+def svc(name: str, *, env: str = "", deps: str = "", extra: str = "", check: bool = True) -> str:
+    return f"""
+  {name}:
+    x-unistack:
+      process:
+        command: ["${{PYTHON}}", "${{SERVICE_PY}}"]
+    environment:
+      MARKER_DIR: ${{UNISTACK_STATE_DIR}}
+{env}{deps}{extra}{CHECK if check else ""}"""
+
+
+def by_service(events: list[dict], kind: str) -> dict[str, float]:
+    return {e["service"]: e["at"] for e in events if e["kind"] == kind}
+
+
+def test_chain_starts_in_order_gated_on_health(instance: Instance) -> None:
+    instance.write(
+        "services:"
+        + svc("db", env="      READY_AFTER: '0.8'\n")
+        + svc(
+            "api",
+            env="      READY_AFTER: '0.3'\n",
+            deps="    depends_on:\n      db:\n        condition: service_healthy\n",
+        )
+        + svc("web", deps="    depends_on: [api]\n", check=False)
+    )
+    result = instance.run("up", "--wait", "--wait-timeout", "30")
+    assert result.returncode == 0, result.stdout + result.stderr
+    events = instance.events()
+    healthy, started = by_service(events, "healthy"), by_service(events, "started")
+    assert healthy["db"] <= started["api"]
+    assert started["api"] <= started["web"]
+    ps = instance.ps()
+    assert ps["db"]["health"] == "healthy" and ps["web"]["state"] == "running"
+    assert ps["db"]["last_check"]["ok"] is True and ps["db"]["last_check"]["at"].endswith("Z")
+    assert psutil.pid_exists(ps["db"]["pid"])
+
+
+def test_unhealthy_service_is_restarted_and_heals(instance: Instance) -> None:
+    instance.write(
+        "services:"
+        + svc(
+            "api",
+            env="      SICK_FILE: ${UNISTACK_STATE_DIR}/sick\n      HEAL_ON_START: '1'\n",
+            extra="    restart: always\n",
+        )
+    )
+    instance.run("up", "--wait", "--wait-timeout", "30", check=True)
+    first_pid = instance.ps()["api"]["pid"]
+    (instance.state_dir() / "sick").write_text("")
+    healed = instance.wait_for(
+        lambda: (row := instance.ps()["api"])["restarts"] >= 1 and row["health"] == "healthy" and row,
+        message="api restarted and healthy again",
+    )
+    assert healed["pid"] != first_pid
+    assert not psutil.pid_exists(first_pid)
+    kinds = [e["kind"] for e in instance.events() if e["service"] == "api"]
+    assert "unhealthy" in kinds and "restarting" in kinds
+
+
+def test_crash_loop_goes_fatal_and_notifies(instance: Instance) -> None:
+    instance.write(
+        """
+x-unistack:
+  notify:
+    - command: ["sh", "-c", "cat >> alerts.jsonl"]
+services:
+  flaky:
+    restart: on-failure:2
+    x-unistack:
+      process:
+        command: ["sh", "-c", "echo about to fail; echo really failing >&2; exit 3"]
+      restart:
+        backoff_initial: 0.1
+  after:
+    depends_on: [flaky]
+    x-unistack:
+      process:
+        command: ["sleep", "60"]
+"""
+    )
+    result = instance.run("up", "--wait", "--wait-timeout", "20")
+    assert result.returncode == 1
+    alerts = instance.folder / "alerts.jsonl"
+    instance.wait_for(alerts.exists, message="the notify command ran")
+    event = json.loads(alerts.read_text().splitlines()[0])
+    assert event["event"] == "service_fatal" and event["service"] == "flaky"
+    assert event["project"] == "demo" and event["attempts"] == 2 and event["exit_code"] == 3
+    assert "really failing" in event["last_logs"]
+    assert "last_check" in event
+    assert "flaky" in result.stdout and "fatal" in result.stdout
+    assert instance.ps()["flaky"]["state"] == "fatal"
+
+
+def test_stop_in_reverse_order_with_grace_then_kill(instance: Instance) -> None:
+    instance.write(
+        "services:"
+        + svc("db", extra="    stop_grace_period: 1s\n", env="      IGNORE_TERM: '1'\n")
+        + svc("api", deps="    depends_on: [db]\n")
+    )
+    instance.run("up", "--wait", "--wait-timeout", "30", check=True)
+    pids = {name: row["pid"] for name, row in instance.ps().items()}
+    instance.run("down", check=True)
+    events = instance.events()
+    stopping = [e["service"] for e in events if e["kind"] == "stopping"]
+    assert stopping == ["api", "db"]
+    killed = [e for e in events if e["kind"] == "killed"]
+    assert [e["service"] for e in killed] == ["db"] and "killed" in killed[0]["message"]
+    for pid in pids.values():
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_killed_daemon_is_replaced_and_services_readopted(instance: Instance) -> None:
+    instance.write("services:" + svc("db") + svc("api", deps="    depends_on: [db]\n"))
+    instance.run("up", "--wait", "--wait-timeout", "30", check=True)
+    state = json.loads((instance.state_dir() / "state.json").read_text())
+    before = {name: row["pid"] for name, row in instance.ps().items()}
+    os.kill(state["daemon_pid"], signal.SIGKILL)
+    instance.wait_for(lambda: not psutil.pid_exists(state["daemon_pid"]), message="daemon gone")
+    after = instance.ps()  # the next command brings a new daemon that adopts the live services
+    assert {name: row["pid"] for name, row in after.items()} == before
+    assert all(row["state"] in {"running", "healthy", "starting"} for row in after.values())
+    new_state = json.loads((instance.state_dir() / "state.json").read_text())
+    assert new_state["daemon_pid"] != state["daemon_pid"]
+    instance.wait_for(lambda: instance.ps()["db"]["health"] == "healthy", message="adopted db probed healthy")
+    instance.run("down", "-t", "2", check=True)
+    for pid in before.values():
+        instance.wait_for(lambda pid=pid: not _alive(pid), timeout=10, message=f"pid {pid} stopped")
+
+
+def test_two_instances_side_by_side(instance: Instance) -> None:
+    instance.write("services:" + svc("web", env="      PORT: ${WEB_PORT}\n", check=True))
+    for name, port in (("a", "18471"), ("b", "18472")):
+        instance.env["WEB_PORT"] = port
+        instance.run("up", "--wait", "--wait-timeout", "30", check=True, project=name)
+    a, b = instance.ps(project="a"), instance.ps(project="b")
+    assert a["web"]["pid"] != b["web"]["pid"]
+    assert a["web"]["health"] == b["web"]["health"] == "healthy"
+    instance.run("down", check=True, project="a")
+    assert instance.ps(project="a") == {}
+    assert instance.ps(project="b")["web"]["state"] in {"healthy", "running"}
+
+
+def test_unavailable_dependency_is_named_with_its_last_check(instance: Instance) -> None:
+    instance.write("services:" + svc("db", env="      READY_AFTER: '600'\n") + svc("api", deps=HEALTHY_DB))
+    result = instance.run("up", "--wait", "--wait-timeout", "2")
+    assert result.returncode == 1
+    assert "db" in result.stdout and "starting" in result.stdout
+    assert "api" in result.stdout and "waits for db" in (instance.state_dir() / "logs" / "events.jsonl").read_text()
+
+
+def test_service_that_exits_at_once_shows_its_last_lines(instance: Instance) -> None:
+    instance.write(
+        """
+services:
+  broken:
+    x-unistack:
+      process:
+        command: ["sh", "-c", "echo 'config file /etc/x missing'; exit 4"]
+"""
+    )
+    result = instance.run("up", "--wait", "--wait-timeout", "10")
+    assert result.returncode == 1
+    assert "config file /etc/x missing" in result.stdout
+    assert "code 4" in result.stdout
+
+
+def test_logs_follow_across_restarts(instance: Instance) -> None:
+    instance.write(
+        """
+services:
+  ticker:
+    restart: always
+    x-unistack:
+      process:
+        command: ["sh", "-c", "echo tick $$$$; sleep 0.3; exit 1"]
+      restart:
+        backoff_initial: 0.1
+        backoff_max: 0.2
+"""
+    )
+    instance.run("up", "-d", check=True)
+    instance.wait_for(lambda: instance.ps()["ticker"]["restarts"] >= 3, message="three restarts")
+    out = instance.run("logs", "--tail", "all", "ticker", check=True).stdout
+    ticks = {line.split()[-1] for line in out.splitlines() if "tick" in line}
+    assert len(ticks) >= 3  # one line from each incarnation, each with its own pid
+    assert out.splitlines()[0].startswith("ticker")
+
+
+def test_restart_and_stop_commands(instance: Instance) -> None:
+    instance.write("services:" + svc("db") + svc("api", deps="    depends_on: [db]\n"))
+    instance.run("up", "--wait", "--wait-timeout", "30", check=True)
+    pid = instance.ps()["api"]["pid"]
+    instance.run("restart", "api", check=True)
+    assert instance.ps()["api"]["pid"] != pid
+    instance.run("stop", "api", check=True)
+    assert instance.ps()["api"]["state"] == "stopped"
+    assert instance.ps()["db"]["state"] in {"healthy", "running"}
+    instance.run("start", "api", check=True)
+    instance.wait_for(lambda: instance.ps()["api"]["health"] == "healthy", message="api back")
+
+
+def test_up_reconciles_a_running_instance(instance: Instance) -> None:
+    instance.write("services:" + svc("db") + svc("old", check=False))
+    instance.run("up", "--wait", "--wait-timeout", "30", check=True)
+    db_pid = instance.ps()["db"]["pid"]
+    instance.write("services:" + svc("db") + svc("new", check=False))
+    result = instance.run("up", "--wait", "--wait-timeout", "30", check=True)
+    assert "old: removed" in result.stdout and "new: started" in result.stdout
+    ps = instance.ps()
+    assert set(ps) == {"db", "new"} and ps["db"]["pid"] == db_pid
+
+
+def test_racing_commands_are_serialised(instance: Instance) -> None:
+    import subprocess
+    import sys
+
+    instance.write("services:" + svc("db", env="      READY_AFTER: '0.5'\n"))
+    argv = [sys.executable, "-m", "unistack", "up", "--wait", "--wait-timeout", "30"]
+    procs = [
+        subprocess.Popen(argv, cwd=instance.folder, env=instance.env, stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    instance.projects.add(None)
+    outs = [p.communicate(timeout=60)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    starts = [e for e in instance.events() if e["kind"] == "started" and e["service"] == "db"]
+    assert len(starts) == 1  # one started db; the others found it running
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def test_state_folders_and_volumes_survive_down_but_not_down_v(instance: Instance) -> None:
+    instance.write(
+        "services:"
+        + svc("db", check=False, env="      DATA: ${UNISTACK_VOLUMES_DIR}/data\n")
+        + "\nvolumes:\n  data: {}\n"
+    )
+    instance.run("up", "-d", check=True)
+    state_dir = instance.state_dir()
+    assert (state_dir / "run").stat().st_mode & 0o777 == 0o700
+    data = state_dir / "volumes" / "data"
+    assert data.is_dir()
+    (data / "row").write_text("kept")
+    instance.run("down", check=True)
+    instance.run("up", "-d", check=True)
+    assert (data / "row").read_text() == "kept"
+    instance.run("down", "-v", check=True)
+    assert not data.exists()
+    assert (state_dir / "logs" / "db.log").exists()

@@ -1,0 +1,199 @@
+"""Seams for engine tests: a virtual clock and a scripted runtime. No processes, no real time."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unistack.config.model import Dependency, Healthcheck, Project, RestartPolicy, Service
+from unistack.runtimes.base import Handle, ProbeResult, StopResult
+from unistack.runtimes.logfiles import LogLine
+
+EPOCH = 1_700_000_000.0
+
+
+class FakeClock:
+    """Virtual time: ``sleep`` parks the caller; ``settle``/``advance`` move time to the next wake-up."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    def now(self) -> float:
+        return self.t
+
+    def wall(self) -> float:
+        return EPOCH + self.t
+
+    async def sleep(self, seconds: float) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.t + max(0.0, seconds), next(self._seq), fut))
+        await fut
+
+    async def idle(self) -> None:
+        for _ in range(30):
+            await asyncio.sleep(0)
+
+    async def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of virtual time pass, waking every sleeper due on the way."""
+        target = self.t + seconds
+        marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (target, next(self._seq), marker))
+        await self.run_until(lambda: self.t >= target)
+
+    async def run_until(self, predicate: Callable[[], bool], limit: float = 3600.0) -> None:
+        """Advance virtual time wake-up by wake-up until ``predicate`` holds; fail past ``limit`` seconds."""
+        await self.idle()
+        while not predicate():
+            live = [s for s in self._sleepers if not s[2].done()]
+            self._sleepers = live
+            heapq.heapify(self._sleepers)
+            if not self._sleepers:
+                raise AssertionError(f"nothing left to happen at t={self.t} and the condition is still false")
+            wake, _, fut = heapq.heappop(self._sleepers)
+            if wake > limit:
+                raise AssertionError(f"condition still false at t={wake} (limit {limit})")
+            self.t = max(self.t, wake)
+            fut.set_result(None)
+            await self.idle()
+
+
+@dataclass
+class Script:
+    """How one fake service behaves."""
+
+    exit_on_start: list[int | None] = field(default_factory=list)  # one entry per start: exit at once with it
+    probes: Callable[[int], bool] = lambda n: True  # n-th probe (1-based, over the service's life) passes?
+    ignores_stop: bool = False  # stays up through the grace period and must be killed
+    fail_start: bool = False
+
+
+class FakeRuntime:
+    name = "fake"
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.scripts: dict[str, Script] = {}
+        self.calls: list[tuple[str, str, float]] = []  # (action, service, virtual time)
+        self.exits: dict[str, asyncio.Future[int | None]] = {}
+        self.probe_count: dict[str, int] = {}
+        self.live: dict[str, Handle] = {}
+        self._ids = itertools.count(100)
+
+    def script(self, service: str) -> Script:
+        return self.scripts.setdefault(service, Script())
+
+    def started(self, service: str) -> list[float]:
+        return [t for action, s, t in self.calls if action == "start" and s == service]
+
+    def crash(self, service: str, code: int) -> None:
+        handle = self.live[service]
+        self.exits[handle.ident].set_result(code)
+
+    async def prepare(self, project: Project) -> None:
+        self.calls.append(("prepare", "", self.clock.t))
+
+    async def start(self, project: Project, service: Service) -> Handle:
+        from unistack.errors import RuntimeFailure
+
+        script = self.script(service.name)
+        self.calls.append(("start", service.name, self.clock.t))
+        if script.fail_start:
+            raise RuntimeFailure("command not found: 'nope'")
+        ident = str(next(self._ids))
+        handle = Handle(service.name, ident, self.clock.wall(), record={"pid": int(ident)})
+        fut: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self.exits[ident] = fut
+        self.live[service.name] = handle
+        if script.exit_on_start:
+            fut.set_result(script.exit_on_start.pop(0))
+        return handle
+
+    async def wait(self, handle: Handle) -> int | None:
+        return await asyncio.shield(self.exits[handle.ident])
+
+    async def probe(self, project: Project, service: Service, handle: Handle, check: Healthcheck) -> ProbeResult:
+        n = self.probe_count[service.name] = self.probe_count.get(service.name, 0) + 1
+        ok = self.script(service.name).probes(n)
+        return ProbeResult(ok, 0 if ok else 1, "ok" if ok else f"probe {n} failed")
+
+    async def stop(self, handle: Handle, signal_name: str, grace: float) -> StopResult:
+        self.calls.append(("stop", handle.service, self.clock.t))
+        fut = self.exits[handle.ident]
+        killed = False
+        if self.script(handle.service).ignores_stop and not fut.done():
+            await self.clock.sleep(grace)
+            killed = True
+        if not fut.done():
+            fut.set_result(137 if killed else 0)
+        return StopResult(killed, fut.result())
+
+    async def adopt(self, project: Project, service: Service, record: dict[str, Any]) -> Handle | None:
+        return None
+
+    async def tail(self, project: Project, service: str, lines: int) -> list[str]:
+        return [f"{service} says goodbye"]
+
+    async def housekeeping(self, project: Project) -> None:
+        return None
+
+    def logs(self, project: Project, services: Sequence[str], tail: int | None, follow: bool) -> AsyncIterator[LogLine]:
+        raise NotImplementedError
+
+    async def cleanup(self, project: Project, remove_volumes: bool) -> None:
+        return None
+
+
+def service(
+    name: str,
+    *,
+    depends_on: dict[str, str | Dependency] | None = None,
+    healthcheck: bool = False,
+    restart: str = "no",
+    max_attempts: int | None = None,
+    retries: int = 3,
+    start_period: float = 0.0,
+    grace: float = 10.0,
+) -> Service:
+    deps = {
+        k: v if isinstance(v, Dependency) else Dependency(condition=v)  # type: ignore[arg-type]
+        for k, v in (depends_on or {}).items()
+    }
+    check = (
+        Healthcheck(
+            kind="CMD",
+            test=("true",),
+            interval=5,
+            timeout=1,
+            retries=retries,
+            start_period=start_period,
+            start_interval=1,
+        )
+        if healthcheck
+        else None
+    )
+    return Service(
+        name=name,
+        depends_on=deps,
+        healthcheck=check,
+        restart=RestartPolicy(mode=restart, max_attempts=max_attempts),  # type: ignore[arg-type]
+        stop_grace_period=grace,
+    )
+
+
+def project(*services: Service, notify: Sequence[Any] = ()) -> Project:
+    return Project(
+        name="demo",
+        environment="local",
+        working_dir=Path("/nonexistent"),
+        files=(),
+        state_dir=Path("/nonexistent/.unistack/demo"),
+        services={s.name: s for s in services},
+        notify=tuple(notify),
+    )
