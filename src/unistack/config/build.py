@@ -65,7 +65,8 @@ class ProjectBuilder:
         return value
 
     def project(self, doc: dict[str, Any], **fields: Any) -> Project:
-        services = {name: self.service(name, spec) for name, spec in (doc.get("services") or {}).items()}
+        specs = doc.get("services") or {}
+        services = {name: self.service(name, spec, set(specs)) for name, spec in specs.items()}
         return Project(
             services=services,
             volumes={k: dict(v or {}) for k, v in (doc.get("volumes") or {}).items()},
@@ -76,10 +77,13 @@ class ProjectBuilder:
             **fields,
         )
 
-    def service(self, name: str, spec: dict[str, Any]) -> Service:
+    def service(self, name: str, spec: dict[str, Any], known: set[str]) -> Service:
+        """One service; optional dependencies on services that are not here are left out of the model."""
         where: KeyPath = ("services", name)
         depends_on: dict[str, Dependency] = {}
         for dep, options in (spec.get("depends_on") or {}).items():
+            if dep not in known and options.get("required") is False:
+                continue
             try:
                 depends_on[dep] = Dependency.model_validate(
                     {k: v for k, v in options.items() if k in ("condition", "required", "restart")}
