@@ -343,7 +343,7 @@ def logs(opts: Options, follow: bool, tail: str, services: tuple[str, ...]) -> N
 @pass_options
 def config_command(opts: Options, fmt: str) -> None:
     """Print the resolved configuration (secrets redacted)."""
-    click.echo(config.render(opts.project(), fmt), nl=False)
+    click.echo(config.render(opts.project(), "json" if fmt == "json" else "yaml"), nl=False)
 
 
 # --------------------------------------------------------------------------- entry point

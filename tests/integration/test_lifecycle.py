@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import psutil
 import pytest
@@ -240,9 +243,6 @@ def test_up_reconciles_a_running_instance(instance: Instance) -> None:
 
 
 def test_racing_commands_are_serialised(instance: Instance) -> None:
-    import subprocess
-    import sys
-
     instance.write("services:" + svc("db", env="      READY_AFTER: '0.5'\n"))
     argv = [sys.executable, "-m", "unistack", "up", "--wait", "--wait-timeout", "30"]
     procs = [
@@ -281,3 +281,55 @@ def test_state_folders_and_volumes_survive_down_but_not_down_v(instance: Instanc
     instance.run("down", "-v", check=True)
     assert not data.exists()
     assert (state_dir / "logs" / "db.log").exists()
+
+
+def _attached_up(instance: Instance) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "unistack", "up"]
+    proc = subprocess.Popen(argv, cwd=instance.folder, env=instance.env, stdout=subprocess.PIPE, text=True)
+    instance.projects.add(None)
+    return proc
+
+
+def _read_until(proc: subprocess.Popen[str], needle: str, timeout: float = 30) -> list[str]:
+    assert proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line.rstrip("\n"))
+        if needle in line:
+            return seen
+    raise AssertionError(f"{needle!r} not printed; got:\n" + "\n".join(seen))
+
+
+def test_attached_up_interleaves_logs_and_stops_on_ctrl_c(instance: Instance) -> None:
+    instance.write("services:" + svc("db") + svc("api", deps="    depends_on: [db]\n"))
+    proc = _attached_up(instance)
+    seen = _read_until(proc, "api ready")
+    assert any(line.startswith("db ") and "| db starting" in line for line in seen)
+    pids = {name: row["pid"] for name, row in instance.ps().items()}
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "Gracefully stopping" in out
+    for pid in pids.values():
+        instance.wait_for(lambda pid=pid: not _alive(pid), timeout=10, message=f"pid {pid} stopped")
+
+
+def test_second_ctrl_c_forces(instance: Instance) -> None:
+    instance.write(
+        "services:" + svc("stubborn", env="      IGNORE_TERM: '1'\n", extra="    stop_grace_period: 60s\n", check=False)
+    )
+    proc = _attached_up(instance)
+    _read_until(proc, "stubborn ready")
+    pid = instance.ps()["stubborn"]["pid"]
+    proc.send_signal(signal.SIGINT)
+    _read_until(proc, "ignores SIGTERM")
+    began = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert "Forcing stop" in out and "killed" in out
+    assert time.monotonic() - began < 10  # far less than the 60 s grace period
+    instance.wait_for(lambda: not _alive(pid), timeout=10, message="stubborn killed")

@@ -161,13 +161,16 @@ class Daemon:
             engine, _ = self._require()
             report = await engine.wait_ready(services, timeout)
             return {"ok": report.ok, "ready": report.ready, "failed": report.failed, "pending": report.pending}
+        if cmd == "kill":  # must not wait behind a graceful stop that is in progress
+            if self.engine is not None:
+                await self.engine.kill()
+            async with self.lock:
+                return await self._down(False, 0.0)
         async with self.lock:
             if cmd == "up":
                 return await self._up(request)
             if cmd == "down":
                 return await self._down(bool(request.get("volumes")), timeout)
-            if cmd == "kill":
-                return await self._down(False, 0.0)
             engine, _ = self._require()
             if cmd == "stop":
                 await engine.stop(services, timeout)

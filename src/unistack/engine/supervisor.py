@@ -211,6 +211,13 @@ class Engine:
             return 0.0
         return STABLE_RUN - (self.clock.wall() - st.started_at)
 
+    async def kill(self) -> None:
+        """Kill every live incarnation at once (the second Ctrl+C); a stop in progress then finishes quickly."""
+        handles = [st.handle for st in self.status.values() if st.handle is not None]
+        for handle in handles:
+            self._emit("killed", handle.service, f"{handle.service} killed (SIGKILL) on request")
+        await asyncio.gather(*(self.runtime.stop(h, "SIGKILL", 0.0) for h in handles), return_exceptions=True)
+
     async def close(self, timeout: float | None = None) -> None:
         """Stop everything and end every runner."""
         await self.stop(None, timeout)
