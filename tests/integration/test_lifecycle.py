@@ -148,9 +148,13 @@ def test_killed_daemon_is_replaced_and_services_readopted(instance: Instance) ->
     before = {name: row["pid"] for name, row in instance.ps().items()}
     os.kill(state["daemon_pid"], signal.SIGKILL)
     instance.wait_for(lambda: not psutil.pid_exists(state["daemon_pid"]), message="daemon gone")
+    # an incarnation the dead daemon started but never recorded: the new daemon must not leave it untracked
+    stray_env = {**instance.env, "UNISTACK_STATE_DIR": str(instance.state_dir()), "UNISTACK_SERVICE": "db"}
+    stray = subprocess.Popen(["sleep", "300"], env=stray_env, start_new_session=True)
     after = instance.ps()  # the next command brings a new daemon that adopts the live services
     assert {name: row["pid"] for name, row in after.items()} == before
     assert all(row["state"] in {"running", "healthy", "starting"} for row in after.values())
+    assert stray.wait(timeout=15) != 0  # stopped by the new daemon
     new_state = json.loads((instance.state_dir() / "state.json").read_text())
     assert new_state["daemon_pid"] != state["daemon_pid"]
     instance.wait_for(lambda: instance.ps()["db"]["health"] == "healthy", message="adopted db probed healthy")

@@ -137,6 +137,9 @@ class FakeRuntime:
     async def adopt(self, project: Project, service: Service, record: dict[str, Any]) -> Handle | None:
         return None
 
+    async def strays(self, project: Project, known: set[str]) -> list[Handle]:
+        return []
+
     async def tail(self, project: Project, service: str, lines: int) -> list[str]:
         return [f"{service} says goodbye"]
 

@@ -84,8 +84,9 @@ class Daemon:
             if name in engine.status:
                 st = engine.status[name]
                 st.restarts = int(info.get("restarts", 0))
-                st.state = info.get("state", "created")
                 st.exit_code = info.get("exit_code")
+                if not info.get("desired"):  # exited, fatal or stopped: show it as it was
+                    st.state = info.get("state", "created")
                 if check := info.get("last_check"):
                     st.last_check = CheckRecord(**check)
             if handle is not None and (service is None or not info.get("desired")):
@@ -96,6 +97,10 @@ class Daemon:
                 adopted[name] = handle
             if info.get("desired"):
                 wanted.append(name)
+        known = {h.ident for h in adopted.values()}
+        for stray in await runtime.strays(project, known):  # started just before the old daemon died
+            await runtime.stop(stray, "SIGTERM", 10.0)
+            self._event(Event("stopped", stray.service, f"{stray.service} ({stray.ident}) stopped: untracked", _now()))
         if wanted:
             await engine.up(wanted, adopted=adopted)
         self._save_now()
@@ -217,6 +222,8 @@ class Daemon:
     # ----------------------------------------------------------------- events and state
 
     def _event(self, event: Event) -> None:
+        if event.kind in {"started", "stopped", "exited", "killed"}:
+            self._save_now()  # an incarnation's pid reaches the state file before anything else happens
         line = event.to_json()
         print(line, flush=True)
         with contextlib.suppress(OSError), self._events.open("a") as fh:

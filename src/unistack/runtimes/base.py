@@ -61,6 +61,9 @@ class Runtime(Protocol):
     async def adopt(self, project: Project, service: Service, record: dict[str, Any]) -> Handle | None:
         """Find a live incarnation a previous supervisor started, or None if it is gone."""
 
+    async def strays(self, project: Project, known: set[str]) -> list[Handle]:
+        """Live incarnations of this instance that are not in ``known`` (so no supervisor tracks them)."""
+
     async def tail(self, project: Project, service: str, lines: int) -> list[str]:
         """The last lines the service printed (across its incarnations)."""
 

@@ -165,6 +165,25 @@ class ProcessRuntime:
             return None
         return Handle(service=service.name, ident=str(pid), started_at=created, record=dict(record), adopted=True)
 
+    async def strays(self, project: Project, known: set[str]) -> list[Handle]:
+        """Session leaders whose environment names this instance's state folder and that nobody tracks."""
+        wanted = str(project.state_dir)
+        found = []
+        for proc in psutil.process_iter(["pid", "create_time"]):
+            if str(proc.pid) in known or proc.pid == os.getpid():
+                continue
+            try:
+                if os.getsid(proc.pid) != proc.pid:
+                    continue
+                env = proc.environ()
+            except (psutil.Error, OSError):
+                continue
+            if env.get("UNISTACK_STATE_DIR") == wanted and env.get("UNISTACK_SERVICE"):
+                created = float(proc.info["create_time"])
+                record = {"pid": proc.pid, "pgid": proc.pid, "create_time": created}
+                found.append(Handle(env["UNISTACK_SERVICE"], str(proc.pid), created, record, adopted=True))
+        return found
+
     async def wait(self, handle: Handle) -> int | None:
         proc = self._children.get(handle.ident)
         if proc is not None:
