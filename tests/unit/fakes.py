@@ -72,6 +72,7 @@ class Script:
     probes: Callable[[int], bool] = lambda n: True  # n-th probe (1-based, over the service's life) passes?
     ignores_stop: bool = False  # stays up through the grace period and must be killed
     fail_start: bool = False
+    fail_setup: bool = False
 
 
 class FakeRuntime:
@@ -98,6 +99,11 @@ class FakeRuntime:
 
     async def prepare(self, project: Project) -> None:
         self.calls.append(("prepare", "", self.clock.t))
+
+    async def setup(self, project: Project, service: Service) -> ProbeResult:
+        self.calls.append(("setup", service.name, self.clock.t))
+        ok = not self.script(service.name).fail_setup
+        return ProbeResult(ok, 0 if ok else 1, "" if ok else "npm ERR! 404 left-pad")
 
     async def start(self, project: Project, service: Service) -> Handle:
         from unistack.errors import RuntimeFailure

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from unistack.config.model import Dependency
+from unistack.config.model import Dependency, ProcessSpec, Service
 from unistack.engine.events import Event
 from unistack.engine.supervisor import Engine
 
@@ -228,3 +230,29 @@ async def test_snapshot_has_the_documented_fields(clock: FakeClock, runtime: Fak
     assert {"service", "state", "health", "restarts", "last_check", "pid", "container", "ports"} <= set(row)
     assert row["health"] == "healthy" and row["last_check"]["ok"] is True
     assert row["last_check"]["at"].endswith("Z") and row["pid"] == 100
+
+
+def with_setup(svc: Service) -> Service:
+    return svc.model_copy(
+        update={"process": ProcessSpec(command=("run",), setup=("install",), working_dir=Path("/nonexistent"))}
+    )
+
+
+async def test_setup_runs_once_per_up_before_the_first_start(clock: FakeClock, runtime: FakeRuntime) -> None:
+    engine, events = make(runtime, clock, with_setup(service("api", restart="always")))
+    runtime.script("api").exit_on_start = [1]
+    await engine.up()
+    await clock.run_until(lambda: state(engine, "api") == "running" and engine.status["api"].restarts == 1)
+    assert [a for a, s, _ in runtime.calls if s == "api"] == ["setup", "start", "start"]
+    assert [e.message for e in events if e.kind == "setup"] == ["api setting up: install", "api set up"]
+
+
+async def test_failed_setup_is_fatal_and_blocks_dependents(clock: FakeClock, runtime: FakeRuntime) -> None:
+    engine, events = make(
+        runtime, clock, with_setup(service("frontend")), service("proxy", depends_on={"frontend": "service_started"})
+    )
+    runtime.script("frontend").fail_setup = True
+    await engine.up()
+    await clock.run_until(lambda: state(engine, "proxy") == "blocked")
+    assert state(engine, "frontend") == "fatal" and "setup failed" in engine.status["frontend"].reason
+    assert runtime.started("frontend") == [] and any(e.kind == "fatal" for e in events)

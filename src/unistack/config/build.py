@@ -194,11 +194,16 @@ class ProjectBuilder:
         if not isinstance(process, dict):
             self.problem(key, "x-unistack.process must be a mapping.", "give it command:, working_dir:, environment:.")
             return None
-        unknown = set(process) - {"command", "working_dir", "environment"}
+        unknown = set(process) - {"command", "setup", "working_dir", "environment"}
         for name in sorted(unknown):
             self.problem(
-                (*key, name), f"unknown x-unistack.process key {name!r}.", "use command, working_dir or environment."
+                (*key, name),
+                f"unknown x-unistack.process key {name!r}.",
+                "use command, setup, working_dir or environment.",
             )
+        setup = _command(process.get("setup")) or ()
+        if process.get("setup") is not None and not setup:
+            self.problem((*key, "setup"), "x-unistack.process.setup must be a list or a string.")
         command = _command(process.get("command"))
         if command is None:
             if "command" in process:
@@ -212,6 +217,7 @@ class ProjectBuilder:
         working_dir = process.get("working_dir")
         return ProcessSpec(
             command=command,
+            setup=setup,
             working_dir=resolve_path(str(working_dir), self.project_dir) if working_dir else self.project_dir,
             environment=environment,
         )

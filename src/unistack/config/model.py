@@ -69,6 +69,7 @@ class ProcessSpec(Model):
     """``x-unistack.process``: how to run the service as a host process."""
 
     command: tuple[str, ...]  # argv; a string command is stored as ("/bin/sh", "-c", string)
+    setup: tuple[str, ...] = ()  # run to completion before the first start of each ``up`` (installs, builds)
     working_dir: Path
     environment: dict[str, str] = Field(default_factory=dict)
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 EventKind = Literal[
+    "setup",  # the setup step (install, build) began or ended
     "starting",  # an incarnation is being started
     "started",  # it runs (no healthcheck) or its checks begin
     "healthy",

@@ -249,7 +249,7 @@ class Engine:
         st = self.status[name]
         try:
             if adopted is None:
-                if not await self._wait_dependencies(name):
+                if not await self._setup(name) or not await self._wait_dependencies(name):
                     return
                 handle = await self._start(name)
             else:
@@ -299,6 +299,20 @@ class Engine:
             st.state, st.reason = "fatal", f"supervisor error: {exc!r}"
             self._emit("error", name, f"{name}: supervisor error: {exc!r}")
             self._changed_now()
+
+    async def _setup(self, name: str) -> bool:
+        """Run the service's setup step (in parallel with waiting services); a failure makes it fatal."""
+        svc, st = self.project.services[name], self.status[name]
+        if svc.process is None or not svc.process.setup:
+            return True
+        st.state, st.reason = "starting", "setting up"
+        self._emit("setup", name, f"{name} setting up: {' '.join(svc.process.setup)}")
+        result = await self.runtime.setup(self.project, svc)
+        if result.ok:
+            self._emit("setup", name, f"{name} set up")
+            return True
+        await self._go_fatal(name, result.exit_code, f"setup failed with exit code {result.exit_code}")
+        return False
 
     async def _start(self, name: str) -> Handle | None:
         st, svc = self.status[name], self.project.services[name]
@@ -428,7 +442,8 @@ class Engine:
             "last_logs": lines,
             "at": iso(self.clock.wall()),
         }
-        self._emit("fatal", name, f"{name} is fatal: {reason}", **payload)
+        tail = "; last log lines:\n    " + "\n    ".join(lines[-10:]) if lines else ""
+        self._emit("fatal", name, f"{name} is fatal: {reason}{tail}", **payload)
 
     # ----------------------------------------------------------------- dependencies
 

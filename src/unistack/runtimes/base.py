@@ -46,6 +46,9 @@ class Runtime(Protocol):
     async def prepare(self, project: Project) -> None:
         """Create what the instance needs before any service starts (folders, networks, volumes)."""
 
+    async def setup(self, project: Project, service: Service) -> ProbeResult:
+        """Run the service's setup step (install, build) to completion; ok when there is none."""
+
     async def start(self, project: Project, service: Service) -> Handle:
         """Start one incarnation; raise RuntimeFailure (with the reason) when it cannot start at all."""
 

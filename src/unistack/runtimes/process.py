@@ -121,6 +121,38 @@ class ProcessRuntime:
             )
         return service.process.command, service.process.working_dir
 
+    async def setup(self, project: Project, service: Service) -> ProbeResult:
+        if service.process is None or not service.process.setup:
+            return ProbeResult(True, 0, "")
+        argv, cwd = service.process.setup, service.process.working_dir
+        log_path = self.log_path(project, service.name)
+        try:
+            log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv,
+                    cwd=cwd,
+                    env=self.environment(project, service),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log_fd,
+                    stderr=log_fd,
+                    start_new_session=True,
+                )
+            finally:
+                os.close(log_fd)
+        except OSError as exc:
+            return ProbeResult(False, None, f"cannot run setup {argv[0]!r}: {exc.strerror}")
+        try:
+            code = exit_status(await proc.wait())
+        except asyncio.CancelledError:
+            _signal_group(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 5)
+            _signal_group(proc.pid, signal.SIGKILL)
+            raise
+        tail = "\n".join(logfiles.tail_lines(log_path, 15))
+        return ProbeResult(code == 0, code, tail)
+
     async def start(self, project: Project, service: Service) -> Handle:
         argv, cwd = self._spec(service)
         log_path = self.log_path(project, service.name)
