@@ -337,3 +337,33 @@ def test_second_ctrl_c_forces(instance: Instance) -> None:
     assert "Forcing stop" in out and "killed" in out
     assert time.monotonic() - began < 10  # far less than the 60 s grace period
     instance.wait_for(lambda: not _alive(pid), timeout=10, message="stubborn killed")
+
+
+def test_setup_step_runs_before_start_and_its_failure_is_reported(instance: Instance) -> None:
+    instance.write(
+        """
+services:
+  app:
+    x-unistack:
+      process:
+        setup: ["sh", "-c", "echo installing; echo done > installed.txt"]
+        command: ["sh", "-c", "cat installed.txt; sleep 60"]
+  broken:
+    x-unistack:
+      process:
+        setup: "echo 'npm ERR! 404 left-pad'; exit 7"
+        command: ["sleep", "60"]
+  proxy:
+    depends_on: [broken]
+    x-unistack:
+      process:
+        command: ["sleep", "60"]
+"""
+    )
+    result = instance.run("up", "--wait", "--wait-timeout", "20")
+    assert result.returncode == 1
+    assert "setup failed with exit code 7" in result.stdout and "left-pad" in result.stdout
+    ps = instance.ps()
+    assert ps["app"]["state"] == "running" and ps["broken"]["state"] == "fatal" and ps["proxy"]["state"] == "blocked"
+    logs = instance.run("logs", "app", check=True).stdout
+    assert "installing" in logs and "done" in logs

@@ -305,7 +305,7 @@ class Engine:
         svc, st = self.project.services[name], self.status[name]
         if svc.process is None or not svc.process.setup:
             return True
-        st.state, st.reason = "starting", "setting up"
+        st.reason = "setting up"  # still "created": nothing runs yet, so service_started is not met
         self._emit("setup", name, f"{name} setting up: {' '.join(svc.process.setup)}")
         result = await self.runtime.setup(self.project, svc)
         if result.ok:

@@ -121,47 +121,17 @@ class ProcessRuntime:
             )
         return service.process.command, service.process.working_dir
 
-    async def setup(self, project: Project, service: Service) -> ProbeResult:
-        if service.process is None or not service.process.setup:
-            return ProbeResult(True, 0, "")
-        argv, cwd = service.process.setup, service.process.working_dir
-        log_path = self.log_path(project, service.name)
-        try:
-            log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            try:
-                proc = await asyncio.create_subprocess_exec(
-                    *argv,
-                    cwd=cwd,
-                    env=self.environment(project, service),
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=log_fd,
-                    stderr=log_fd,
-                    start_new_session=True,
-                )
-            finally:
-                os.close(log_fd)
-        except OSError as exc:
-            return ProbeResult(False, None, f"cannot run setup {argv[0]!r}: {exc.strerror}")
-        try:
-            code = exit_status(await proc.wait())
-        except asyncio.CancelledError:
-            _signal_group(proc.pid, signal.SIGTERM)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), 5)
-            _signal_group(proc.pid, signal.SIGKILL)
-            raise
-        tail = "\n".join(logfiles.tail_lines(log_path, 15))
-        return ProbeResult(code == 0, code, tail)
-
-    async def start(self, project: Project, service: Service) -> Handle:
-        argv, cwd = self._spec(service)
+    async def _spawn(
+        self, project: Project, service: Service, argv: tuple[str, ...], cwd: Path, what: str
+    ) -> asyncio.subprocess.Process:
+        """Start ``argv`` in its own session, its output appended to the service's log file."""
         log_path = self.log_path(project, service.name)
         try:
             log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         except OSError as exc:
             raise RuntimeFailure(f"cannot open the log file {log_path}: {exc.strerror}") from exc
         try:
-            proc = await asyncio.create_subprocess_exec(
+            return await asyncio.create_subprocess_exec(
                 *argv,
                 cwd=cwd,
                 env=self.environment(project, service),
@@ -171,14 +141,36 @@ class ProcessRuntime:
                 start_new_session=True,
             )
         except FileNotFoundError as exc:
-            missing = exc.filename if exc.filename else argv[0]
             if not Path(cwd).is_dir():
                 raise RuntimeFailure(f"working_dir {cwd} does not exist") from exc
-            raise RuntimeFailure(f"command not found: {missing!r} (x-unistack.process.command)") from exc
+            missing = exc.filename if exc.filename else argv[0]
+            raise RuntimeFailure(f"command not found: {missing!r} (x-unistack.process.{what})") from exc
         except OSError as exc:
-            raise RuntimeFailure(f"cannot run {argv[0]!r}: {exc.strerror}") from exc
+            raise RuntimeFailure(f"cannot run {argv[0]!r} (x-unistack.process.{what}): {exc.strerror}") from exc
         finally:
             os.close(log_fd)
+
+    async def setup(self, project: Project, service: Service) -> ProbeResult:
+        if service.process is None or not service.process.setup:
+            return ProbeResult(True, 0, "")
+        try:
+            proc = await self._spawn(project, service, service.process.setup, service.process.working_dir, "setup")
+        except RuntimeFailure as exc:
+            return ProbeResult(False, None, str(exc))
+        try:
+            code = exit_status(await proc.wait())
+        except asyncio.CancelledError:
+            _signal_group(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 5)
+            _signal_group(proc.pid, signal.SIGKILL)
+            raise
+        tail = "\n".join(logfiles.tail_lines(self.log_path(project, service.name), 15))
+        return ProbeResult(code == 0, code, tail)
+
+    async def start(self, project: Project, service: Service) -> Handle:
+        argv, cwd = self._spec(service)
+        proc = await self._spawn(project, service, argv, cwd, "command")
         self._children[str(proc.pid)] = proc
         try:
             created = psutil.Process(proc.pid).create_time()
