@@ -256,3 +256,19 @@ async def test_failed_setup_is_fatal_and_blocks_dependents(clock: FakeClock, run
     await clock.run_until(lambda: state(engine, "proxy") == "blocked")
     assert state(engine, "frontend") == "fatal" and "setup failed" in engine.status["frontend"].reason
     assert runtime.started("frontend") == [] and any(e.kind == "fatal" for e in events)
+
+
+async def test_a_recreated_service_is_not_ready_until_its_new_incarnation_is(
+    clock: FakeClock, runtime: FakeRuntime
+) -> None:
+    engine, _ = make(runtime, clock, service("api", healthcheck=True))
+    await engine.up()
+    await clock.run_until(lambda: state(engine, "api") == "healthy")
+    changed = project(service("api", healthcheck=True, grace=3))
+    task = __import__("asyncio").ensure_future(engine.reconcile(changed))
+    await clock.run_until(task.done)
+    report = await engine.wait_ready(timeout=0)
+    assert not report.ok and "api" in report.pending
+    assert engine.status["api"].health != "healthy" and engine.status["api"].restarts == 0
+    await clock.run_until(lambda: state(engine, "api") == "healthy")
+    assert (await engine.wait_ready(timeout=0)).ok

@@ -49,7 +49,7 @@ class ServiceStatus:
         if self.state == "exited":
             return self.exit_code == 0
         if service.healthcheck is not None:
-            return self.health == "healthy"
+            return self.state == "healthy"
         return self.state in RUNNING_STATES
 
     def failed(self) -> bool:
@@ -128,7 +128,10 @@ class Engine:
             task = self._tasks.get(name)
             if task is not None and not task.done():
                 continue
-            self.status[name].attempts = 0  # a new runner gets a fresh restart budget
+            st = self.status[name]
+            if name not in adopted:  # a new runner: nothing of the previous incarnation counts any more
+                st.state, st.health, st.reason, st.exit_code = "created", "none", "", None
+            st.attempts = 0  # and a fresh restart budget
             self._tasks[name] = asyncio.create_task(self._run(name, adopted.get(name)), name=f"service:{name}")
 
     async def stop(self, services: Iterable[str] | None = None, timeout: float | None = None) -> None:
@@ -170,6 +173,7 @@ class Engine:
             self.status.setdefault(name, ServiceStatus(name))
         for name in changed:
             done[name] = "recreated"
+            self.status[name] = ServiceStatus(name)  # Compose resets a recreated container's counters
         selected = self.selection(services)
         for name in selected:
             task = self._tasks.get(name)
@@ -489,7 +493,7 @@ class Engine:
         if want.condition == "service_healthy":
             if svc.healthcheck is None:
                 return f"dependency {dep} has no healthcheck, so it can never be service_healthy"
-            if st.health == "healthy":
+            if st.state == "healthy":
                 return "ok"
             if st.state == "exited":
                 return f"dependency {dep} exited with code {st.exit_code} before it was healthy"
@@ -544,7 +548,7 @@ class Engine:
         self._emit("stopping", name, f"{name} stopping ({svc.stop_signal}, grace {grace:g}s)")
         result = await self.runtime.stop(handle, svc.stop_signal, grace)
         st.handle, st.exit_code = None, result.exit_code
-        st.state, st.health = "stopped", "none" if svc.healthcheck is None else st.health
+        st.state, st.health = "stopped", "none"
         self._report_kill(name, result.killed, grace)
         self._emit("stopped", name, f"{name} stopped", exit_code=result.exit_code)
 
