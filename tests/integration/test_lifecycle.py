@@ -367,3 +367,16 @@ services:
     assert ps["app"]["state"] == "running" and ps["broken"]["state"] == "fatal" and ps["proxy"]["state"] == "blocked"
     logs = instance.run("logs", "app", check=True).stdout
     assert "installing" in logs and "done" in logs
+
+
+def test_daemon_hands_over_to_a_newer_one_without_stopping_services(instance: Instance) -> None:
+    from unistack.control.client import DaemonClient
+
+    instance.write("services:" + svc("db"))
+    instance.run("up", "--wait", "--wait-timeout", "30", check=True)
+    old_daemon = json.loads((instance.state_dir() / "state.json").read_text())["daemon_pid"]
+    pid = instance.ps()["db"]["pid"]
+    assert DaemonClient(instance.state_dir()).call("handover") == {"handed_over": True}
+    instance.wait_for(lambda: not _alive(old_daemon), timeout=10, message="old daemon gone")
+    assert instance.ps()["db"]["pid"] == pid
+    assert json.loads((instance.state_dir() / "state.json").read_text())["daemon_pid"] != old_daemon

@@ -60,11 +60,23 @@ class DaemonClient:
         return state.daemon_log(self.state_dir)
 
     def responds(self) -> bool:
+        """True when a daemon answers; one running older unistack code hands over to a new one first."""
         try:
-            self.call("ping")
+            info = self.call("ping")
         except (DaemonError, RemoteError, ValueError):
             return False
-        return True
+        if info.get("code") == state.code_fingerprint():
+            return True
+        try:
+            self.call("handover")
+        except RemoteError:
+            return True  # a daemon too old to hand over: keep using it
+        except DaemonError:
+            pass
+        deadline = time.monotonic() + 10
+        while state.daemon_alive(self.state_dir) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return False
 
 
 def existing(state_dir: Path) -> DaemonClient | None:

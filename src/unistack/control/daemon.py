@@ -48,6 +48,7 @@ class Daemon:
         self._save_pending = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._events = state.events_log(state_dir)
+        self.code = state.code_fingerprint()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -159,7 +160,13 @@ class Daemon:
         services = request.get("services") or None
         timeout = request.get("timeout")
         if cmd == "ping":
-            return {"pid": os.getpid(), "project": self.engine.project.name if self.engine else None}
+            project = self.engine.project.name if self.engine else None
+            return {"pid": os.getpid(), "project": project, "code": self.code}
+        if cmd == "handover":  # leave the services running for a newer daemon, which re-adopts them
+            async with self.lock:
+                self._save_now()
+                asyncio.get_running_loop().call_later(0.05, self.done.set)
+            return {"handed_over": True}
         if cmd == "ps":
             return self.engine.snapshot() if self.engine else []
         if cmd == "wait":
@@ -225,7 +232,6 @@ class Daemon:
         if event.kind in {"started", "stopped", "exited", "killed"}:
             self._save_now()  # an incarnation's pid reaches the state file before anything else happens
         line = event.to_json()
-        print(line, flush=True)
         with contextlib.suppress(OSError), self._events.open("a") as fh:
             fh.write(line + "\n")
         if event.kind == "fatal" and self.engine is not None:

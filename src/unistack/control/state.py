@@ -25,6 +25,15 @@ SOCKET_NAME = "daemon.sock"
 MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
 
 
+def code_fingerprint() -> str:
+    """Identifies the unistack code on disk, so a client can tell that a daemon runs older code."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha1()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(f"{path.relative_to(package)}:{path.stat().st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
 def socket_path(state_dir: Path) -> Path:
     """The control socket: in ``run/`` when the path fits a unix socket address, else a short private path."""
     path = state_dir / "run" / SOCKET_NAME

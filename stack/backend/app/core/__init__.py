@@ -1,0 +1,1 @@
+"""Settings and database plumbing shared by the API, the migrations and the tests."""
