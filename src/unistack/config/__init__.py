@@ -1,28 +1,54 @@
 """The Compose loader: Compose files in, one validated, immutable ``Project`` out.
 
 Modules, one job each: ``yamlfile`` (YAML 1.2 with line numbers, ``!reset``/``!override``), ``interpolation``
-(``${VAR:-default}``), ``envfile`` (``.env``), ``merge`` (override files), ``discover`` (which files, project
+(``${VAR:-default}``), ``envfile`` (``.env``), ``merging`` (override files), ``discover`` (which files, project
 name, unistack's variables), ``composition`` (include, extends, profiles), ``normalize`` (short to long
-syntax), ``checks`` (whole-project checks), ``build`` (the model), ``load`` (the named steps), ``render``
+syntax), ``checks`` (whole-project checks), ``build`` (the model), ``loading`` (the named steps), ``rendering``
 (``unistack config``) and ``model`` (the typed result).
 """
 
-from unistack.config.checks import check_for_process_runtime
-from unistack.config.envfile import parse_dotenv
-from unistack.config.interpolation import interpolate
-from unistack.config.load import load
-from unistack.config.merge import merge, merge_texts
-from unistack.config.model import (
-    Dependency,
-    Healthcheck,
-    Notifier,
-    Port,
-    ProcessSpec,
-    Project,
-    RestartPolicy,
-    Service,
-)
-from unistack.config.render import render
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from unistack.config.checks import check_for_process_runtime
+    from unistack.config.envfile import parse_dotenv
+    from unistack.config.interpolation import interpolate
+    from unistack.config.loading import load
+    from unistack.config.merging import merge, merge_texts
+    from unistack.config.model import (
+        Dependency,
+        Healthcheck,
+        Notifier,
+        Port,
+        ProcessSpec,
+        Project,
+        RestartPolicy,
+        Service,
+    )
+    from unistack.config.rendering import render
+
+# Imported on first use: the daemon needs only the model, not the YAML parser and the loader behind it.
+_WHERE = {
+    "check_for_process_runtime": "checks",
+    "parse_dotenv": "envfile",
+    "interpolate": "interpolation",
+    "load": "loading",
+    "merge": "merging",
+    "merge_texts": "merging",
+    "render": "rendering",
+    **dict.fromkeys(
+        ["Dependency", "Healthcheck", "Notifier", "Port", "ProcessSpec", "Project", "RestartPolicy", "Service"],
+        "model",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(import_module(f"unistack.config.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'unistack.config' has no attribute {name!r}")
+
 
 __all__ = [
     "Dependency",

@@ -14,7 +14,7 @@ from typing import Any
 
 from unistack.config.envfile import read_env_file
 from unistack.config.interpolation import interpolate_tree
-from unistack.config.merge import merge
+from unistack.config.merging import merge
 from unistack.config.normalize import resolve_path
 from unistack.config.yamlfile import Locations, read_yaml_file, strip_markers
 from unistack.errors import ConfigError, Problem

@@ -85,7 +85,7 @@ def existing(state_dir: Path) -> DaemonClient | None:
     if client.responds():
         return client
     saved = state.read_state(state_dir)
-    if saved and saved.get("project"):
+    if saved and saved.get("up"):
         return spawn(state_dir)
     return None
 

@@ -33,6 +33,7 @@ from unistack.runtimes import create_runtime
 from unistack.runtimes.base import Handle, Runtime
 
 HOUSEKEEPING_EVERY = 10.0
+REQUEST_LIMIT = 256 * 1024 * 1024  # one request is one line; ``up`` carries the whole project
 SAVE_DELAY = 0.2
 
 
@@ -54,13 +55,14 @@ class Daemon:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        _watch_children_with_pidfds(loop)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: self._spawn(self._terminate()))
         await self._restore()
         path = state.socket_path(self.state_dir)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        server = await asyncio.start_unix_server(self._serve, path=str(path))
+        server = await asyncio.start_unix_server(self._serve, path=str(path), limit=REQUEST_LIMIT)
         path.chmod(0o600)
         self._spawn(self._housekeeping())
         async with server:
@@ -71,9 +73,10 @@ class Daemon:
     async def _restore(self) -> None:
         """Take over what a previous daemon left: re-adopt live services, restart the rest as wanted."""
         saved = state.read_state(self.state_dir)
-        if not saved or not saved.get("project"):
+        raw_project = state.read_project(self.state_dir) if saved and saved.get("up") else None
+        if not saved or raw_project is None:
             return
-        project = Project.model_validate(saved["project"])
+        project = Project.model_validate(raw_project)
         self._configure(project, saved.get("runtime", "process"), saved.get("environ") or {})
         engine, runtime = self._require()
         adopted: dict[str, Handle] = {}
@@ -109,7 +112,7 @@ class Daemon:
     def _configure(self, project: Project, runtime_name: str, environ: dict[str, str]) -> None:
         self.runtime_name, self.environ = runtime_name, environ
         self.runtime = create_runtime(runtime_name, environ)
-        self.engine = Engine(project, self.runtime, on_event=self._event, on_change=self._save_soon)
+        self.engine = Engine(project, self.runtime, on_event=self._event)
 
     def _require(self) -> tuple[Engine, Runtime]:
         if self.engine is None or self.runtime is None:
@@ -137,18 +140,20 @@ class Daemon:
             line = await reader.readline()
             if not line:
                 return
-            request = json.loads(line)
             try:
+                request = json.loads(line)
                 result = await self._handle(request)
                 reply: dict[str, Any] = {"ok": True, "result": result}
             except UnistackError as exc:
                 reply = {"ok": False, "error": str(exc), "exit_code": exc.exit_code}
+            except ValueError as exc:
+                reply = {"ok": False, "error": f"malformed request: {exc}", "exit_code": 2}
             except Exception as exc:
                 traceback.print_exc()
                 reply = {"ok": False, "error": f"supervisor error: {exc!r}", "exit_code": 1}
             writer.write((json.dumps(reply, default=str) + "\n").encode())
             await writer.drain()
-        except (ConnectionError, ValueError):
+        except ConnectionError:
             pass
         finally:
             writer.close()
@@ -165,7 +170,8 @@ class Daemon:
         if cmd == "handover":  # leave the services running for a newer daemon, which re-adopts them
             async with self.lock:
                 self._save_now()
-                asyncio.get_running_loop().call_later(0.05, self.done.set)
+                # exit without finalisers: closing asyncio's subprocess transports would kill the services
+                asyncio.get_running_loop().call_later(0.1, os._exit, 0)
             return {"handed_over": True}
         if cmd == "ps":
             return self.engine.snapshot() if self.engine else []
@@ -197,6 +203,7 @@ class Daemon:
 
     async def _up(self, request: dict[str, Any]) -> dict[str, str]:
         project = Project.model_validate(request["project"])
+        state.write_project(self.state_dir, request["project"])
         environ = dict(request.get("environ") or {})
         runtime_name = request.get("runtime") or self.runtime_name
         if self.engine is None:
@@ -231,6 +238,8 @@ class Daemon:
     def _event(self, event: Event) -> None:
         if event.kind in {"started", "stopped", "exited", "killed"}:
             self._save_now()  # an incarnation's pid reaches the state file before anything else happens
+        elif event.kind not in {"check_failed", "waiting", "setup", "notify_failed"}:
+            self._save_soon()
         line = event.to_json()
         with contextlib.suppress(OSError), self._events.open("a") as fh:
             fh.write(line + "\n")
@@ -271,7 +280,7 @@ class Daemon:
         state.write_state(
             self.state_dir,
             {
-                "project": engine.project.model_dump(mode="json"),
+                "up": True,
                 "runtime": self.runtime_name,
                 "environ": self.environ,
                 "daemon_pid": os.getpid(),
@@ -283,6 +292,22 @@ class Daemon:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _watch_children_with_pidfds(loop: asyncio.AbstractEventLoop) -> None:
+    """On Python 3.11, wait for children through pidfds instead of one waitpid thread per child and probe.
+
+    Python 3.12 does this by itself (and deprecates child watchers), so it is left alone there.
+    """
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return  # the kernel has no pidfds (Linux < 5.3)
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(loop)
+    asyncio.get_event_loop_policy().set_child_watcher(watcher)
 
 
 def _now() -> float:

@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from unistack.config.model import Notifier
 
 
@@ -54,6 +52,8 @@ async def _run_command(
 
 
 async def _post(url: str, body: str, timeout: float) -> str | None:
+    import httpx  # only when a webhook is configured: it is the heaviest import of the daemon
+
     try:
         async with httpx.AsyncClient(timeout=timeout) as client:
             response = await client.post(url, content=body, headers={"content-type": "application/json"})

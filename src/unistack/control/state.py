@@ -70,20 +70,45 @@ def read_state(state_dir: Path) -> dict[str, Any] | None:
     return data
 
 
-def write_state(state_dir: Path, data: dict[str, Any]) -> None:
-    """Write atomically (temp file + rename), readable by the owner only (it holds the environment)."""
-    path = state_file(state_dir)
+def project_file(state_dir: Path) -> Path:
+    return state_dir / "project.json"
+
+
+def _write_private(path: Path, data: Any) -> None:
+    """Write atomically (temp file + rename), readable by the owner only (it may hold secrets)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        json.dump({**data, "version": STATE_VERSION}, fh, indent=1, default=str)
+        json.dump(data, fh, separators=(",", ":"), default=str)  # compact: the C encoder, not the indenting one
     tmp.replace(path)
 
 
+def write_state(state_dir: Path, data: dict[str, Any]) -> None:
+    """The per-service records: small, rewritten at every start and stop."""
+    _write_private(state_file(state_dir), {**data, "version": STATE_VERSION})
+
+
+def write_project(state_dir: Path, project: dict[str, Any]) -> None:
+    """The resolved project the daemon runs: written once per ``up``."""
+    _write_private(project_file(state_dir), project)
+
+
+def read_project(state_dir: Path) -> dict[str, Any] | None:
+    path = project_file(state_dir)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise StateError(f"{path} cannot be read ({exc}); remove it to start afresh") from exc
+    return data if isinstance(data, dict) else None
+
+
 def remove_state(state_dir: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        state_file(state_dir).unlink()
+    for path in (state_file(state_dir), project_file(state_dir)):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def _open_lock(path: Path) -> int:

@@ -23,7 +23,7 @@ from unistack.config.checks import run_checks
 from unistack.config.composition import apply_extends, apply_includes, apply_profiles
 from unistack.config.envfile import read_env_file
 from unistack.config.interpolation import InterpolationError, interpolate, interpolate_tree
-from unistack.config.merge import merge
+from unistack.config.merging import merge
 from unistack.config.model import Project
 from unistack.config.normalize import Normalizer
 from unistack.config.yamlfile import Locations, YamlDocument, read_yaml_file, strip_markers
