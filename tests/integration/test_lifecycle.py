@@ -380,3 +380,13 @@ def test_daemon_hands_over_to_a_newer_one_without_stopping_services(instance: In
     instance.wait_for(lambda: not _alive(old_daemon), timeout=10, message="old daemon gone")
     assert instance.ps()["db"]["pid"] == pid
     assert json.loads((instance.state_dir() / "state.json").read_text())["daemon_pid"] != old_daemon
+
+
+def test_a_new_daemon_stops_incarnations_nobody_tracks(instance: Instance) -> None:
+    instance.write("services:" + svc("db", check=False))
+    stray_env = {**instance.env, "UNISTACK_STATE_DIR": str(instance.state_dir()), "UNISTACK_SERVICE": "db"}
+    stray = subprocess.Popen(["sleep", "300"], env=stray_env, start_new_session=True)
+    instance.run("up", "-d", check=True)
+    assert stray.wait(timeout=15) != 0
+    events = [e for e in instance.events() if e["kind"] == "stopped"]
+    assert any("untracked" in e["message"] for e in events)

@@ -143,7 +143,7 @@ class FakeRuntime:
     async def adopt(self, project: Project, service: Service, record: dict[str, Any]) -> Handle | None:
         return None
 
-    async def strays(self, project: Project, known: set[str]) -> list[Handle]:
+    async def strays(self, state_dir: Path, known: set[str]) -> list[Handle]:
         return []
 
     async def tail(self, project: Project, service: str, lines: int) -> list[str]:

@@ -75,6 +75,8 @@ class Daemon:
         saved = state.read_state(self.state_dir)
         raw_project = state.read_project(self.state_dir) if saved and saved.get("up") else None
         if not saved or raw_project is None:
+            # nothing to re-adopt; still never leave an incarnation of this instance running untracked
+            await self._stop_strays(create_runtime((saved or {}).get("runtime", "process")), set())
             return
         project = Project.model_validate(raw_project)
         self._configure(project, saved.get("runtime", "process"), saved.get("environ") or {})
@@ -101,13 +103,16 @@ class Daemon:
                 adopted[name] = handle
             if info.get("desired"):
                 wanted.append(name)
-        known = {h.ident for h in adopted.values()}
-        for stray in await runtime.strays(project, known):  # started just before the old daemon died
-            await runtime.stop(stray, "SIGTERM", 10.0)
-            self._event(Event("stopped", stray.service, f"{stray.service} ({stray.ident}) stopped: untracked", _now()))
+        await self._stop_strays(runtime, {h.ident for h in adopted.values()})
         if wanted:
             await engine.up(wanted, adopted=adopted)
         self._save_now()
+
+    async def _stop_strays(self, runtime: Runtime, known: set[str]) -> None:
+        """Stop incarnations that no daemon tracks (started just before the previous daemon died)."""
+        for stray in await runtime.strays(self.state_dir, known):
+            await runtime.stop(stray, "SIGTERM", 10.0)
+            self._event(Event("stopped", stray.service, f"{stray.service} ({stray.ident}) stopped: untracked", _now()))
 
     def _configure(self, project: Project, runtime_name: str, environ: dict[str, str]) -> None:
         self.runtime_name, self.environ = runtime_name, environ

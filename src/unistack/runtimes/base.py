@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from unistack.config.model import Healthcheck, Project, Service
@@ -64,8 +65,8 @@ class Runtime(Protocol):
     async def adopt(self, project: Project, service: Service, record: dict[str, Any]) -> Handle | None:
         """Find a live incarnation a previous supervisor started, or None if it is gone."""
 
-    async def strays(self, project: Project, known: set[str]) -> list[Handle]:
-        """Live incarnations of this instance that are not in ``known`` (so no supervisor tracks them)."""
+    async def strays(self, state_dir: Path, known: set[str]) -> list[Handle]:
+        """Live incarnations of the instance kept in ``state_dir`` that are not in ``known`` (nobody tracks them)."""
 
     async def tail(self, project: Project, service: str, lines: int) -> list[str]:
         """The last lines the service printed (across its incarnations)."""

@@ -189,9 +189,9 @@ class ProcessRuntime:
             return None
         return Handle(service=service.name, ident=str(pid), started_at=created, record=dict(record), adopted=True)
 
-    async def strays(self, project: Project, known: set[str]) -> list[Handle]:
+    async def strays(self, state_dir: Path, known: set[str]) -> list[Handle]:
         """Session leaders whose environment names this instance's state folder and that nobody tracks."""
-        wanted = str(project.state_dir)
+        wanted = str(state_dir)
         found = []
         for proc in psutil.process_iter(["pid", "create_time"]):
             if str(proc.pid) in known or proc.pid == os.getpid():
