@@ -2,25 +2,32 @@
 
 Static, production-like mode (FRONTEND_MODE=static, COMPOSE_PROFILES=static, BACKEND_RELOAD=0). The load generator
 is ``h2load`` (Debian's nghttp2-client: native, HTTP/1.1 keep-alive with ``--h1``, unix sockets with
-``-B unix:PATH`` and TCP), one thread, the same concurrency and duration for every phase; each measured phase is
-preceded by a short warm-up run. Latency percentiles come from h2load's per-request log (``--log-file``).
+``-B unix:PATH`` as well as TCP), one thread, no pipelining, the same concurrency for every phase. Each phase gets
+``--seconds`` of measurement, split into ``--rounds`` segments that alternate with the other phases of its group
+(direct, proxy, direct, proxy, ...), so that a busy machine's drift hits both sides alike; one unmeasured warm-up
+run per phase comes first. Latency percentiles come from h2load's per-request log (``--log-file``).
 
-Phases (interleaved, so that drift of a busy machine hits both sides alike):
+Groups of phases:
 
-- ceiling: h2load against a trivial server (a throw-away Caddy answering "ok" on a unix socket and on TCP): how
-  many requests per second the generator itself can drive here, so readers can tell whether it was the limit;
+- ceiling: h2load against a trivial server (a throw-away Caddy answering "ok" on a unix socket and on TCP): what
+  the generator itself can drive here, so readers can tell whether it was the limit;
 - health: ``GET /api/health`` direct (unix socket) and through Caddy (TCP 127.0.0.1:port);
-- notes: ``GET /api/notes`` with ``--seed`` notes in the database (created here, deleted at the end), both ways;
-- asset: the hashed entry script under ``/assets/`` through Caddy, plain and with a browser's Accept-Encoding
-  (Caddy compresses it on the fly: ``encode zstd gzip``, no precompressed files).
+- notes: ``GET /api/notes`` with ``--seed`` notes in the database (created here, deleted at the end), both ways,
+  and through Caddy with a browser's Accept-Encoding (Caddy then compresses the JSON: ``encode zstd gzip``);
+- asset: ``/_proxy/health`` (Caddy answers it itself, no access-log line: Caddy's fixed cost per request), then
+  the hashed entry script under ``/assets/`` plain and with a browser's Accept-Encoding (compressed on the fly:
+  no precompressed files).
 
-For every phase: requests per second, p50/p90/p99/max latency, and the CPU used meanwhile (in % of one core and
-in CPU-ms per request) by the backend, Caddy, PostgreSQL, the unistack daemon (which carries every service's
-stdout to its log file: one access-log line per request from uvicorn and from Caddy) and h2load, plus the whole
-machine's. Prints one JSON object on stdout; progress goes to stderr.
+For every phase: requests per second (and per round), p50/p90/p99/max latency, and the CPU used meanwhile, in %
+of one core and in CPU-ms per request, by the backend, Caddy, PostgreSQL (with its connection processes), the
+unistack daemon (itself only) and h2load, plus the whole machine and "everything else" (other instances, other
+work: on a shared 2-core machine this is often the largest figure). ``capacity_rps_if_alone`` turns the CPU per
+request into the requests/s the machine could serve if nothing else ran (see ``capacity()``); the ratios are
+given both measured and from that model. Prints one JSON object on stdout; progress goes to stderr. Every loop is
+bounded: phases are timed runs of h2load, each with a subprocess timeout.
 
   apt-get install -y nghttp2-client          # h2load
-  .venv/bin/python bench/proxy.py [--seconds 10] [--concurrency 16] [--port 18090] [--keep]
+  .venv/bin/python bench/proxy.py [--seconds 10] [--concurrency 16] [--rounds 5] [--port 18090] [--keep]
 """
 
 from __future__ import annotations
@@ -405,11 +412,12 @@ def main() -> int:
             ("notes", "notes_direct", "/api/notes", sock, ()),
             ("notes", "notes_proxy", "/api/notes", None, ()),
             ("notes", "notes_proxy_browser_encoding", "/api/notes", None, (BROWSER_ENCODING,)),
+            ("asset", "caddy_self", "/_proxy/health", None, ()),  # Caddy answers itself: no upstream, no access log
             ("asset", "asset_proxy", asset, None, ()),
             ("asset", "asset_proxy_browser_encoding", asset, None, (BROWSER_ENCODING,)),
         ]
         if args.skip_extra:
-            plan = [p for p in plan if not p[1].endswith("browser_encoding")]
+            plan = [p for p in plan if not p[1].endswith("browser_encoding") and p[1] != "caddy_self"]
         results: dict[str, Any] = {}
         segment = args.seconds / args.rounds
         for group in dict.fromkeys(p[0] for p in plan):
