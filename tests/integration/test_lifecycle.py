@@ -390,3 +390,52 @@ def test_a_new_daemon_stops_incarnations_nobody_tracks(instance: Instance) -> No
     assert stray.wait(timeout=15) != 0
     events = [e for e in instance.events() if e["kind"] == "stopped"]
     assert any("untracked" in e["message"] for e in events)
+
+
+def test_a_replacement_daemon_does_not_rerun_finished_one_shots(instance: Instance) -> None:
+    instance.write(
+        """
+services:
+  init:
+    restart: "no"
+    x-unistack:
+      process:
+        command: ["sh", "-c", "date +%s.%N >> runs.txt"]
+  app:
+    depends_on:
+      init: {condition: service_completed_successfully}
+    x-unistack:
+      process:
+        command: ["sleep", "300"]
+"""
+    )
+    instance.run("up", "--wait", "--wait-timeout", "30", check=True)
+    daemon = json.loads((instance.state_dir() / "state.json").read_text())["daemon_pid"]
+    os.kill(daemon, signal.SIGKILL)
+    instance.wait_for(lambda: not _alive(daemon), message="daemon gone")
+    ps = instance.ps()
+    assert ps["init"]["state"] == "exited" and ps["app"]["state"] == "running"
+    assert len((instance.folder / "runs.txt").read_text().splitlines()) == 1
+
+
+def test_a_published_port_in_use_is_refused(instance: Instance) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # as Caddy does: sharing must still fail
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        instance.write(
+            f"""
+services:
+  web:
+    ports: ["127.0.0.1:{port}:{port}"]
+    x-unistack:
+      process:
+        command: ["sleep", "300"]
+"""
+        )
+        result = instance.run("up", "--wait", "--wait-timeout", "10")
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port}/tcp of web is already in use" in result.stdout

@@ -104,8 +104,8 @@ class Daemon:
             if info.get("desired"):
                 wanted.append(name)
         await self._stop_strays(runtime, {h.ident for h in adopted.values()})
-        if wanted:
-            await engine.up(wanted, adopted=adopted)
+        if wanted:  # exactly those: a finished one-shot (a migration) must not run again
+            await engine.up(wanted, adopted=adopted, with_dependencies=False)
         self._save_now()
 
     async def _stop_strays(self, runtime: Runtime, known: set[str]) -> None:

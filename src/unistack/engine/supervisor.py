@@ -120,11 +120,20 @@ class Engine:
         chosen = graph.closure(g, services) if services else set(g)
         return [name for name in graph.start_order(g) if name in chosen]
 
-    async def up(self, services: Iterable[str] | None = None, adopted: dict[str, Handle] | None = None) -> None:
-        """Start a runner for every selected service that is not running; return at once."""
+    async def up(
+        self,
+        services: Iterable[str] | None = None,
+        adopted: dict[str, Handle] | None = None,
+        with_dependencies: bool = True,
+    ) -> None:
+        """Start a runner for every selected service (and, unless told otherwise, its dependencies) that is not
+        running; return at once. ``adopted`` are live incarnations to supervise instead of starting new ones."""
         await self.runtime.prepare(self.project)
         adopted = adopted or {}
-        for name in self.selection(services):
+        names = self.selection(services)
+        if not with_dependencies:
+            names = [n for n in names if n in set(services or ())]
+        for name in names:
             task = self._tasks.get(name)
             if task is not None and not task.done():
                 continue
@@ -275,12 +284,13 @@ class Engine:
                 svc = self.project.services[name]
                 st.attempts = policy.attempts_after_run(svc.restart, st.attempts, ran_for)
                 decision = policy.decide(svc.restart, exit_code=exit_code, unhealthy=unhealthy, attempts=st.attempts)
+                reason = decision.reason if handle is not None else f"could not start: {st.reason}; {decision.reason}"
                 if decision.action == "exit":
-                    st.state, st.reason, st.handle = "exited", decision.reason, None
+                    st.state, st.reason, st.handle = "exited", reason, None
                     self._changed_now()
                     return
                 if decision.action == "fatal":
-                    await self._go_fatal(name, exit_code, decision.reason)
+                    await self._go_fatal(name, exit_code, reason)
                     return
                 st.attempts += 1
                 st.restarts += 1

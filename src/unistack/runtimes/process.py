@@ -14,6 +14,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 import psutil
 
-from unistack.config.model import Healthcheck, Project, Service
+from unistack.config.model import Healthcheck, Port, Project, Service
 from unistack.errors import NotSupported, RuntimeFailure
 from unistack.runtimes import logfiles
 from unistack.runtimes.base import Handle, ProbeResult, StopResult
@@ -170,6 +171,8 @@ class ProcessRuntime:
 
     async def start(self, project: Project, service: Service) -> Handle:
         argv, cwd = self._spec(service)
+        for port in service.ports:
+            _check_port_free(service.name, port)
         proc = await self._spawn(project, service, argv, cwd, "command")
         self._children[str(proc.pid)] = proc
         try:
@@ -261,6 +264,28 @@ class ProcessRuntime:
         text = out.decode("utf-8", "replace")[-OUTPUT_LIMIT:]
         code = exit_status(proc.returncode if proc.returncode is not None else -1)
         return ProbeResult(code == 0, code, text)
+
+
+def _check_port_free(service: str, port: Port) -> None:
+    """Refuse to start a service whose published host port is taken, as Docker would.
+
+    Binding without SO_REUSEPORT fails while anyone listens there, even a server that itself allows port
+    sharing (Caddy does), which would otherwise split connections between two instances without an error.
+    """
+    if port.published is None:
+        return
+    kind = socket.SOCK_STREAM if port.protocol == "tcp" else socket.SOCK_DGRAM
+    host = port.host_ip or "0.0.0.0"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT leftovers are no conflict
+        try:
+            probe.bind((host, port.published))
+        except OSError as exc:
+            raise RuntimeFailure(
+                f"host port {host}:{port.published}/{port.protocol} of {service} is already in use "
+                f"({exc.strerror}); stop what listens there or publish another port"
+            ) from exc
 
 
 def _alive(pid: int, created: float) -> bool:

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from app.models import BODY_MAX, TITLE_MAX
 
@@ -17,16 +17,17 @@ class NoteCreate(NoteBase):
 
 
 class NoteUpdate(BaseModel):
-    """A partial update: only the fields sent are changed; `null` is refused (neither field is nullable)."""
+    """A partial update: only the fields sent are changed; `null` is refused (no field is nullable)."""
 
     model_config = ConfigDict(extra="forbid")
 
     title: str | None = Field(default=None, min_length=1, max_length=TITLE_MAX)
     body: str | None = Field(default=None, max_length=BODY_MAX)
+    pinned: StrictBool | None = None  # JSON true/false only, not "yes" or 1
 
-    @field_validator("title", "body")
+    @field_validator("title", "body", "pinned")
     @classmethod
-    def _not_null(cls, value: str | None) -> str:
+    def _not_null(cls, value: str | bool | None) -> str | bool:
         # Runs only for fields that were sent, so a missing field stays None and means "unchanged".
         if value is None:
             raise ValueError("may be left out but not null")
@@ -48,6 +49,7 @@ class NotePublic(BaseModel):
     id: int
     title: str
     body: str
+    pinned: bool
     created_at: datetime
     updated_at: datetime
     attachments: list[AttachmentPublic]

@@ -33,7 +33,7 @@ def test_not_ready_until_migrations_reach_head(client: TestClient, database_url:
         assert body["checks"]["database"]["ok"] is True
         assert body["checks"]["migrations"] == {
             "ok": False,
-            "detail": "database at no revision, code at head 0001: run `alembic upgrade head`",
+            "detail": "database at no revision, code at head 0002: run `alembic upgrade head`",
         }
         assert body["checks"]["uploads"]["ok"] is True
     finally:

@@ -14,7 +14,7 @@ def create(client: TestClient, title: str = "Groceries", body: str = "milk") -> 
 
 def test_create_returns_the_note(client: TestClient) -> None:
     note = create(client)
-    assert set(note) == {"id", "title", "body", "created_at", "updated_at", "attachments"}
+    assert set(note) == {"id", "title", "body", "pinned", "created_at", "updated_at", "attachments"}
     assert (note["title"], note["body"], note["attachments"]) == ("Groceries", "milk", [])
     assert note["created_at"] == note["updated_at"]
 

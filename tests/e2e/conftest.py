@@ -1,0 +1,376 @@
+"""End-to-end fixtures: the real stack (stack/compose.yaml) as its own unistack instance `e2e`, reached only
+through its proxy on 127.0.0.1.
+
+The instance is production-like whatever environments/local.env says (the OS environment wins over the file):
+the static frontend (hashed assets served by Caddy) and no backend auto-reload, so edits that other people make
+to the sources while the suite runs cannot restart it. It lives in stack/.unistack/e2e/ beside the developer's
+`stack` instance, on a port of its own, and is removed with `down -v` at the end.
+
+UNISTACK_SKIP_E2E=1 skips the suite; otherwise a stack that does not come up fails every test, with `ps` and the
+last log lines of every service in the failure. E2E_HTTP_PORT picks the port (default 18080, or any free one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import psutil
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+COMPOSE_FILE = REPO / "stack" / "compose.yaml"
+PROJECT = "e2e"
+STATE_DIR = COMPOSE_FILE.parent / ".unistack" / PROJECT
+ARTIFACTS = HERE / "artifacts"
+LOCK_FILE = COMPOSE_FILE.parent / ".unistack" / f"{PROJECT}.session-lock"
+PREFERRED_PORT = 18080
+UP_TIMEOUT = 900.0  # the first `up` on a new machine installs everything (venvs, node_modules, Caddy, a cluster)
+CLI_TIMEOUT = 180.0  # any other command; `down` waits up to stop_grace_period (20 s for the db) per service
+HTTP_TIMEOUT = 30.0
+READY_TIMEOUT = 120.0
+LONG_RUNNING = ("db", "backend", "proxy")  # the services with a healthcheck; migrate and frontend-build are one-shot
+ONE_SHOT = ("migrate", "frontend-build")
+
+T = TypeVar("T")
+
+
+def wait_for(what: Callable[[], T | None], timeout: float, message: str, interval: float = 0.2) -> T:
+    """Polls `what` until it returns something truthy; fails after `timeout` seconds naming `message`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            value = what()
+        except (httpx.HTTPError, OSError) as exc:  # the stack restarting: connection refused, reset, timeout
+            value, last = None, exc
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {message} (last error: {last!r})")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """E2E_HTTP_PORT, else 18080 when nothing listens on it, else a port the kernel says is free."""
+    if wanted := os.environ.get("E2E_HTTP_PORT"):
+        return int(wanted)
+    for port in (PREFERRED_PORT, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            chosen: int = sock.getsockname()[1]
+            return chosen
+    raise AssertionError("no free TCP port on 127.0.0.1")
+
+
+class Stack:
+    """The `e2e` instance of the real stack, driven through the real CLI (`python -m unistack`)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}/api/ws"
+        self.state_dir = STATE_DIR
+        env = {
+            **os.environ,
+            "NO_COLOR": "1",
+            "UNISTACK_RUNTIME": "process",
+            "HTTP_PORT": str(port),
+            "COMPOSE_PROFILES": "static",
+            "FRONTEND_MODE": "static",
+            "BACKEND_RELOAD": "0",
+            "DEBUGPY_LISTEN": "",  # never a debugger port: the stack must listen on the proxy's port alone
+        }
+        for name in ("UNISTACK_ENV", "UNISTACK_STATE_DIR", "COMPOSE_PROJECT_NAME", "COMPOSE_FILE"):
+            env.pop(name, None)  # the defaults: environments/local.env, state in stack/.unistack/e2e
+        self.env = env
+
+    # ----------------------------------------------------------------- the CLI
+
+    def cli(self, *args: str, timeout: float = CLI_TIMEOUT, check: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "unistack", "-f", str(COMPOSE_FILE), "-p", PROJECT, *args]
+        result = subprocess.run(argv, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"`unistack {' '.join(args)}` exited {result.returncode}\n--- stdout\n{result.stdout}"
+                f"--- stderr\n{result.stderr}\n{self.diagnostics()}"
+            )
+        return result
+
+    def up(self) -> None:
+        """`up --wait`: everything healthy (or done) within UP_TIMEOUT, else fails with ps and the logs."""
+        self.cli("up", "--wait", "--wait-timeout", f"{UP_TIMEOUT:g}", timeout=UP_TIMEOUT + 120)
+
+    def down(self, *, volumes: bool = False) -> None:
+        self.cli("down", *(["-v"] if volumes else []))
+
+    def ps(self, *, check: bool = True) -> dict[str, dict[str, Any]]:
+        """`ps --format json` by service; with check=False, {} when the command fails (a daemon being replaced)."""
+        result = self.cli("ps", "--format", "json", check=check)
+        if result.returncode != 0:
+            return {}
+        return {row["service"]: row for row in json.loads(result.stdout)}
+
+    def state(self) -> dict[str, Any]:
+        """state.json: the daemon's pid and, per service, the process record (pid, pgid) of its incarnation."""
+        data: dict[str, Any] = json.loads((self.state_dir / "state.json").read_text())
+        return data
+
+    def events(self) -> list[dict[str, Any]]:
+        """logs/events.jsonl: what the daemons did (kind, service, message, at)."""
+        path = self.state_dir / "logs" / "events.jsonl"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def diagnostics(self) -> str:
+        """`ps` and the last 50 lines of every service's log (and of the daemon's), for a failure message."""
+        parts = []
+        for args in (("ps",), ("logs", "--tail", "50")):
+            try:
+                result = self.cli(*args, check=False, timeout=60)
+                parts.append(
+                    f"--- unistack {' '.join(args)} (exit {result.returncode})\n{result.stdout}{result.stderr}"
+                )
+            except subprocess.TimeoutExpired:
+                parts.append(f"--- unistack {' '.join(args)}: timed out")
+        daemon_log = self.state_dir / "logs" / "daemon.log"
+        if daemon_log.exists():
+            tail = daemon_log.read_text(errors="replace").splitlines()[-30:]
+            parts.append("--- daemon.log (last 30 lines)\n" + "\n".join(tail))
+        return "\n".join(parts)
+
+    # ----------------------------------------------------------------- waiting
+
+    def healthy(self) -> dict[str, dict[str, Any]] | None:
+        """`ps` when every long-running service is healthy and every one-shot has exited 0, else None."""
+        rows = self.ps(check=False)
+        if all(rows.get(name, {}).get("state") == "healthy" for name in LONG_RUNNING) and all(
+            rows.get(name, {}).get("state") == "exited" and rows[name]["exit_code"] == 0 for name in ONE_SHOT
+        ):
+            return rows
+        return None
+
+    def wait_healthy(self, timeout: float = READY_TIMEOUT) -> dict[str, dict[str, Any]]:
+        return wait_for(self.healthy, timeout, "every service of the stack healthy in `ps`", interval=0.5)
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> dict[str, Any]:
+        """Polls /api/ready through the proxy until it answers 200; returns its body."""
+        last = "no answer"
+        with self.client() as client:
+
+            def ready() -> dict[str, Any] | None:
+                nonlocal last
+                response = client.get("/api/ready")
+                last = f"{response.status_code} {response.text[:300]}"
+                return response.json() if response.status_code == 200 else None
+
+            try:
+                return wait_for(ready, timeout, f"{self.base_url}/api/ready to answer 200")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; its last answer: {last}") from None
+
+    def assert_sole_listener(self) -> None:
+        """Nothing but this instance's proxy listens on its port. Caddy binds with SO_REUSEPORT, so a second
+        server on the same port (another instance, say) would not fail: the kernel would share the connections
+        between the two, and the tests would talk to whichever it picked."""
+        proxy = psutil.Process(self.ps()["proxy"]["pid"])
+        ours = {proxy.pid, *(child.pid for child in proxy.children(recursive=True))}
+        listeners = {
+            conn.pid
+            for conn in psutil.net_connections(kind="tcp")
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == self.port
+        }
+        assert listeners and listeners <= ours, (
+            f"port {self.port} is listened on by pids {sorted(listeners, key=str)}, not only by the proxy "
+            f"({proxy.pid}): another server shares the port (set E2E_HTTP_PORT to a free one)"
+        )
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        # trust_env=False: straight to 127.0.0.1, whatever HTTP(S)_PROXY the machine has
+        return httpx.Client(base_url=self.base_url, timeout=HTTP_TIMEOUT, trust_env=False, **kwargs)
+
+    # ----------------------------------------------------------------- processes
+
+    def service_pids(self) -> dict[str, int]:
+        """The pid of each long-running service, as `ps --format json` shows it once all are healthy."""
+        rows = self.wait_healthy()
+        return {name: rows[name]["pid"] for name in LONG_RUNNING}
+
+    def kill_everything(self) -> None:
+        """SIGKILL the daemon and every service's process group recorded in state.json, as a power cut would (no
+        cleanup of any kind), then wait until none of those processes is left.
+
+        Only processes that are provably this instance's are touched: the daemon by its command line, a group by
+        its leader's pid and start time (or, with the leader gone, members of a group that no new leader took)."""
+        data = self.state()
+        victims: list[psutil.Process] = []
+        with contextlib.suppress(psutil.Error, KeyError, ValueError, TypeError):
+            daemon = psutil.Process(int(data["daemon_pid"]))
+            if "unistack.control.daemon" in daemon.cmdline() and str(self.state_dir) in daemon.cmdline():
+                victims.append(daemon)
+        records = [info["record"] for info in data.get("services", {}).values() if info.get("record")]
+        everyone = list(psutil.process_iter())
+        groups = set()
+        for record in records:
+            pgid, leader = int(record["pgid"]), None
+            with contextlib.suppress(psutil.Error):
+                leader = psutil.Process(int(record["pid"]))
+            if leader is not None and abs(leader.create_time() - float(record["create_time"])) > 1:
+                continue  # the pid was reused: not ours
+            members = [p for p in everyone if _pgid(p) == pgid]
+            if leader is None and any(p.pid == pgid for p in members):
+                continue  # a new process leads a group with this id: not ours
+            groups.add(pgid)
+            victims += members
+        for victim in victims:  # the daemon first, so that it restarts nothing
+            with contextlib.suppress(psutil.NoSuchProcess):
+                victim.kill()
+        for pgid in groups:  # and whatever a service forked since the snapshot
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+
+        def all_dead() -> bool:
+            left = [p for p in psutil.process_iter() if _pgid(p) in groups and not gone(p)]
+            return not left and all(gone(p) for p in victims)
+
+        wait_for(all_dead, 30, f"the processes of groups {sorted(groups)} and the daemon to die after SIGKILL")
+
+    def force_cleanup(self) -> None:
+        """After a failed `down`: kill whatever state.json still records, so no stray process outlives the run."""
+        with contextlib.suppress(OSError, ValueError, KeyError, AssertionError):
+            self.kill_everything()
+
+
+def gone(process: psutil.Process | int) -> bool:
+    """Dead, or a zombie that nobody reaped yet (it holds nothing)."""
+    try:
+        found = process if isinstance(process, psutil.Process) else psutil.Process(process)
+        return found.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _pgid(process: psutil.Process) -> int | None:
+    try:
+        return os.getpgid(process.pid)
+    except (ProcessLookupError, PermissionError):
+        return None
+
+
+_STACK: Stack | None = None
+# Moved to the end of the session, in this order: they restart or stop the whole stack, and the last one empties it.
+DISRUPTIVE = ("test_migrations.py", "test_persistence.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Within this folder's tests (the rest of the session keeps its order), the disruptive ones go last."""
+    slots = [i for i, item in enumerate(items) if HERE in item.path.parents]
+    ours = sorted(
+        (items[i] for i in slots),
+        key=lambda item: DISRUPTIVE.index(item.path.name) + 1 if item.path.name in DISRUPTIVE else 0,
+    )
+    for slot, item in zip(slots, ours, strict=True):
+        items[slot] = item
+
+
+@contextlib.contextmanager
+def exclusive_use(timeout: float) -> Iterator[None]:
+    """One e2e session at a time on this working tree: a second one (another `./run-tests`, say) waits here for
+    the first to finish instead of taking the same `e2e` instance from under it."""
+    LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    pytest.fail(f"another e2e session held {LOCK_FILE} for {timeout:g}s (E2E_LOCK_TIMEOUT)")
+                if not told:
+                    print(f"waiting for another e2e session (it holds {LOCK_FILE})", file=sys.stderr)
+                    told = True
+                time.sleep(1)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@pytest.fixture(scope="package")
+def stack() -> Iterator[Stack]:
+    """The running stack for every test of this folder; `down -v` after the last one. (Package scope: in a whole
+    `./run-tests` session it is the session of the e2e tests, and is not left running under the other tests.)"""
+    global _STACK
+    if os.environ.get("UNISTACK_SKIP_E2E") == "1":
+        pytest.skip("UNISTACK_SKIP_E2E=1")
+    with exclusive_use(float(os.environ.get("E2E_LOCK_TIMEOUT", "1800"))):
+        # A run that was killed may have left the instance up (on another port, with old data): start afresh.
+        Stack(PREFERRED_PORT).cli("down", "-v", check=False)
+        Stack(PREFERRED_PORT).force_cleanup()
+        instance = Stack(free_port())
+        ARTIFACTS.mkdir(exist_ok=True)
+        _STACK = instance
+        try:
+            failure = None
+            try:
+                instance.up()
+                instance.assert_sole_listener()
+                instance.wait_ready()
+            except (AssertionError, subprocess.TimeoutExpired) as exc:
+                failure = str(exc) if "--- unistack ps" in str(exc) else f"{exc}\n{instance.diagnostics()}"
+            if failure is not None:
+                (ARTIFACTS / "stack-setup.diagnostics.txt").write_text(failure)
+                print(failure, file=sys.stderr)  # once, in the first test's report ("Captured stderr setup")
+                summary = failure.split("--- unistack ps")[0].strip()[-3000:]
+                pytest.fail(
+                    f"the e2e stack did not come up:\n{summary}\n(ps and the services' last log lines: in the "
+                    f"first error's captured stderr and in {ARTIFACTS / 'stack-setup.diagnostics.txt'})",
+                    pytrace=False,
+                )
+            yield instance
+        finally:
+            _STACK = None
+            try:
+                instance.down(volumes=True)
+            except (AssertionError, subprocess.TimeoutExpired):
+                instance.force_cleanup()
+                raise
+
+
+@pytest.fixture
+def api(stack: Stack) -> Iterator[httpx.Client]:
+    """An HTTP client on the proxy (the only way in), once the stack serves (at once unless a test broke it)."""
+    stack.wait_ready()
+    with stack.client() as client:
+        yield client
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failing e2e test's report carries `ps` and the services' last log lines (also saved in artifacts/)."""
+    report = yield
+    if report.failed and report.when == "call" and _STACK is not None:
+        diagnostics = _STACK.diagnostics()
+        report.sections.append(("unistack ps and logs", diagnostics))
+        with contextlib.suppress(OSError):
+            (ARTIFACTS / f"{item.name}.diagnostics.txt").write_text(diagnostics)
+    return report
