@@ -96,12 +96,6 @@ def test_data_survives_down_daemon_kill_and_power_cut(stack: Stack, api: httpx.C
         api.delete(f"/api/notes/{note['id']}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="unistack bug: a replacement daemon re-adopting live services runs the one-shot services they depend "
-    "on (migrate, frontend-build) again, although they had completed; frontend-build then rebuilds "
-    "frontend/dist under the running proxy. See the report for a minimal reproduction.",
-)
 def test_a_replacement_daemon_does_not_rerun_finished_one_shots(stack: Stack, api: httpx.Client) -> None:
     stack.wait_healthy()
     old_daemon = int(stack.state()["daemon_pid"])
