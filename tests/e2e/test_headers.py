@@ -254,12 +254,6 @@ def test_a_body_over_the_proxy_limit_is_refused(stack: Stack, api: httpx.Client,
         api.delete(f"/api/notes/{note['id']}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stack/proxy/Caddyfile sets Content-Security-Policy with a plain `header` (not deferred); when the "
-    "backend sends 100 Continue (the client sent `Expect: 100-continue`, as curl does for bodies over 1 MB), "
-    "reverse_proxy forwards the 1xx and clears the header map, so the final response has no CSP",
-)
 def test_security_headers_survive_expect_100_continue(stack: Stack, api: httpx.Client) -> None:
     note = api.post("/api/notes", json={"title": "expect 100-continue"}).json()
     try:

@@ -6,16 +6,22 @@ Never touches files (the caller stores and deletes them through `app.uploads`) a
 from collections.abc import Sequence
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app.models import Attachment, Note
 from app.schemas import NoteCreate, NoteUpdate
 
 
 def list_notes(*, session: Session, skip: int = 0, limit: int = 100) -> Sequence[Note]:
-    """Newest first."""
-    query = select(Note).order_by(Note.created_at.desc(), Note.id.desc()).offset(skip).limit(limit)
-    return session.scalars(query).all()
+    """Newest first, attachments included: one query (the model's default `selectin` would make it two)."""
+    query = (
+        select(Note)
+        .options(joinedload(Note.attachments))
+        .order_by(Note.created_at.desc(), Note.id.desc())
+        .offset(skip)
+        .limit(limit)
+    )
+    return session.scalars(query).unique().all()
 
 
 def get_note(*, session: Session, note_id: int) -> Note | None:

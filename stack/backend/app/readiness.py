@@ -1,13 +1,15 @@
 """The checks behind /api/ready: database round trip, migrations at head, uploads folder writable.
 
 Each check returns a `Check` and never raises; details name the cause and never include a secret.
+
+Alembic is imported by the migrations check, on its first run, not with this module: it takes about 0.3 s, which
+would otherwise delay every start of the backend before it can serve anything (`dev_server.py` imports it once in
+its parent process, so reloads never pay it).
 """
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -39,10 +41,14 @@ def check_database(engine: Engine) -> Check:
 
 
 def code_heads() -> set[str]:
+    from alembic.script import ScriptDirectory  # lazily: see the module docstring
+
     return set(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
 
 
 def check_migrations(engine: Engine) -> Check:
+    from alembic.runtime.migration import MigrationContext  # lazily: see the module docstring
+
     heads = code_heads()
     try:
         with engine.connect() as connection:
