@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import psutil
 import pytest
@@ -287,11 +289,17 @@ def test_state_folders_and_volumes_survive_down_but_not_down_v(instance: Instanc
     assert (state_dir / "logs" / "db.log").exists()
 
 
-def _attached_up(instance: Instance) -> subprocess.Popen[str]:
+@contextlib.contextmanager
+def _attached_up(instance: Instance) -> Iterator[subprocess.Popen[str]]:
     argv = [sys.executable, "-m", "unistack", "up"]
     proc = subprocess.Popen(argv, cwd=instance.folder, env=instance.env, stdout=subprocess.PIPE, text=True)
     instance.projects.add(None)
-    return proc
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
 
 
 def _read_until(proc: subprocess.Popen[str], needle: str, timeout: float = 30) -> list[str]:
@@ -310,33 +318,33 @@ def _read_until(proc: subprocess.Popen[str], needle: str, timeout: float = 30) -
 
 def test_attached_up_interleaves_logs_and_stops_on_ctrl_c(instance: Instance) -> None:
     instance.write("services:" + svc("db") + svc("api", deps="    depends_on: [db]\n"))
-    proc = _attached_up(instance)
-    seen = _read_until(proc, "api ready")
-    assert any(line.startswith("db ") and "| db starting" in line for line in seen)
-    pids = {name: row["pid"] for name, row in instance.ps().items()}
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0
-    assert "Gracefully stopping" in out
-    for pid in pids.values():
-        instance.wait_for(lambda pid=pid: not _alive(pid), timeout=10, message=f"pid {pid} stopped")
+    with _attached_up(instance) as proc:
+        seen = _read_until(proc, "api ready")
+        assert any(line.startswith("db ") and "| db starting" in line for line in seen)
+        pids = {name: row["pid"] for name, row in instance.ps().items()}
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0
+        assert "Gracefully stopping" in out
+        for pid in pids.values():
+            instance.wait_for(lambda pid=pid: not _alive(pid), timeout=10, message=f"pid {pid} stopped")
 
 
 def test_second_ctrl_c_forces(instance: Instance) -> None:
     instance.write(
         "services:" + svc("stubborn", env="      IGNORE_TERM: '1'\n", extra="    stop_grace_period: 60s\n", check=False)
     )
-    proc = _attached_up(instance)
-    _read_until(proc, "stubborn ready")
-    pid = instance.ps()["stubborn"]["pid"]
-    proc.send_signal(signal.SIGINT)
-    _read_until(proc, "ignores SIGTERM")
-    began = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=30)
-    assert "Forcing stop" in out and "killed" in out
-    assert time.monotonic() - began < 10  # far less than the 60 s grace period
-    instance.wait_for(lambda: not _alive(pid), timeout=10, message="stubborn killed")
+    with _attached_up(instance) as proc:
+        _read_until(proc, "stubborn ready")
+        pid = instance.ps()["stubborn"]["pid"]
+        proc.send_signal(signal.SIGINT)
+        _read_until(proc, "ignores SIGTERM")
+        began = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        assert "Forcing stop" in out and "killed" in out
+        assert time.monotonic() - began < 10  # far less than the 60 s grace period
+        instance.wait_for(lambda: not _alive(pid), timeout=10, message="stubborn killed")
 
 
 def test_setup_step_runs_before_start_and_its_failure_is_reported(instance: Instance) -> None:

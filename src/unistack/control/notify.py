@@ -40,7 +40,8 @@ async def _run_command(
     except OSError as exc:
         return f"notify command {argv[0]!r} could not run: {exc.strerror}"
     try:
-        out, _ = await asyncio.wait_for(proc.communicate((body + "\n").encode()), timeout=timeout)
+        async with asyncio.timeout(timeout):
+            out, _ = await proc.communicate((body + "\n").encode())
     except TimeoutError:
         proc.kill()
         await proc.wait()

@@ -26,6 +26,7 @@ from unistack.runtimes.base import Handle, Runtime
 
 RUNNING_STATES = {"starting", "running", "healthy", "unhealthy"}
 LOG_TAIL = 20
+RUNNER_STOP_TIMEOUT = 15.0  # seconds a cancelled runner gets to end before its process is stopped anyway
 STABLE_RUN = 1.0  # seconds a service without a healthcheck must stay up before ``--wait`` calls it ready
 
 
@@ -379,11 +380,11 @@ class Engine:
             self.status[name].handle = None
             return result.exit_code, True
         finally:
-            for task in (exited, probing):
-                if task is not None and not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+            pending = {task for task in (exited, probing) if task is not None and not task.done()}
+            for task in pending:
+                task.cancel()
+            if pending:  # bounded: a helper task that ignores its cancellation must not hang a stop
+                await asyncio.wait(pending, timeout=5)
 
     async def _on_exit(self, name: str, code: int | None) -> None:
         st = self.status[name]
@@ -545,8 +546,9 @@ class Engine:
             return
         if task is not None and not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            done, _ = await asyncio.wait({task}, timeout=RUNNER_STOP_TIMEOUT)
+            if not done:  # a bug, but the process must still be stopped: go on with what the runner left
+                self._emit("error", name, f"{name}: its supervisor task did not end; stopping the process anyway")
         handle = st.handle
         if handle is None:
             if st.state in {"created", "blocked", "starting"}:

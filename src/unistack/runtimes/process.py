@@ -163,7 +163,8 @@ class ProcessRuntime:
         except asyncio.CancelledError:
             _signal_group(proc.pid, signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), 5)
+                async with asyncio.timeout(5):
+                    await proc.wait()
             _signal_group(proc.pid, signal.SIGKILL)
             raise
         tail = "\n".join(logfiles.tail_lines(self.log_path(project, service.name), 15))
@@ -227,13 +228,17 @@ class ProcessRuntime:
         _signal_group(pgid, sig)
         code: int | None = None
         killed = False
+        # asyncio.timeout, never wait_for: on Python 3.11 wait_for can swallow a cancellation that races with
+        # the inner result, and a probe loop that misses its cancellation never ends (a stop then hangs)
         try:
-            code = await asyncio.wait_for(self.wait(handle), timeout=grace)
+            async with asyncio.timeout(grace):
+                code = await self.wait(handle)
         except TimeoutError:
             killed = True
             _signal_group(pgid, signal.SIGKILL)
             with contextlib.suppress(TimeoutError):
-                code = await asyncio.wait_for(self.wait(handle), timeout=10)
+                async with asyncio.timeout(10):
+                    code = await self.wait(handle)
         _signal_group(pgid, signal.SIGKILL)  # whatever the leader left behind in its group
         return StopResult(killed=killed, exit_code=code)
 
@@ -253,7 +258,8 @@ class ProcessRuntime:
         except OSError as exc:
             return ProbeResult(False, None, f"cannot run healthcheck {argv[0]!r}: {exc.strerror}")
         try:
-            out, _ = await asyncio.wait_for(proc.communicate(), timeout=check.timeout)
+            async with asyncio.timeout(check.timeout):
+                out, _ = await proc.communicate()
         except TimeoutError:
             _signal_group(proc.pid, signal.SIGKILL)
             await proc.wait()
