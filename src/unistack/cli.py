@@ -140,13 +140,25 @@ def up(opts: Options, detach: bool, wait: bool, wait_timeout: float | None, serv
             printer.say(f"{name}: {what}")
         if not wait:
             printer.say(f"{project.name}: the supervisor owns the stack; see `unistack ps` and `unistack logs -f`")
+            _say_addresses(printer, project, selected)
             return
         result = daemon_client.ensure(project.state_dir).call("wait", services=selected, timeout=wait_timeout)
         printer.say(wait_report(result))
         if not result["ok"]:
             raise _Exit(1)
+        _say_addresses(printer, project, selected)
         return
     raise _Exit(asyncio.run(_attached(project, selected, runtime_name, printer)))
+
+
+def _say_addresses(printer: Printer, project: Project, selected: list[str]) -> None:
+    """Where the stack is reachable: every published TCP port of the selected services."""
+    for name in selected or list(project.services):
+        for port in project.services[name].ports:
+            if port.published is not None and port.protocol == "tcp":
+                host = port.host_ip if port.host_ip not in ("", "0.0.0.0", "::") else "127.0.0.1"
+                host = f"[{host}]" if ":" in host else host
+                printer.say(f"{name} is reachable at http://{host}:{port.published}")
 
 
 def _waiting_for_lock(printer: Printer) -> None:
@@ -193,6 +205,7 @@ async def _attached(project: Project, selected: list[str], runtime_name: str, pr
         with state.instance_lock(project.state_dir, on_wait=lambda: _waiting_for_lock(printer)):
             await asyncio.to_thread(_send_up, project, selected, runtime_name)
         printer.say(f"{project.name}: started; press Ctrl+C to stop")
+        _say_addresses(printer, project, selected)
         code = await _watch(project, names, stopping)
     finally:
         with contextlib.suppress(Exception):

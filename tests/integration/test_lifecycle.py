@@ -166,10 +166,14 @@ def test_killed_daemon_is_replaced_and_services_readopted(instance: Instance) ->
 
 
 def test_two_instances_side_by_side(instance: Instance) -> None:
-    instance.write("services:" + svc("web", env="      PORT: ${WEB_PORT}\n", check=True))
+    instance.write(
+        "services:"
+        + svc("web", env="      PORT: ${WEB_PORT}\n", extra='    ports: ["127.0.0.1:${WEB_PORT}:${WEB_PORT}"]\n')
+    )
     for name, port in (("a", "18471"), ("b", "18472")):
         instance.env["WEB_PORT"] = port
-        instance.run("up", "--wait", "--wait-timeout", "30", check=True, project=name)
+        result = instance.run("up", "--wait", "--wait-timeout", "30", check=True, project=name)
+        assert f"web is reachable at http://127.0.0.1:{port}" in result.stdout
     a, b = instance.ps(project="a"), instance.ps(project="b")
     assert a["web"]["pid"] != b["web"]["pid"]
     assert a["web"]["health"] == b["web"]["health"] == "healthy"
