@@ -12,82 +12,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from unistack import graph
-from unistack.config.model import Dependency, Project, Service
+from unistack.config.model import Dependency, Project
 from unistack.engine import policy
 from unistack.engine.clock import Clock, SystemClock
 from unistack.engine.events import Event, EventKind, iso
-from unistack.engine.health import CheckRecord, Health, HealthTracker
+from unistack.engine.health import CheckRecord, HealthTracker
+from unistack.engine.status import ServiceStatus, WaitReport, dependency_verdict
 from unistack.errors import RuntimeFailure
 from unistack.runtimes.base import Handle, Runtime
 
-RUNNING_STATES = {"starting", "running", "healthy", "unhealthy"}
 LOG_TAIL = 20
 RUNNER_STOP_TIMEOUT = 15.0  # seconds a cancelled runner gets to end before its process is stopped anyway
 STABLE_RUN = 1.0  # seconds a service without a healthcheck must stay up before ``--wait`` calls it ready
-
-
-@dataclass
-class ServiceStatus:
-    """What ``ps`` shows for one service; mutated only by the engine."""
-
-    service: str
-    state: str = "created"
-    health: Health = "none"
-    restarts: int = 0
-    attempts: int = 0  # restarts in the current run of failures (reset after a stable run)
-    exit_code: int | None = None
-    last_check: CheckRecord | None = None
-    handle: Handle | None = None
-    started_at: float | None = None  # epoch seconds of the current incarnation
-    reason: str = ""  # why blocked / fatal / exited
-
-    def ready(self, service: Service) -> bool:
-        """Started as its dependents would want: healthy if it has a check, else running or done."""
-        if self.state == "exited":
-            return self.exit_code == 0
-        if service.healthcheck is not None:
-            return self.state == "healthy"
-        return self.state in RUNNING_STATES
-
-    def failed(self) -> bool:
-        return self.state in {"fatal", "blocked"} or (self.state == "exited" and self.exit_code != 0)
-
-    def to_json(self, service: Service) -> dict[str, Any]:
-        check = self.last_check
-        return {
-            "service": self.service,
-            "state": self.state,
-            "health": self.health,
-            "restarts": self.restarts,
-            "exit_code": self.exit_code,
-            "started_at": iso(self.started_at),
-            "last_check": None
-            if check is None
-            else {"at": iso(check.at), "ok": check.ok, "exit_code": check.exit_code, "output": check.output},
-            "pid": int(self.handle.ident) if self.handle and self.handle.ident.isdigit() else None,
-            "container": self.handle.ident if self.handle and not self.handle.ident.isdigit() else None,
-            "ports": [
-                {"host_ip": p.host_ip, "host_port": p.published, "target": p.target, "protocol": p.protocol}
-                for p in service.ports
-                if p.published is not None
-            ],
-            "reason": self.reason,
-        }
-
-
-@dataclass
-class WaitReport:
-    ready: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)  # service -> why, with check output and logs
-    pending: dict[str, str] = field(default_factory=dict)  # service -> what it still waits for
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.pending
 
 
 class Engine:
@@ -489,34 +428,9 @@ class Engine:
         return True
 
     def _dependency_verdict(self, dep: str, want: Dependency) -> str:
-        """'ok', 'wait', or a sentence saying why ``dep`` will not meet ``want`` as things stand."""
-        if dep not in self.project.services:
-            return "ok" if not want.required else f"{dep} is not defined"
-        st, svc = self.status[dep], self.project.services[dep]
-        if dep not in self._tasks and not want.required:
-            return "ok"
-        check = st.last_check
-        check_text = f"; last check: {check.output.strip()[-200:] or '-'}" if check and not check.ok else ""
-        if st.state in {"fatal", "blocked"}:
-            return f"dependency {dep} is {st.state} ({st.reason}){check_text}"
-        if want.condition == "service_started":
-            return "ok" if st.state in RUNNING_STATES or st.state == "exited" else "wait"
-        if want.condition == "service_healthy":
-            if svc.healthcheck is None:
-                return f"dependency {dep} has no healthcheck, so it can never be service_healthy"
-            if st.state == "healthy":
-                return "ok"
-            if st.state == "exited":
-                return f"dependency {dep} exited with code {st.exit_code} before it was healthy"
-            if st.state == "unhealthy" and svc.restart.mode == "no":
-                return f'dependency {dep} is unhealthy and restart is "no"{check_text}'
-            return "wait"
-        # service_completed_successfully
-        if st.state == "exited":
-            if st.exit_code == 0:
-                return "ok"
-            return f"dependency {dep} exited with code {st.exit_code} (service_completed_successfully)"
-        return "wait"
+        return dependency_verdict(
+            dep, want, self.status.get(dep), self.project.services.get(dep), supervised=dep in self._tasks
+        )
 
     def _ready_or_failed(self, name: str) -> bool:
         st, svc = self.status[name], self.project.services[name]

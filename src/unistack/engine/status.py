@@ -1,0 +1,110 @@
+"""What the engine knows about each service, and the rule that says whether a dependency is met: data and
+pure functions, no I/O and no asyncio."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from unistack.config.model import Dependency, Service
+from unistack.engine.events import iso
+from unistack.engine.health import CheckRecord, Health
+from unistack.runtimes.base import Handle
+
+RUNNING_STATES = {"starting", "running", "healthy", "unhealthy"}
+
+
+@dataclass
+class ServiceStatus:
+    """What ``ps`` shows for one service; mutated only by the engine."""
+
+    service: str
+    state: str = "created"
+    health: Health = "none"
+    restarts: int = 0
+    attempts: int = 0  # restarts in the current run of failures (reset after a stable run)
+    exit_code: int | None = None
+    last_check: CheckRecord | None = None
+    handle: Handle | None = None
+    started_at: float | None = None  # epoch seconds of the current incarnation
+    reason: str = ""  # why blocked / fatal / exited
+
+    def ready(self, service: Service) -> bool:
+        """Started as its dependents would want: healthy if it has a check, else running or done."""
+        if self.state == "exited":
+            return self.exit_code == 0
+        if service.healthcheck is not None:
+            return self.state == "healthy"
+        return self.state in RUNNING_STATES
+
+    def failed(self) -> bool:
+        return self.state in {"fatal", "blocked"} or (self.state == "exited" and self.exit_code != 0)
+
+    def to_json(self, service: Service) -> dict[str, Any]:
+        check = self.last_check
+        return {
+            "service": self.service,
+            "state": self.state,
+            "health": self.health,
+            "restarts": self.restarts,
+            "exit_code": self.exit_code,
+            "started_at": iso(self.started_at),
+            "last_check": None
+            if check is None
+            else {"at": iso(check.at), "ok": check.ok, "exit_code": check.exit_code, "output": check.output},
+            "pid": int(self.handle.ident) if self.handle and self.handle.ident.isdigit() else None,
+            "container": self.handle.ident if self.handle and not self.handle.ident.isdigit() else None,
+            "ports": [
+                {"host_ip": p.host_ip, "host_port": p.published, "target": p.target, "protocol": p.protocol}
+                for p in service.ports
+                if p.published is not None
+            ],
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class WaitReport:
+    ready: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # service -> why, with check output and logs
+    pending: dict[str, str] = field(default_factory=dict)  # service -> what it still waits for
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.pending
+
+
+def dependency_verdict(
+    dep: str, want: Dependency, status: ServiceStatus | None, service: Service | None, supervised: bool
+) -> str:
+    """'ok', 'wait', or a sentence saying why ``dep`` will not meet ``want`` as things stand.
+
+    ``status`` and ``service`` are the dependency's (None when it is not part of the project); ``supervised``
+    says whether a runner owns it (an optional dependency nobody starts is simply skipped).
+    """
+    if status is None or service is None:
+        return "ok" if not want.required else f"{dep} is not defined"
+    if not supervised and not want.required:
+        return "ok"
+    check = status.last_check
+    check_text = f"; last check: {check.output.strip()[-200:] or '-'}" if check and not check.ok else ""
+    if status.state in {"fatal", "blocked"}:
+        return f"dependency {dep} is {status.state} ({status.reason}){check_text}"
+    if want.condition == "service_started":
+        return "ok" if status.state in RUNNING_STATES or status.state == "exited" else "wait"
+    if want.condition == "service_healthy":
+        if service.healthcheck is None:
+            return f"dependency {dep} has no healthcheck, so it can never be service_healthy"
+        if status.state == "healthy":
+            return "ok"
+        if status.state == "exited":
+            return f"dependency {dep} exited with code {status.exit_code} before it was healthy"
+        if status.state == "unhealthy" and service.restart.mode == "no":
+            return f'dependency {dep} is unhealthy and restart is "no"{check_text}'
+        return "wait"
+    # service_completed_successfully
+    if status.state == "exited":
+        if status.exit_code == 0:
+            return "ok"
+        return f"dependency {dep} exited with code {status.exit_code} (service_completed_successfully)"
+    return "wait"
