@@ -57,15 +57,20 @@ def events_log(state_dir: Path) -> Path:
     return state_dir / "logs" / "events.jsonl"
 
 
-def read_state(state_dir: Path) -> dict[str, Any] | None:
-    path = state_file(state_dir)
+def _read_json(path: Path) -> Any:
+    """The file's JSON, or None when it does not exist; a damaged file is a StateError that says what to do."""
     try:
-        data = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise StateError(f"the state file {path} cannot be read ({exc}); remove it to start afresh") from exc
-    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+        raise StateError(f"{path} cannot be read ({exc}); remove it to start afresh") from exc
+
+
+def read_state(state_dir: Path) -> dict[str, Any] | None:
+    path = state_file(state_dir)
+    data = _read_json(path)
+    if data is not None and (not isinstance(data, dict) or data.get("version") != STATE_VERSION):
         raise StateError(f"the state file {path} is from another unistack version; remove it to start afresh")
     return data
 
@@ -95,13 +100,7 @@ def write_project(state_dir: Path, project: dict[str, Any]) -> None:
 
 
 def read_project(state_dir: Path) -> dict[str, Any] | None:
-    path = project_file(state_dir)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise StateError(f"{path} cannot be read ({exc}); remove it to start afresh") from exc
+    data = _read_json(project_file(state_dir))
     return data if isinstance(data, dict) else None
 
 
