@@ -13,7 +13,6 @@ last log lines of every service in the failure. E2E_HTTP_PORT picks the port (de
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -28,6 +27,8 @@ from typing import Any, TypeVar
 import httpx
 import psutil
 import pytest
+
+from unistack.control.state import file_lock
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -292,25 +293,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def exclusive_use(timeout: float) -> Iterator[None]:
     """One e2e session at a time on this working tree: a second one (another `./run-tests`, say) waits here for
     the first to finish instead of taking the same `e2e` instance from under it."""
-    LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def tell() -> None:
+        print(f"waiting for another e2e session (it holds {LOCK_FILE})", file=sys.stderr)
+
     try:
-        deadline = time.monotonic() + timeout
-        told = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    pytest.fail(f"another e2e session held {LOCK_FILE} for {timeout:g}s (E2E_LOCK_TIMEOUT)")
-                if not told:
-                    print(f"waiting for another e2e session (it holds {LOCK_FILE})", file=sys.stderr)
-                    told = True
-                time.sleep(1)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
+        with file_lock(LOCK_FILE, timeout, on_wait=tell, poll=1.0):
+            yield
+    except TimeoutError:
+        pytest.fail(f"another e2e session held {LOCK_FILE} for {timeout:g}s (E2E_LOCK_TIMEOUT)")
 
 
 @pytest.fixture(scope="package")

@@ -116,9 +116,12 @@ def _open_lock(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def instance_lock(state_dir: Path, timeout: float = 600.0, on_wait: Any = None) -> Iterator[None]:
-    """Hold the instance's command lock; wait for a racing command to finish first."""
-    fd = _open_lock(state_dir / "lock")
+def file_lock(path: Path, timeout: float, on_wait: Any = None, poll: float = 0.05) -> Iterator[None]:
+    """Hold an exclusive flock on ``path``, waiting up to ``timeout`` seconds (TimeoutError after that).
+
+    ``on_wait`` is called once when the lock is busy, so a caller can say what it is waiting for.
+    """
+    fd = _open_lock(path)
     try:
         deadline = time.monotonic() + timeout
         told = False
@@ -131,14 +134,23 @@ def instance_lock(state_dir: Path, timeout: float = 600.0, on_wait: Any = None) 
                     on_wait()
                     told = True
                 if time.monotonic() > deadline:
-                    raise StateError(
-                        f"another unistack command has held {state_dir / 'lock'} for {timeout:g}s; "
-                        "wait for it or stop it"
-                    ) from None
-                time.sleep(0.05)
+                    raise TimeoutError(f"{path} stayed locked for {timeout:g}s") from None
+                time.sleep(poll)
         yield
     finally:
-        os.close(fd)
+        os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def instance_lock(state_dir: Path, timeout: float = 600.0, on_wait: Any = None) -> Iterator[None]:
+    """Hold the instance's command lock; wait for a racing command to finish first."""
+    try:
+        with file_lock(state_dir / "lock", timeout, on_wait):
+            yield
+    except TimeoutError:
+        raise StateError(
+            f"another unistack command has held {state_dir / 'lock'} for {timeout:g}s; wait for it or stop it"
+        ) from None
 
 
 def try_daemon_lock(state_dir: Path) -> int | None:
