@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ SOCKET_NAME = "daemon.sock"
 MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
 
 
+@functools.cache
 def code_fingerprint() -> str:
     """Identifies the unistack code on disk, so a client can tell that a daemon runs older code."""
     package = Path(__file__).resolve().parents[1]
