@@ -43,6 +43,7 @@ class Options:
     profiles: tuple[str, ...]
     runtime: str
     _project: Project | None = field(default=None, repr=False)
+    _runtime_name: str | None = field(default=None, repr=False)
 
     def project(self) -> Project:
         if self._project is None:
@@ -62,7 +63,14 @@ class Options:
         return self._project
 
     def runtime_name(self) -> str:
-        return resolve_runtime_name(self.runtime)
+        """The runtime asked for; with ``auto``, the one this instance already runs on, else docker when an
+        engine answers, else process."""
+        if self._runtime_name is None:
+            recorded = None
+            if self.runtime == "auto":
+                recorded = (state.read_state(self.project().state_dir) or {}).get("runtime")
+            self._runtime_name = resolve_runtime_name(self.runtime, recorded)
+        return self._runtime_name
 
     def checked_project(self) -> Project:
         """The project, with what the chosen runtime needs checked before anything starts."""
@@ -357,6 +365,69 @@ def logs(opts: Options, follow: bool, tail: str, services: tuple[str, ...]) -> N
 def config_command(opts: Options, fmt: str) -> None:
     """Print the resolved configuration (secrets redacted)."""
     click.echo(config.render(opts.project(), "json" if fmt == "json" else "yaml"), nl=False)
+
+
+# --------------------------------------------------------------------------- images (the Docker runtime)
+
+
+@cli.command()
+@click.option("--no-cache", is_flag=True, help="Build every step again (Docker's layer cache unused).")
+@click.option("--bootstrap", is_flag=True, help="Make a missing base image offline (debootstrap).")
+@click.argument("services", nargs=-1)
+@pass_options
+def build(opts: Options, no_cache: bool, bootstrap: bool, services: tuple[str, ...]) -> None:
+    """Build the services' images (only those whose build context changed)."""
+    from unistack.runtimes import docker_client, images
+
+    project = opts.project()
+    selected = _check_services(project, services)
+    plans = images.plans(project, selected or None)
+    if not plans:
+        click.echo(f"{project.name}: no service has a build section; nothing to build")
+        return
+    client = docker_client(timeout=600)
+    results = []
+    for plan in plans:
+        tag = click.style(plan.image, fg="cyan", bold=True)
+        click.echo(f"{tag}: checking {plan.context}")
+        results.append(
+            images.build(
+                client,
+                plan,
+                lambda line, tag=tag: click.echo(f"{tag} | {line}"),  # type: ignore[misc]
+                no_cache=no_cache,
+                bootstrap=bootstrap,
+            )
+        )
+    rows = [("IMAGE", "SERVICES", "RESULT", "TIME", "SIZE")]
+    for r in results:
+        what = "built" if r.built else "up to date"
+        rows.append((r.image, ",".join(r.services), what, f"{r.seconds:.1f}s", images.human_size(r.size)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@cli.group("images")
+def images_group() -> None:
+    """The base image and the project's images (the Docker runtime)."""
+
+
+@images_group.command("bootstrap")
+@click.option("--base", default="debian:bookworm-slim", show_default=True, help="Name to give the image.")
+@click.option("--suite", default="bookworm", show_default=True, help="Debian release to install.")
+@click.option("--mirror", envvar="UNISTACK_DEBIAN_MIRROR", metavar="URL", help="Debian mirror (deb.debian.org).")
+@click.option("--force", is_flag=True, help="Make it again even if an image of that name exists.")
+def images_bootstrap(base: str, suite: str, mirror: str | None, force: bool) -> None:
+    """Make the base image offline: debootstrap a minimal Debian and `docker import` it."""
+    from unistack.runtimes import docker_client, images
+
+    client = docker_client(timeout=600)
+    if not force and images.image_exists(client, base):
+        click.echo(f"{base} is already here (use --force to make it again)")
+        return
+    result = images.bootstrap_base(client, base, suite=suite, mirror=mirror, emit=lambda line: click.echo(f"  {line}"))
+    click.echo(f"{base}: made in {result.seconds:.0f} s ({images.human_size(result.size)})")
 
 
 # --------------------------------------------------------------------------- entry point
