@@ -1,15 +1,17 @@
 """The backend's development server: a save under app/ is served again in well under a second.
 
     .venv/bin/python dev_server.py app.main:app --uds "$UNISTACK_RUN_DIR/backend.sock" --reload --reload-dir app
+    .venv/bin/python dev_server.py app.main:app --host 0.0.0.0 --port 8000 --reload --reload-dir app  # containers
 
-(stack/compose.yaml runs it when BACKEND_RELOAD=1; otherwise the backend is plain `uvicorn app.main:app --uds`.)
+(stack/backend/serve.sh runs it when BACKEND_RELOAD=1; otherwise the backend is plain `uvicorn app.main:app`.)
 
 `uvicorn --reload` starts a brand-new interpreter for every save, which imports uvicorn, FastAPI, Pydantic,
 SQLAlchemy, Alembic and psycopg all over again (1.5-2.5 s on a busy machine) before the app's own modules
 (0.1-0.25 s). Here instead:
 
 - The parent process imports those libraries once (imports only: no thread, no event loop, no connection, so it
-  stays safe to fork), binds the unix socket once and keeps it listening for its whole life.
+  stays safe to fork), binds the unix socket (or, in a container, the TCP port) once and keeps it listening for
+  its whole life.
 - A worker is forked from the parent. It imports the app (`app.*`, which the parent never imports, so every
   worker reads the current source) and serves it with `uvicorn.Server` on the inherited socket.
 - A watcher, forked too (watchfiles runs a thread, and the parent must stay single-threaded), reports every
@@ -25,12 +27,12 @@ SQLAlchemy, Alembic and psycopg all over again (1.5-2.5 s on a busy machine) bef
   the code is fixed).
 - A worker that exits on its own (crash, lifespan failure) is started again on the next change, or after 1, 2,
   4 ... 30 s. Without --reload there is no watcher and the parent exits with the worker's status instead.
-- SIGTERM or SIGINT: the worker is stopped gracefully, the watcher too, the socket file removed, exit 0. A second
-  signal kills the children at once. SIGHUP restarts the worker.
+- SIGTERM or SIGINT: the worker is stopped gracefully, the watcher too, the socket file (with --uds) removed,
+  exit 0. A second signal kills the children at once. SIGHUP restarts the worker.
 
 One log line per reload, e.g. `dev_server: reloaded in 0.31 s (0.38 s after the save): app imported in 0.18 s,
 old worker gone at 0.09 s; app/api/routes/health.py`. Development only (it is not a production server: one
-worker, a traceback summary in 503 answers); POSIX only (fork, unix sockets).
+worker, a traceback summary in 503 answers); POSIX only (fork).
 """
 
 from __future__ import annotations
@@ -113,11 +115,14 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="dev_server.py",
-        description="Development server: imports the libraries once, binds the unix socket once, and forks a "
+        description="Development server: imports the libraries once, binds the socket once, and forks a "
         "fresh worker (importing only the app) whenever a *.py file under --reload-dir changes.",
     )
     parser.add_argument("app", help="the ASGI app as module:attribute, e.g. app.main:app")
-    parser.add_argument("--uds", required=True, type=Path, help="the unix socket to listen on")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--uds", type=Path, help="the unix socket to listen on (host processes)")
+    where.add_argument("--port", type=int, help="the TCP port to listen on, on --host (containers)")
+    parser.add_argument("--host", default="127.0.0.1", help="the address for --port (default 127.0.0.1)")
     parser.add_argument("--reload", action="store_true", help="restart the worker when a watched *.py file changes")
     parser.add_argument(
         "--reload-dir",
@@ -143,6 +148,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--preload", action="append", default=[], help="another module for the parent to import")
     args = parser.parse_args(argv)
+    if args.port is not None and not 0 < args.port < 65536:
+        parser.error(f"--port {args.port}: not a TCP port")
+    args.address = str(args.uds) if args.uds is not None else f"{args.host}:{args.port}"
     if args.reload_dirs is None:
         args.reload_dirs = [Path(args.app.partition(":")[0].split(".")[0])]
     if args.reload:
@@ -201,6 +209,21 @@ def remove_stale_socket(path: Path) -> None:
     finally:
         probe.close()
     raise SystemExit(f"dev_server: another server is listening on {path}; not taking it over")
+
+
+def bind_tcp(host: str, port: int, backlog: int) -> socket.socket:
+    """Binds and listens on host:port once, for the parent's whole life; workers inherit the descriptor."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a restart need not wait TIME_WAIT
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def bind_socket(path: Path, backlog: int) -> socket.socket:
@@ -356,7 +379,7 @@ def run_worker(args: argparse.Namespace, fd: int, go_fd: int, trigger: Trigger, 
                 "%s %s on %s (pid %d): ready %.2f s after the start, the app imported in %.2f s",
                 state,
                 args.app,
-                args.uds,
+                args.address,
                 os.getpid(),
                 now - args.started,
                 imported - began,
@@ -672,22 +695,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.log_level)
     sys.path.insert(0, str(Path.cwd()))  # `app` from this folder, as `uvicorn app.main:app` finds it
     libraries_s = preload([*PRELOAD, *args.preload])
-    sock = bind_socket(args.uds, args.backlog)
-    bound = args.uds.lstat()
+    bound: os.stat_result | None = None  # the socket file we made (--uds), so that we remove only ours
+    if args.uds is None:
+        sock = bind_tcp(args.host, args.port, args.backlog)
+    else:
+        sock = bind_socket(args.uds, args.backlog)
+        bound = args.uds.lstat()
     log.info(
         "libraries imported in %.2f s (once); listening on %s; %s",
         libraries_s,
-        args.uds,
+        args.address,
         f"watching {', '.join(str(d) for d in args.reload_dirs)} for *.py changes" if args.reload else "no reload",
     )
     try:
         return Supervisor(args, sock).run()
     finally:
         sock.close()
-        with contextlib.suppress(OSError):
-            now = args.uds.lstat()
-            if (now.st_dev, now.st_ino) == (bound.st_dev, bound.st_ino):  # still ours, not a successor's
-                args.uds.unlink()
+        if bound is not None:
+            with contextlib.suppress(OSError):
+                now = args.uds.lstat()
+                if (now.st_dev, now.st_ino) == (bound.st_dev, bound.st_ino):  # still ours, not a successor's
+                    args.uds.unlink()
 
 
 if __name__ == "__main__":

@@ -227,10 +227,24 @@ def run_checks(doc: Document, locations: Locations) -> list[Problem]:
     return [problem for check in CHECKS for problem in check(doc, locations)]
 
 
+# Isolation a container gives and a host process cannot: refused in process mode rather than silently dropped.
+CONTAINER_ONLY = ("user", "cap_add", "cap_drop", "read_only", "security_opt", "pids_limit", "privileged")
+
+
+def _container_only(service: Any) -> list[str]:
+    spec = service.spec
+    found = [key for key in CONTAINER_ONLY if spec.get(key) not in (None, False, [], "")]
+    resources = (spec.get("deploy") or {}).get("resources") or {}
+    if resources.get("limits") or resources.get("reservations"):
+        found.append("deploy.resources")
+    return found
+
+
 def check_for_process_runtime(project: Project) -> list[Problem]:
-    """Problems that stop this project from running as host processes (one per service without a command)."""
+    """Problems that stop this project from running as host processes: a service without a command, or one that
+    asks for container isolation (non-root user, capabilities, read-only root, limits) a host process cannot get."""
     file = project.files[0] if project.files else None
-    return [
+    problems = [
         Problem(
             f"service {name!r} has no x-unistack.process.command, so it cannot run as a host process.",
             file=file,
@@ -240,6 +254,19 @@ def check_for_process_runtime(project: Project) -> list[Problem]:
         for name, service in project.services.items()
         if service.process is None
     ]
+    for name, service in project.services.items():
+        if keys := _container_only(service):
+            problems.append(
+                Problem(
+                    f"service {name!r} asks for container isolation ({', '.join(keys)}), which a host process "
+                    "cannot be given.",
+                    file=file,
+                    key=f"services.{name}.{keys[0]}",
+                    fix="run it with --runtime docker (the production overlay is meant for containers), or leave "
+                    "these settings to a compose.<env>.yaml that only container environments load.",
+                )
+            )
+    return problems
 
 
 def _services(doc: Document) -> dict[str, dict[str, Any]]:

@@ -1,17 +1,31 @@
-"""A healthcheck command for supervisors without curl: HTTP GET over the backend's unix socket.
+"""A healthcheck command for supervisors without curl: HTTP GET to the backend, over its unix socket or TCP.
 
-    python -m app.healthcheck /path/to/backend.sock /api/ready
+    python -m app.healthcheck [URL_PATH]            the backend named by the environment (below)
+    python -m app.healthcheck TARGET URL_PATH       an explicit target: a socket path, or HOST:PORT
+
+The target from the environment is what the server listens on, so one command line serves both forms of the
+stack (compose.yaml's healthcheck is shared by host processes and containers): BACKEND_SOCKET (a unix socket
+path, host processes) when set, else 127.0.0.1:BACKEND_PORT (default 8000, containers). URL_PATH defaults to
+/api/ready.
 
 Prints the status and the first 200 characters of the body; exits 0 on 200, else 1 (also for bad usage and
-for a socket that does not answer within the timeout). Standard library only, so it starts fast.
+for a target that does not answer within the timeout). Standard library only, so it starts fast.
 """
 
 import http.client
+import os
 import socket
 import sys
+from collections.abc import Mapping
 
 TIMEOUT_SECONDS = 2.0
-USAGE = "usage: python -m app.healthcheck SOCKET_PATH [URL_PATH]   (URL_PATH defaults to /api/ready)"
+DEFAULT_PORT = 8000
+DEFAULT_PATH = "/api/ready"
+USAGE = (
+    "usage: python -m app.healthcheck [URL_PATH]   (the target: $BACKEND_SOCKET, else 127.0.0.1:$BACKEND_PORT)\n"
+    "       python -m app.healthcheck SOCKET_PATH|HOST:PORT URL_PATH\n"
+    f"URL_PATH defaults to {DEFAULT_PATH}"
+)
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -32,9 +46,26 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-def probe(socket_path: str, url_path: str, timeout: float = TIMEOUT_SECONDS) -> tuple[int, str]:
+def connection_for(target: str, timeout: float = TIMEOUT_SECONDS) -> http.client.HTTPConnection:
+    """A socket path (anything with a '/') is a unix socket; otherwise HOST:PORT, or a bare port on 127.0.0.1."""
+    if "/" in target:
+        return UnixHTTPConnection(target, timeout)
+    host, _, port = target.rpartition(":")
+    if not port.isdigit():
+        raise ValueError(f"{target!r} is neither a socket path nor HOST:PORT")
+    return http.client.HTTPConnection(host.strip("[]") or "127.0.0.1", int(port), timeout=timeout)
+
+
+def target_from(env: Mapping[str, str]) -> str:
+    """BACKEND_SOCKET when set (host processes), else 127.0.0.1:BACKEND_PORT (containers; default 8000)."""
+    if env.get("BACKEND_SOCKET"):
+        return env["BACKEND_SOCKET"]
+    return f"127.0.0.1:{env.get('BACKEND_PORT') or DEFAULT_PORT}"
+
+
+def probe(target: str, url_path: str, timeout: float = TIMEOUT_SECONDS) -> tuple[int, str]:
     """GETs the path; returns the status and the body's first 200 characters. Raises OSError if unreachable."""
-    connection = UnixHTTPConnection(socket_path, timeout)
+    connection = connection_for(target, timeout)
     try:
         connection.request("GET", url_path, headers={"Host": "localhost", "User-Agent": "stack-backend-healthcheck"})
         response = connection.getresponse()
@@ -44,16 +75,24 @@ def probe(socket_path: str, url_path: str, timeout: float = TIMEOUT_SECONDS) -> 
         connection.close()
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) not in (1, 2) or argv[0] in ("-h", "--help"):
+def main(argv: list[str], env: Mapping[str, str] = os.environ) -> int:
+    if len(argv) > 2 or (argv and argv[0] in ("-h", "--help")):
         print(USAGE, file=sys.stderr)
         return 1
-    socket_path = argv[0]
-    url_path = argv[1] if len(argv) == 2 else "/api/ready"
+    if len(argv) == 2:
+        target, url_path = argv
+    else:
+        target, url_path = target_from(env), argv[0] if argv else DEFAULT_PATH
+    if not url_path.startswith("/"):
+        print(f"URL_PATH must start with '/', not {url_path!r}\n{USAGE}", file=sys.stderr)
+        return 1
     try:
-        status, body = probe(socket_path, url_path)
+        status, body = probe(target, url_path)
+    except ValueError as exc:
+        print(f"{exc}\n{USAGE}", file=sys.stderr)
+        return 1
     except (OSError, http.client.HTTPException) as exc:
-        print(f"unreachable: {socket_path}: {exc or type(exc).__name__}")
+        print(f"unreachable: {target}: {exc or type(exc).__name__}")
         return 1
     print(f"{status} {body}")
     return 0 if status == 200 else 1

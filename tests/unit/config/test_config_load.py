@@ -352,3 +352,17 @@ def test_the_model_is_immutable(write: Write, tmp_path: Path) -> None:
     project = load(cwd=tmp_path, env={})
     with pytest.raises(Exception, match="frozen"):
         project.name = "other"  # type: ignore[misc]
+
+
+def test_container_isolation_is_refused_for_host_processes_not_dropped(write: Write, tmp_path: Path) -> None:
+    write(
+        "compose.yaml",
+        "services:\n"
+        "  plain:\n    user: ''\n    read_only: false\n    x-unistack: {process: {command: [x]}}\n"
+        "  hardened:\n    user: '10001'\n    cap_drop: [ALL]\n    read_only: true\n"
+        "    deploy: {resources: {limits: {memory: 64m}}}\n    x-unistack: {process: {command: [x]}}\n",
+    )
+    problems = check_for_process_runtime(load(cwd=tmp_path, env={}))
+    assert [p.key for p in problems] == ["services.hardened.user"]
+    assert "user, cap_drop, read_only, deploy.resources" in problems[0].message
+    assert problems[0].fix and "--runtime docker" in problems[0].fix
