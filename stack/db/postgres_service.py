@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The stack's PostgreSQL server as a host process: unix socket only, no TCP at all (standard library only).
+"""The stack's PostgreSQL server, as a host process (unix socket only, no TCP at all) or in a container (TCP on the
+internal `data` network too). Standard library only.
 
     postgres_service.py setup   find server binaries; install the pgserver wheel into stack/db/.venv only when
                                 this machine has no PostgreSQL of its own
@@ -12,6 +13,11 @@ Settings (environment; compose.yaml sets them):
                                                     goes to initdb in a temporary 0600 file, never in argv.
     PG_DATA_DIR      the cluster (default $UNISTACK_VOLUMES_DIR/db/pgdata)
     PG_SOCKET_DIR    where the socket .s.PGSQL.5432 lives (default $UNISTACK_RUN_DIR/db); clients use host=<it>
+    PG_LISTEN_ADDRESSES  TCP addresses to listen on (postgres' listen_addresses, port 5432): empty by default, so
+                     no TCP at all (host processes); '*' in the container, whose only network is the internal one
+    PG_HBA_ADDRESSES the clients allowed over TCP when it listens there, space-separated pg_hba addresses
+                     (default samenet: the server's own subnets, i.e. the container's network), password logins
+                     (scram-sha-256) only; pg_hba.conf is rewritten from these on every start
     POSTGRES_BINARIES  auto (default: the system's, else pgserver), system, or pgserver
     POSTGRES_BINDIR    use exactly this folder of server binaries
     POSTGRES_OS_USER   the account that runs the server when started as root (default: postgres if it exists,
@@ -290,6 +296,42 @@ def settings() -> tuple[Path, Path]:
     return folder("PG_DATA_DIR", "UNISTACK_VOLUMES_DIR", "db/pgdata"), folder("PG_SOCKET_DIR", "UNISTACK_RUN_DIR", "db")
 
 
+def listen_addresses() -> str:
+    """PG_LISTEN_ADDRESSES as postgres takes it ('' = no TCP); spaces are allowed after the commas."""
+    return ",".join(part.strip() for part in os.environ.get("PG_LISTEN_ADDRESSES", "").split(",") if part.strip())
+
+
+def hba_text(tcp: bool) -> str:
+    """pg_hba.conf: password logins over the unix socket; over TCP only when listening there, from PG_HBA_ADDRESSES."""
+    lines = [
+        "# written by stack/db/postgres_service.py on every start: set PG_LISTEN_ADDRESSES / PG_HBA_ADDRESSES instead",
+        "# password logins (scram-sha-256) over the unix socket, and over TCP only from the addresses below.",
+        "# TYPE  DATABASE  USER  ADDRESS  METHOD",
+        "local   all       all            scram-sha-256",
+    ]
+    if tcp:
+        for address in os.environ.get("PG_HBA_ADDRESSES", "samenet").split() or ["samenet"]:
+            if not re.fullmatch(r"[A-Za-z0-9.:/_-]+", address):
+                die(f"PG_HBA_ADDRESSES: {address!r} is not a pg_hba address (samenet, an IP/mask, a host name)", 2)
+            lines.append(f"host    all       all   {address}  scram-sha-256")
+    else:
+        lines.append("# no TCP: listen_addresses is empty")
+    return "\n".join(lines) + "\n"
+
+
+def write_hba(data: Path, account: Account | None, tcp: bool) -> None:
+    path = data / "pg_hba.conf"
+    text = hba_text(tcp)
+    if path.is_file() and path.read_text() == text:
+        return
+    scratch = path.with_name(".pg_hba.conf.tmp")
+    scratch.write_text(text)
+    scratch.chmod(0o600)
+    if account is not None:
+        os.chown(scratch, account.uid, account.gid)
+    scratch.replace(path)
+
+
 def credentials() -> tuple[str, str, str]:
     user, password, db = (os.environ.get(k, "") for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"))
     if not user or not password:
@@ -365,14 +407,7 @@ def initialise(binaries: Binaries, data: Path, account: Account | None) -> None:
         Path(pwfile).unlink()
     if result.returncode != 0:
         die(f"initdb failed ({result.returncode}):\n{result.stdout}{result.stderr}")
-    (scratch / "pg_hba.conf").write_text(
-        "# written by stack/db/postgres_service.py: password logins over the unix socket, nothing else.\n"
-        "# The server also listens on no TCP address (listen_addresses='').\n"
-        "# TYPE  DATABASE  USER  METHOD\n"
-        "local   all       all   scram-sha-256\n"
-    )
-    if account is not None:
-        os.chown(scratch / "pg_hba.conf", account.uid, account.gid)
+    write_hba(scratch, account, tcp=False)  # run() rewrites it for this start's PG_LISTEN_ADDRESSES
     if db not in ("postgres", "template0", "template1"):
         sql = f"CREATE DATABASE {quote_ident(db)} OWNER {quote_ident(user)}\n"
         single = [binaries.tool("postgres"), "--single", "-D", str(scratch), "postgres"]
@@ -398,6 +433,8 @@ def run() -> int:
         for root, dirs, files in os.walk(data):
             for name in [root, *(str(Path(root) / n) for n in dirs + files)]:
                 os.lchown(name, account.uid, account.gid)
+    tcp = listen_addresses()
+    write_hba(data, account, tcp=bool(tcp))
     give(sockets, account)
     let_traverse(sockets.parent, account)
     if account is not None and not can_reach(data, account):
@@ -412,7 +449,7 @@ def run() -> int:
         "-p",
         PORT,
         "-c",
-        "listen_addresses=",  # no TCP at all
+        f"listen_addresses={tcp}",  # empty: no TCP at all
         "-c",
         "unix_socket_permissions=0700",  # the server's account only; root connects anyway
         "-c",
@@ -425,7 +462,8 @@ def run() -> int:
     who = f"as {account.name} (uid {account.uid})" if account else f"as uid {os.getuid()}"
     say(
         f"starting PostgreSQL {binaries.version()} ({binaries.origin}, {binaries.bindir}) {who}; data {data}; "
-        f"socket {sockets}/.s.PGSQL.{PORT}; no TCP"
+        f"socket {sockets}/.s.PGSQL.{PORT}; "
+        + (f"TCP on {tcp} port {PORT} (pg_hba: {os.environ.get('PG_HBA_ADDRESSES', 'samenet')})" if tcp else "no TCP")
     )
     env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_PASSWORD", "PGPASSWORD")}
     os.chdir(data)

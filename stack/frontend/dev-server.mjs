@@ -1,15 +1,19 @@
 #!/usr/bin/env node
-// Vite development server on a unix socket (no TCP port: only the reverse proxy listens on TCP).
+// Vite development server on a unix socket (host processes: only the reverse proxy listens on TCP there), or on a
+// TCP port (containers, where the proxy reaches it over the `edge` network; that port is published nowhere).
 //
 //   FRONTEND_SOCKET=/path/to/frontend.sock node dev-server.mjs
+//   FRONTEND_PORT=5173 node dev-server.mjs                     (on FRONTEND_HOST, default 0.0.0.0)
 //
 // Vite runs in middleware mode inside a plain node:http server; its HMR WebSocket is attached to
 // the same server, so the proxy forwards both "/" and the HMR upgrade (path "/", subprotocol
 // "vite-hmr") to this one socket. The browser's HMR client connects back to the page's own
 // host and port (the proxy's), since no HMR host/port/clientPort is configured.
 //
-// Environment:
-//   FRONTEND_SOCKET          socket path (default: $UNISTACK_RUN_DIR/frontend.sock)
+// Environment (FRONTEND_SOCKET wins over FRONTEND_PORT, which wins over UNISTACK_RUN_DIR):
+//   FRONTEND_SOCKET          socket path
+//   FRONTEND_PORT            TCP port instead of a socket; FRONTEND_HOST its address (default 0.0.0.0)
+//   UNISTACK_RUN_DIR         neither set: the socket $UNISTACK_RUN_DIR/frontend.sock
 //   FRONTEND_SOCKET_MODE     octal mode for the socket file (default 660)
 //   FRONTEND_ALLOWED_HOSTS   extra Host names the proxy may send, comma-separated, or "true"
 //                            for any (localhost and IP addresses are always allowed)
@@ -21,11 +25,21 @@ import { createServer } from 'vite';
 
 const root = path.dirname(fileURLToPath(import.meta.url));
 
-function socketPath() {
+/** {socket} or {host, port}: where to listen. */
+function listenAddress() {
   const explicit = process.env.FRONTEND_SOCKET;
-  if (explicit) return path.resolve(explicit);
-  if (process.env.UNISTACK_RUN_DIR) return path.join(process.env.UNISTACK_RUN_DIR, 'frontend.sock');
-  console.error('frontend dev server: set FRONTEND_SOCKET to the unix socket path to listen on');
+  if (explicit) return { socket: path.resolve(explicit) };
+  const portText = process.env.FRONTEND_PORT;
+  if (portText) {
+    const port = Number(portText);
+    if (!Number.isInteger(port) || port <= 0 || port >= 65536) {
+      console.error(`frontend dev server: FRONTEND_PORT=${portText} is not a TCP port`);
+      process.exit(2);
+    }
+    return { host: process.env.FRONTEND_HOST || '0.0.0.0', port };
+  }
+  if (process.env.UNISTACK_RUN_DIR) return { socket: path.join(process.env.UNISTACK_RUN_DIR, 'frontend.sock') };
+  console.error('frontend dev server: set FRONTEND_SOCKET (a unix socket path) or FRONTEND_PORT to listen on');
   process.exit(2);
 }
 
@@ -54,7 +68,8 @@ function removeStaleSocket(file) {
   fs.unlinkSync(file);
 }
 
-const socket = socketPath();
+const address = listenAddress();
+const socket = address.socket; // undefined on TCP
 const mode = parseInt(process.env.FRONTEND_SOCKET_MODE ?? '660', 8);
 
 const httpServer = http.createServer();
@@ -72,24 +87,30 @@ const vite = await createServer({
 });
 httpServer.on('request', vite.middlewares);
 
-fs.mkdirSync(path.dirname(socket), { recursive: true });
-removeStaleSocket(socket);
+if (socket) {
+  fs.mkdirSync(path.dirname(socket), { recursive: true });
+  removeStaleSocket(socket);
+}
 
 await new Promise((resolve, reject) => {
   httpServer.once('error', reject);
-  httpServer.listen(socket, () => {
+  const listening = () => {
     httpServer.off('error', reject);
     resolve();
-  });
+  };
+  if (socket) httpServer.listen(socket, listening);
+  else httpServer.listen(address.port, address.host, listening);
 });
 // Remember which file is ours, so that stopping never removes a successor's socket.
-const socketIno = fs.lstatSync(socket).ino;
-try {
-  fs.chmodSync(socket, mode);
-} catch (err) {
-  console.warn(`frontend dev server: could not chmod ${socket}: ${err.message}`);
+const socketIno = socket ? fs.lstatSync(socket).ino : undefined;
+if (socket) {
+  try {
+    fs.chmodSync(socket, mode);
+  } catch (err) {
+    console.warn(`frontend dev server: could not chmod ${socket}: ${err.message}`);
+  }
 }
-console.log(`frontend dev server listening on ${socket}`);
+console.log(`frontend dev server listening on ${socket ?? `${address.host}:${address.port}`}`);
 
 let stopping = false;
 async function shutdown(signal) {
@@ -115,6 +136,7 @@ async function shutdown(signal) {
 }
 
 function unlinkQuietly() {
+  if (!socket) return;
   try {
     const stat = fs.lstatSync(socket);
     if (stat.isSocket() && stat.ino === socketIno) fs.unlinkSync(socket);

@@ -7,7 +7,9 @@
 // The target from the environment is what dev-server.mjs listens on, so one command line serves both forms of the
 // stack (compose.yaml's healthcheck is shared by host processes and containers): FRONTEND_SOCKET (a unix socket,
 // host processes) when set, else 127.0.0.1:FRONTEND_PORT (containers; default 5173).
+import { realpathSync } from 'node:fs';
 import http from 'node:http';
+import { pathToFileURL } from 'node:url';
 
 const TIMEOUT_MS = 2000;
 const DEFAULT_PORT = 5173;
@@ -57,6 +59,7 @@ function main(argv, env) {
   req.end();
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('healthcheck.mjs')) {
+// run as a command (not when a test imports parseTarget / targetFromEnv)
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
   main(process.argv.slice(2), process.env);
 }

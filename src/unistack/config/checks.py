@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from unistack.config.model import Project
 from unistack.config.yamlfile import Locations
 from unistack.errors import Problem
+
+if TYPE_CHECKING:
+    from unistack.config.model import Project
 
 Document = dict[str, Any]
 Check = Callable[[Document, Locations], list[Problem]]
@@ -259,8 +261,7 @@ def check_for_process_runtime(project: Project) -> list[Problem]:
             problems.append(
                 Problem(
                     f"service {name!r} asks for container isolation ({', '.join(keys)}), which a host process "
-                    "cannot be given.",
-                    file=file,
+                    f"cannot be given (set in {', '.join(f.name for f in project.files)}).",
                     key=f"services.{name}.{keys[0]}",
                     fix="run it with --runtime docker (the production overlay is meant for containers), or leave "
                     "these settings to a compose.<env>.yaml that only container environments load.",

@@ -59,6 +59,7 @@ class DevServer:
     socket_path: Path
     log_path: Path
     process: subprocess.Popen[bytes]
+    port: int | None = None  # TCP (--port) instead of the socket
 
     @property
     def module(self) -> Path:
@@ -71,7 +72,11 @@ class DevServer:
         self.write(APP_TEMPLATE.format(message=message))
 
     def get(self, path: str = "/", timeout: float = 10.0) -> Answer:
-        connection = UnixHTTPConnection(str(self.socket_path), timeout=timeout)
+        connection: http.client.HTTPConnection
+        if self.port is None:
+            connection = UnixHTTPConnection(str(self.socket_path), timeout=timeout)
+        else:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             connection.request("GET", path)
             response = connection.getresponse()
@@ -294,3 +299,35 @@ def test_without_reload_the_parent_exits_with_a_failing_worker(tmp_path: Path) -
     finally:
         server.stop()
     assert not server.socket_path.exists()
+
+
+def test_listens_on_tcp_when_given_a_port(tmp_path: Path) -> None:
+    """Containers: --host/--port instead of --uds; the same worker and reload machinery, nothing left to remove."""
+    (tmp_path / "tinyapp").mkdir()
+    (tmp_path / "tinyapp" / "__init__.py").write_text("")
+    (tmp_path / "tinyapp" / "main.py").write_text(APP_TEMPLATE.format(message="over tcp"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log_path = tmp_path / "dev_server.log"
+    command = [sys.executable, str(DEV_SERVER), "tinyapp.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--reload", "--reload-dir", "tinyapp"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    server = DevServer(tmp_path, tmp_path / "unused.sock", log_path, process, port=port)
+    try:
+        first = server.wait_for(lambda a: a.status == 200, START_DEADLINE_SECONDS)
+        assert first.body == "over tcp"
+        assert f"listening on 127.0.0.1:{port}" in server.log()
+        server.write_message("reloaded over tcp")
+        assert server.wait_for(lambda a: a.body == "reloaded over tcp", RELOAD_DEADLINE_SECONDS).pid != first.pid
+    finally:
+        status = server.stop()
+    assert status == 0, server.log()
+
+
+def test_uds_and_port_exclude_each_other(tmp_path: Path) -> None:
+    command = [sys.executable, str(DEV_SERVER), "tinyapp.main:app", "--uds", str(tmp_path / "s"), "--port", "8000"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "not allowed with argument" in result.stderr

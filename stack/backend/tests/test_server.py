@@ -122,7 +122,7 @@ def test_healthcheck_command(server: Server, tmp_path: Path) -> None:
     assert nobody.returncode == 1
     assert nobody.stdout.startswith("unreachable: ")
 
-    assert server.healthcheck().returncode == 1  # usage
+    assert server.healthcheck("one", "two", "three").returncode == 1  # usage
 
 
 def test_every_client_receives_every_event(server: Server) -> None:
