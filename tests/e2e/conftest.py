@@ -1,10 +1,15 @@
-"""End-to-end fixtures: the real stack (stack/compose.yaml) as its own unistack instance `e2e`, reached only
-through its proxy on 127.0.0.1.
+"""End-to-end fixtures: the real stack (stack/compose.yaml), reached only through its proxy on 127.0.0.1, once
+per runtime: the suite runs against host processes (instance `e2e`) and then against containers (instance
+`e2e-docker`, marked `docker`).
 
-The instance is production-like whatever environments/local.env says (the OS environment wins over the file):
+Host processes: production-like whatever environments/local.env says (the OS environment wins over the file):
 the static frontend (hashed assets served by Caddy) and no backend auto-reload, so edits that other people make
-to the sources while the suite runs cannot restart it. It lives in stack/.unistack/e2e/ beside the developer's
-`stack` instance, on a port of its own, and is removed with `down -v` at the end.
+to the sources while the suite runs cannot restart it. Containers: `--env production` (compose.production.yaml:
+non-root, no capabilities, read-only root file systems, limits), with its password from the environment. Each
+instance lives in stack/.unistack/<instance>/ beside the developer's `stack`, on a port of its own, and is removed
+with `down -v` at the end. The docker instance builds the images on its first `up` (and bootstraps the base image
+with `unistack images bootstrap` when it is missing). Without an engine it is skipped, unless
+UNISTACK_REQUIRE_DOCKER=1 (CI), which makes a missing engine fail.
 
 UNISTACK_SKIP_E2E=1 skips the suite; otherwise a stack that does not come up fails every test, with `ps` and the
 last log lines of every service in the failure. E2E_HTTP_PORT picks the port (default 18080, or any free one).
@@ -33,10 +38,10 @@ from unistack.control.state import file_lock
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 COMPOSE_FILE = REPO / "stack" / "compose.yaml"
-PROJECT = "e2e"
-STATE_DIR = COMPOSE_FILE.parent / ".unistack" / PROJECT
+PROJECTS = {"process": "e2e", "docker": "e2e-docker"}
 ARTIFACTS = HERE / "artifacts"
-LOCK_FILE = COMPOSE_FILE.parent / ".unistack" / f"{PROJECT}.session-lock"
+LOCK_FILE = COMPOSE_FILE.parent / ".unistack" / "e2e.session-lock"
+BASE_IMAGE = "debian:bookworm-slim"
 PREFERRED_PORT = 18080
 UP_TIMEOUT = 900.0  # the first `up` on a new machine installs everything (venvs, node_modules, Caddy, a cluster)
 CLI_TIMEOUT = 180.0  # any other command; `down` waits up to stop_grace_period (20 s for the db) per service
@@ -82,15 +87,17 @@ def free_port() -> int:
 class Stack:
     """The `e2e` instance of the real stack, driven through the real CLI (`python -m unistack`)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, runtime: str = "process") -> None:
         self.port = port
+        self.runtime = runtime
+        self.project = PROJECTS[runtime]
         self.base_url = f"http://127.0.0.1:{port}"
         self.ws_url = f"ws://127.0.0.1:{port}/api/ws"
-        self.state_dir = STATE_DIR
+        self.state_dir = COMPOSE_FILE.parent / ".unistack" / self.project
         env = {
             **os.environ,
             "NO_COLOR": "1",
-            "UNISTACK_RUNTIME": "process",
+            "UNISTACK_RUNTIME": runtime,
             "HTTP_PORT": str(port),
             "COMPOSE_PROFILES": "static",
             "FRONTEND_MODE": "static",
@@ -98,13 +105,16 @@ class Stack:
             "DEBUGPY_LISTEN": "",  # never a debugger port: the stack must listen on the proxy's port alone
         }
         for name in ("UNISTACK_ENV", "UNISTACK_STATE_DIR", "COMPOSE_PROJECT_NAME", "COMPOSE_FILE"):
-            env.pop(name, None)  # the defaults: environments/local.env, state in stack/.unistack/e2e
+            env.pop(name, None)  # the defaults: environments/local.env, state in stack/.unistack/<instance>
+        if runtime == "docker":  # production: the hardened containers of compose.production.yaml
+            env["UNISTACK_ENV"] = "production"
+            env["POSTGRES_PASSWORD"] = "e2e-" + os.urandom(12).hex()
         self.env = env
 
     # ----------------------------------------------------------------- the CLI
 
     def cli(self, *args: str, timeout: float = CLI_TIMEOUT, check: bool = True) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "unistack", "-f", str(COMPOSE_FILE), "-p", PROJECT, *args]
+        argv = [sys.executable, "-m", "unistack", "-f", str(COMPOSE_FILE), "-p", self.project, *args]
         result = subprocess.run(argv, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(
@@ -188,7 +198,17 @@ class Stack:
     def assert_sole_listener(self) -> None:
         """Nothing but this instance's proxy listens on its port. Caddy binds with SO_REUSEPORT, so a second
         server on the same port (another instance, say) would not fail: the kernel would share the connections
-        between the two, and the tests would talk to whichever it picked."""
+        between the two, and the tests would talk to whichever it picked. In containers the listener is Docker's
+        port forwarder; there, the proxy must be the only container of the instance that publishes a port."""
+        if self.runtime == "docker":
+            published = {
+                row.name: row.ports
+                for row in (container_view(c) for c in self.containers())
+                if row.ports  # host ports only
+            }
+            assert set(published) == {"proxy"}, f"containers publishing ports: {published}"
+            assert published["proxy"] == [("127.0.0.1", self.port)], published
+            return
         proxy = psutil.Process(self.ps()["proxy"]["pid"])
         ours = {proxy.pid, *(child.pid for child in proxy.children(recursive=True))}
         listeners = {
@@ -201,20 +221,45 @@ class Stack:
             f"({proxy.pid}): another server shares the port (set E2E_HTTP_PORT to a free one)"
         )
 
+    def containers(self) -> list[Any]:
+        """This instance's containers (docker runtime), found by Compose's project label."""
+        import docker
+
+        client = docker.from_env()
+        try:
+            return list(
+                client.containers.list(all=True, filters={"label": f"com.docker.compose.project={self.project}"})
+            )
+        finally:
+            client.close()
+
     def client(self, **kwargs: Any) -> httpx.Client:
         # trust_env=False: straight to 127.0.0.1, whatever HTTP(S)_PROXY the machine has
         return httpx.Client(base_url=self.base_url, timeout=HTTP_TIMEOUT, trust_env=False, **kwargs)
 
     # ----------------------------------------------------------------- processes
 
+    def incarnations(self) -> dict[str, tuple[Any, str]]:
+        """Each long-running service's incarnation once all are healthy: (pid or container id, started_at). A
+        restarted process has a new pid; a restarted container keeps its id but has a new start time."""
+        rows = self.wait_healthy()
+        return {name: (rows[name]["pid"] or rows[name]["container"], rows[name]["started_at"]) for name in LONG_RUNNING}
+
     def service_pids(self) -> dict[str, int]:
-        """The pid of each long-running service, as `ps --format json` shows it once all are healthy."""
+        """The pid of each long-running host process (process runtime only)."""
+        assert self.runtime == "process", "service_pids is for host processes"
         rows = self.wait_healthy()
         return {name: rows[name]["pid"] for name in LONG_RUNNING}
 
+    def incarnation_gone(self, incarnation: tuple[Any, str]) -> bool:
+        ident = incarnation[0]
+        if self.runtime == "process":
+            return gone(int(ident))
+        return all(c.id != ident or c.status != "running" for c in self.containers())
+
     def kill_everything(self) -> None:
-        """SIGKILL the daemon and every service's process group recorded in state.json, as a power cut would (no
-        cleanup of any kind), then wait until none of those processes is left.
+        """SIGKILL the daemon and every service's process group recorded in state.json (containers: `docker kill`
+        them), as a power cut would (no cleanup of any kind), then wait until none of those processes is left.
 
         Only processes that are provably this instance's are touched: the daemon by its command line, a group by
         its leader's pid and start time (or, with the leader gone, members of a group that no new leader took)."""
@@ -225,6 +270,18 @@ class Stack:
             if "unistack.control.daemon" in daemon.cmdline() and str(self.state_dir) in daemon.cmdline():
                 victims.append(daemon)
         records = [info["record"] for info in data.get("services", {}).values() if info.get("record")]
+        if self.runtime == "docker":
+            for victim in victims:
+                victim.kill()
+            for container in self.containers():
+                if container.status == "running":
+                    container.kill()
+            wait_for(
+                lambda: all(gone(v) for v in victims) and all(c.status != "running" for c in self.containers()),
+                30,
+                "the daemon and every container to die after SIGKILL",
+            )
+            return
         everyone = list(psutil.process_iter())
         groups = set()
         for record in records:
@@ -257,6 +314,24 @@ class Stack:
             self.kill_everything()
 
 
+class ContainerView:
+    """What the tests read of a container: its service and its published host ports."""
+
+    def __init__(self, name: str, ports: list[tuple[str, int]]) -> None:
+        self.name, self.ports = name, ports
+
+
+def container_view(container: Any) -> ContainerView:
+    bindings = container.attrs.get("HostConfig", {}).get("PortBindings") or {}
+    ports = sorted(
+        (b.get("HostIp") or "0.0.0.0", int(b["HostPort"]))
+        for spec in bindings.values()
+        for b in spec or []
+        if b.get("HostPort")
+    )
+    return ContainerView(container.labels.get("com.docker.compose.service", container.name), ports)
+
+
 def gone(process: psutil.Process | int) -> bool:
     """Dead, or a zombie that nobody reaped yet (it holds nothing)."""
     try:
@@ -279,12 +354,17 @@ DISRUPTIVE = ("test_migrations.py", "test_persistence.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Within this folder's tests (the rest of the session keeps its order), the disruptive ones go last."""
+    """Within this folder's tests (the rest of the session keeps its order): all of one runtime's tests, then the
+    other's, and within each the disruptive ones last."""
     slots = [i for i, item in enumerate(items) if HERE in item.path.parents]
-    ours = sorted(
-        (items[i] for i in slots),
-        key=lambda item: DISRUPTIVE.index(item.path.name) + 1 if item.path.name in DISRUPTIVE else 0,
-    )
+
+    def order(item: pytest.Item) -> tuple[int, int]:
+        callspec = getattr(item, "callspec", None)
+        runtime = callspec.params.get("stack", "process") if callspec is not None else "process"
+        disruptive = DISRUPTIVE.index(item.path.name) + 1 if item.path.name in DISRUPTIVE else 0
+        return (list(PROJECTS).index(runtime), disruptive)  # one runtime's stack at a time, disruptive last
+
+    ours = sorted((items[i] for i in slots), key=order)
     for slot, item in zip(slots, ours, strict=True):
         items[slot] = item
 
@@ -304,18 +384,49 @@ def exclusive_use(timeout: float) -> Iterator[None]:
         pytest.fail(f"another e2e session held {LOCK_FILE} for {timeout:g}s (E2E_LOCK_TIMEOUT)")
 
 
-@pytest.fixture(scope="package")
-def stack() -> Iterator[Stack]:
-    """The running stack for every test of this folder; `down -v` after the last one. (Package scope: in a whole
-    `./run-tests` session it is the session of the e2e tests, and is not left running under the other tests.)"""
+def docker_engine_or_skip() -> None:
+    """Skip the docker half without an engine; with UNISTACK_REQUIRE_DOCKER=1 (CI) fail instead."""
+    from unistack.runtimes import docker_engine_answers
+
+    if docker_engine_answers():
+        return
+    if os.environ.get("UNISTACK_REQUIRE_DOCKER") == "1":
+        pytest.fail("UNISTACK_REQUIRE_DOCKER=1 but no Docker engine answers (start dockerd)", pytrace=False)
+    pytest.skip("no Docker engine answers (the docker runtime's half of the suite)")
+
+
+def ensure_base_image(stack: Stack) -> None:
+    """The base image the stack's Dockerfiles start FROM: bootstrapped offline when it is missing."""
+    import docker
+    import docker.errors
+
+    client = docker.from_env()
+    try:
+        client.images.get(BASE_IMAGE)
+    except docker.errors.ImageNotFound:
+        stack.cli("images", "bootstrap", "--base", BASE_IMAGE, timeout=UP_TIMEOUT)
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="package", params=["process", pytest.param("docker", marks=pytest.mark.docker)])
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """The running stack for every test of this folder, per runtime; `down -v` after the last one. (Package
+    scope: in a whole `./run-tests` session it is the session of the e2e tests, and is not left running under
+    the other tests.)"""
     global _STACK
+    runtime: str = request.param
     if os.environ.get("UNISTACK_SKIP_E2E") == "1":
         pytest.skip("UNISTACK_SKIP_E2E=1")
+    if runtime == "docker":
+        docker_engine_or_skip()
     with exclusive_use(float(os.environ.get("E2E_LOCK_TIMEOUT", "1800"))):
         # A run that was killed may have left the instance up (on another port, with old data): start afresh.
-        Stack(PREFERRED_PORT).cli("down", "-v", check=False)
-        Stack(PREFERRED_PORT).force_cleanup()
-        instance = Stack(free_port())
+        Stack(PREFERRED_PORT, runtime).cli("down", "-v", check=False)
+        Stack(PREFERRED_PORT, runtime).force_cleanup()
+        instance = Stack(free_port(), runtime)
+        if runtime == "docker":
+            ensure_base_image(instance)
         ARTIFACTS.mkdir(exist_ok=True)
         _STACK = instance
         try:

@@ -31,14 +31,17 @@ def test_pinned_survives_restart_and_down_up(stack: Stack, api: httpx.Client) ->
     assert pinned.json()["pinned"] is True
     other = api.post("/api/notes", json={"title": "not pinned"}).json()
 
-    before = stack.service_pids()
+    before = stack.incarnations()
     stack.cli("restart")
 
     def restarted() -> dict[str, Any] | None:
         rows = stack.healthy()
-        return rows if rows and all(rows[name]["pid"] != before[name] for name in LONG_RUNNING) else None
+        if not rows:
+            return None
+        now = {name: (rows[name]["pid"] or rows[name]["container"], rows[name]["started_at"]) for name in LONG_RUNNING}
+        return rows if all(now[name] != before[name] for name in LONG_RUNNING) else None
 
-    wait_for(restarted, READY_TIMEOUT, "every service restarted (new pids) and healthy")
+    wait_for(restarted, READY_TIMEOUT, "every service restarted (new incarnations) and healthy")
     stack.wait_ready()
     assert_at_head(api)
     assert api.get(f"/api/notes/{note['id']}").json()["pinned"] is True

@@ -1,5 +1,6 @@
-"""The stack's network surface: the proxy's port on 127.0.0.1 is the only TCP port any of its processes listens on;
-the database refuses TCP and the backend reaches it over its unix socket."""
+"""The stack's network surface as host processes: the proxy's port on 127.0.0.1 is the only TCP port any of its
+processes listens on; the database refuses TCP and the backend reaches it over its unix socket. (Containers have
+their own private networks: test_containers.py.)"""
 
 from __future__ import annotations
 
@@ -15,6 +16,15 @@ import pytest
 from .conftest import Stack
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def processes(stack: Stack) -> Stack:
+    """The stack, when it runs as host processes (these tests read the processes' own sockets)."""
+    if stack.runtime != "process":
+        pytest.skip("host processes only; containers: test_containers.py")
+    return stack
+
 
 POSTGRES_DEFAULT_PORT = 5432
 
@@ -50,7 +60,8 @@ def configured_postgres_ports(stack: Stack) -> set[int]:
     return ports
 
 
-def test_only_the_proxy_listens_on_tcp(stack: Stack, api: httpx.Client) -> None:
+def test_only_the_proxy_listens_on_tcp(processes: Stack, api: httpx.Client) -> None:
+    stack = processes
     api.get("/api/notes").raise_for_status()  # the backend holds a pooled database connection from here on
     processes = processes_of(stack)
     assert set(processes) == {"db", "backend", "proxy"}, processes
@@ -79,7 +90,8 @@ def test_only_the_proxy_listens_on_tcp(stack: Stack, api: httpx.Client) -> None:
     assert f'"published": {stack.port}' in config or f'"published":{stack.port}' in config
 
 
-def test_the_database_refuses_tcp(stack: Stack) -> None:
+def test_the_database_refuses_tcp(processes: Stack) -> None:
+    stack = processes
     for port in sorted(configured_postgres_ports(stack)):
         for host in ("127.0.0.1", "::1"):
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -94,7 +106,8 @@ def test_the_database_refuses_tcp(stack: Stack) -> None:
                 pytest.fail(f"{host}:{port} accepted a TCP connection (listening: pids {owner})")
 
 
-def test_the_backend_reaches_the_database_over_its_unix_socket(stack: Stack, api: httpx.Client) -> None:
+def test_the_backend_reaches_the_database_over_its_unix_socket(processes: Stack, api: httpx.Client) -> None:
+    stack = processes
     ready = api.get("/api/ready")
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"]["database"] == {"ok": True, "detail": "SELECT 1 answered"}
@@ -110,8 +123,12 @@ def test_the_instance_is_production_like(stack: Stack, index_html_links: list[st
     rows = stack.ps()
     assert "frontend" not in rows, "the dev server runs (profile dev)"
     assert rows["frontend-build"]["exit_code"] == 0
-    backend = psutil.Process(rows["backend"]["pid"])
-    assert "--reload" not in backend.cmdline(), backend.cmdline()
+    if stack.runtime == "process":
+        backend = psutil.Process(rows["backend"]["pid"])
+        assert "--reload" not in backend.cmdline(), backend.cmdline()
+    else:
+        (container,) = [c for c in stack.containers() if c.labels.get("com.docker.compose.service") == "backend"]
+        assert "BACKEND_RELOAD=0" in container.attrs["Config"]["Env"], container.attrs["Config"]["Env"]
     assert any(link.startswith("/assets/") for link in index_html_links), index_html_links
     assert not [link for link in index_html_links if link.startswith("/src/") or "@vite" in link], index_html_links
 

@@ -57,7 +57,8 @@ def test_services_sharing_an_image_make_one_plan(tmp_path: Path) -> None:
 
 def test_services_building_one_image_differently_are_refused(tmp_path: Path) -> None:
     _context(tmp_path)
-    text = COMPOSE.replace('migrate:\n    build: {context: ./app, args: {BASE: "base:1"}}', "migrate:\n    build: ./app")
+    shared = 'migrate:\n    build: {context: ./app, args: {BASE: "base:1"}}'
+    text = COMPOSE.replace(shared, "migrate:\n    build: ./app")
     with pytest.raises(ConfigError) as err:
         images.plans(_project(tmp_path, text))
     assert "both name image 'shared'" in str(err.value.problems[0])
