@@ -70,6 +70,7 @@ class Script:
 
     exit_on_start: list[int | None] = field(default_factory=list)  # one entry per start: exit at once with it
     probes: Callable[[int], bool] = lambda n: True  # n-th probe (1-based, over the service's life) passes?
+    probe_takes: float = 0.0  # virtual seconds each probe runs
     ignores_stop: bool = False  # stays up through the grace period and must be killed
     fail_start: bool = False
     fail_setup: bool = False
@@ -84,6 +85,7 @@ class FakeRuntime:
         self.calls: list[tuple[str, str, float]] = []  # (action, service, virtual time)
         self.exits: dict[str, asyncio.Future[int | None]] = {}
         self.probe_count: dict[str, int] = {}
+        self.probe_times: dict[str, list[float]] = {}  # service -> virtual time each probe began
         self.live: dict[str, Handle] = {}
         self._ids = itertools.count(100)
 
@@ -99,6 +101,11 @@ class FakeRuntime:
 
     async def prepare(self, project: Project) -> None:
         self.calls.append(("prepare", "", self.clock.t))
+
+    def setup_step(self, service: Service) -> str | None:
+        if service.process is None or not service.process.setup:
+            return None
+        return " ".join(service.process.setup)
 
     async def setup(self, project: Project, service: Service) -> ProbeResult:
         self.calls.append(("setup", service.name, self.clock.t))
@@ -126,6 +133,9 @@ class FakeRuntime:
 
     async def probe(self, project: Project, service: Service, handle: Handle, check: Healthcheck) -> ProbeResult:
         n = self.probe_count[service.name] = self.probe_count.get(service.name, 0) + 1
+        self.probe_times.setdefault(service.name, []).append(self.clock.t)
+        if self.script(service.name).probe_takes:
+            await self.clock.sleep(self.script(service.name).probe_takes)
         ok = self.script(service.name).probes(n)
         return ProbeResult(ok, 0 if ok else 1, "ok" if ok else f"probe {n} failed")
 

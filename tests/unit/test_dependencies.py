@@ -6,6 +6,7 @@ import pytest
 
 from unistack.config.model import Dependency
 from unistack.engine.status import ServiceStatus, dependency_verdict
+from unistack.runtimes.base import Handle
 
 from .fakes import service
 
@@ -19,6 +20,7 @@ DONE = Dependency(condition="service_completed_successfully")
     [
         (STARTED, "created", None, False, "no", "wait"),
         (STARTED, "running", None, False, "no", "ok"),
+        (STARTED, "starting", None, False, "no", "wait"),  # asked to start; the runtime has not returned yet
         (STARTED, "exited", 1, False, "no", "ok"),
         (HEALTHY, "starting", None, True, "no", "wait"),
         (HEALTHY, "healthy", None, True, "no", "ok"),
@@ -38,6 +40,8 @@ def test_dependency_rule(
     want: Dependency, state: str, exit_code: int | None, has_check: bool, restart: str, verdict: str
 ) -> None:
     status = ServiceStatus("db", state=state, exit_code=exit_code)
+    if state in {"running", "healthy", "unhealthy"}:  # the runtime returned an incarnation
+        status.handle = Handle("db", "42", 0.0)
     got = dependency_verdict("db", want, status, service("db", healthcheck=has_check, restart=restart), True)
     assert got == verdict if verdict in {"ok", "wait"} else verdict in got
 

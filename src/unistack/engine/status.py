@@ -35,7 +35,11 @@ class ServiceStatus:
             return self.exit_code == 0
         if service.healthcheck is not None:
             return self.state == "healthy"
-        return self.state in RUNNING_STATES
+        return self.started()
+
+    def started(self) -> bool:
+        """Running: the runtime has returned its incarnation (not only been asked to start one)."""
+        return self.state in RUNNING_STATES and self.handle is not None
 
     def failed(self) -> bool:
         return self.state in {"fatal", "blocked"} or (self.state == "exited" and self.exit_code != 0)
@@ -91,7 +95,7 @@ def dependency_verdict(
     if status.state in {"fatal", "blocked"}:
         return f"dependency {dep} is {status.state} ({status.reason}){check_text}"
     if want.condition == "service_started":
-        return "ok" if status.state in RUNNING_STATES or status.state == "exited" else "wait"
+        return "ok" if status.started() or status.state == "exited" else "wait"
     if want.condition == "service_healthy":
         if service.healthcheck is None:
             return f"dependency {dep} has no healthcheck, so it can never be service_healthy"

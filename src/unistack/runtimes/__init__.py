@@ -15,19 +15,12 @@ ENGINE_TIMEOUT = 2.0
 
 
 def docker_client(timeout: float = 60.0) -> Any:
-    """A docker SDK client for the engine DOCKER_HOST names (the local socket by default), checked with a ping."""
-    import docker
-    import docker.errors
+    """A docker SDK client for the engine DOCKER_HOST names (the local socket by default), checked with a ping;
+    RuntimeFailure with the fix when none answers."""
+    from unistack.runtimes.docker_engine import connect
 
-    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    try:
-        client = docker.from_env(timeout=int(timeout))
-        client.ping()
-    except docker.errors.DockerException as exc:
-        raise RuntimeFailure(
-            f"no Docker engine answers at {where} ({exc}); start dockerd (Debian: apt-get install docker.io, then "
-            "`dockerd &` or `systemctl start docker`), or use --runtime process"
-        ) from exc
+    client = connect(os.environ)
+    client.api.timeout = int(timeout)
     return client
 
 
@@ -59,7 +52,7 @@ def create_runtime(name: str, environ: Mapping[str, str] | None = None) -> Runti
     if concrete == "docker":
         from unistack.runtimes.docker import DockerRuntime
 
-        return DockerRuntime()
+        return DockerRuntime(dict(environ) if environ else None)
     from unistack.runtimes.process import ProcessRuntime
 
     return ProcessRuntime(dict(environ) if environ else None)

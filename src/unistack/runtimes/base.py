@@ -47,6 +47,9 @@ class Runtime(Protocol):
     async def prepare(self, project: Project) -> None:
         """Create what the instance needs before any service starts (folders, networks, volumes)."""
 
+    def setup_step(self, service: Service) -> str | None:
+        """What ``setup`` will do for this service, in words (None: nothing, so the engine skips it)."""
+
     async def setup(self, project: Project, service: Service) -> ProbeResult:
         """Run the service's setup step (install, build) to completion; ok when there is none."""
 

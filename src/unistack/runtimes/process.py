@@ -151,6 +151,11 @@ class ProcessRuntime:
         finally:
             os.close(log_fd)
 
+    def setup_step(self, service: Service) -> str | None:
+        if service.process is None or not service.process.setup:
+            return None
+        return " ".join(service.process.setup)
+
     async def setup(self, project: Project, service: Service) -> ProbeResult:
         if service.process is None or not service.process.setup:
             return ProbeResult(True, 0, "")

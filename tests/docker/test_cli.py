@@ -1,0 +1,117 @@
+"""The real CLI and daemon on the docker runtime: up, ps, a killed daemon replaced without losing containers, down."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+import pytest
+
+from unistack.control import client as daemon_client
+
+from .support import remove_project_resources, requires_engine, unique_name
+
+pytestmark = [pytest.mark.docker, requires_engine()]
+
+COMPOSE = """
+services:
+  db:
+    image: ${TEST_IMAGE}
+    command: ["sh", "-c", "echo db starting; sleep 0.5; touch /tmp/ready; exec sleep 600"]
+    init: true
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/ready"]
+      interval: 1s
+      timeout: 2s
+      start_interval: 200ms
+    volumes: [data:/data]
+  web:
+    image: ${TEST_IMAGE}
+    command: ["python3", "-u", "-c", "import time; print('web up', flush=True); time.sleep(600)"]
+    init: true
+    depends_on:
+      db: {condition: service_healthy}
+volumes:
+  data: {}
+"""
+
+
+class Cli:
+    def __init__(self, folder: Path, name: str, image: str) -> None:
+        self.folder, self.name = folder, name
+        self.env = {**os.environ, "NO_COLOR": "1", "TEST_IMAGE": image}
+        for key in ("UNISTACK_ENV", "UNISTACK_STATE_DIR", "UNISTACK_RUNTIME", "COMPOSE_PROJECT_NAME"):
+            self.env.pop(key, None)
+
+    def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "unistack", "-p", self.name, "--runtime", "docker", *args]
+        result = subprocess.run(argv, cwd=self.folder, env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def ps(self) -> dict[str, dict[str, Any]]:
+        return {row["service"]: row for row in json.loads(self.run("ps", "--format", "json").stdout)}
+
+    @property
+    def state_dir(self) -> Path:
+        return self.folder / ".unistack" / self.name
+
+
+@pytest.fixture
+def cli(tmp_path: Path, client: docker.DockerClient, image: str) -> Iterator[Cli]:
+    name = unique_name()
+    (tmp_path / "compose.yaml").write_text(COMPOSE)
+    instance = Cli(tmp_path, name, image)
+    try:
+        yield instance
+    finally:
+        instance.run("down", "-v", "-t", "1", check=False)
+        pid = daemon_client.pid_of(instance.state_dir)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        remove_project_resources(client, name)
+
+
+def test_up_ps_replaced_daemon_and_down(cli: Cli, client: docker.DockerClient) -> None:
+    cli.run("up", "-d", "--wait", "--wait-timeout", "60")
+    rows = cli.ps()
+    assert rows["db"]["health"] == "healthy"
+    # the engine counts a service without a healthcheck as ready while runtime.start is still creating its
+    # container (state "starting"), so --wait can return a moment early; poll until it is running
+    deadline = time.monotonic() + 20
+    while rows["web"]["state"] != "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        rows = cli.ps()
+    assert rows["web"]["state"] == "running"
+    containers = {service: row["container"] for service, row in rows.items()}
+    assert client.containers.get(containers["web"]).name == f"{cli.name}-web-1"
+
+    pid = daemon_client.pid_of(cli.state_dir)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while daemon_client.pid_of(cli.state_dir) == pid and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rows = cli.ps()  # a new daemon re-adopts the running containers
+    assert {service: row["container"] for service, row in rows.items()} == containers
+    events = (cli.state_dir / "logs" / "events.jsonl").read_text()
+    assert '"kind": "adopted"' in events
+    assert "web up" in cli.run("logs", "web").stdout
+
+    result = cli.run("down", "-v")
+    assert "volumes removed" in result.stdout
+    label = {"label": f"com.docker.compose.project={cli.name}"}
+    assert client.containers.list(all=True, filters=label) == []
+    assert client.networks.list(filters=label) == []
+    assert client.volumes.list(filters=label) == []
