@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psutil
 import pytest
 
 from .conftest import Instance
@@ -49,6 +50,10 @@ def test_bad_configuration_is_refused_before_anything_starts(instance: Instance,
     for fragment in expected:
         assert fragment in result.stderr, f"{fragment!r} not in:\n{result.stderr}"
     assert not (instance.folder / ".unistack").exists()  # nothing was started or even prepared
+    # not even the daemon that ``up`` starts ahead while it reads the configuration
+    here = str(instance.folder)
+    mine = [p.pid for p in psutil.process_iter(["cmdline"]) if here in " ".join(p.info["cmdline"] or [])]
+    assert not mine
 
 
 def test_missing_compose_file(instance: Instance) -> None:

@@ -33,6 +33,15 @@ def state(engine: Engine, name: str) -> str:
     return engine.status[name].state
 
 
+async def test_probes_begin_an_interval_apart_however_long_they_take(clock: FakeClock, runtime: FakeRuntime) -> None:
+    engine, _ = make(runtime, clock, service("db", healthcheck=True))
+    runtime.script("db").probes = lambda n: n >= 3
+    runtime.script("db").probe_takes = 2.0  # interval 5, no start period: at 5, 10 and 15 (not 5, 12 and 19)
+    await engine.up()
+    await clock.run_until(lambda: state(engine, "db") == "healthy")
+    assert runtime.probe_times["db"] == [5.0, 10.0, 15.0]
+
+
 async def test_chain_starts_in_order_gated_on_health(clock: FakeClock, runtime: FakeRuntime) -> None:
     engine, _ = make(
         runtime,

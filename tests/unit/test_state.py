@@ -21,6 +21,13 @@ def test_state_and_project_round_trip_privately(tmp_path: Path) -> None:
     assert state.read_state(tmp_path) is None and state.read_project(tmp_path) is None
 
 
+def test_a_project_sent_as_json_text_is_saved_as_it_came(tmp_path: Path) -> None:
+    state.write_project(tmp_path, '{"name":"demo","services":{}}')
+    assert state.project_file(tmp_path).read_text() == '{"name":"demo","services":{}}'
+    assert state.read_project(tmp_path) == {"name": "demo", "services": {}}
+    assert state.project_file(tmp_path).stat().st_mode & 0o777 == 0o600
+
+
 @pytest.mark.parametrize(("text", "words"), [("{not json", "cannot be read"), ('{"version": 99}', "another")])
 def test_a_damaged_state_file_says_what_to_do(tmp_path: Path, text: str, words: str) -> None:
     state.state_file(tmp_path).write_text(text)

@@ -4,7 +4,8 @@ The steps (``STEPS``) run in order on one ``Loading`` record: discover files -> 
 name the project -> interpolate -> include -> merge overlays -> extends -> profiles -> normalise -> check ->
 build the model. Steps that cannot go on without their input (a missing file, bad YAML, missing variables)
 raise at once; the others collect problems, and ``build_model`` raises one ConfigError listing them all.
-Never prints, never exits, never writes files.
+Never prints, never exits, never writes files. The model (pydantic) is imported only by the last step, so that
+a caller told the state folder early (``on_state_dir``) can start slow work before that import.
 """
 
 from __future__ import annotations
@@ -13,21 +14,20 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from unistack.config import discover
-from unistack.config.build import ProjectBuilder
 from unistack.config.checks import run_checks
 from unistack.config.composition import apply_extends, apply_includes, apply_profiles
 from unistack.config.envfile import read_env_file
 from unistack.config.interpolation import InterpolationError, interpolate, interpolate_tree
 from unistack.config.merging import merge
-from unistack.config.model import Project
 from unistack.config.normalize import Normalizer
 from unistack.config.yamlfile import Locations, YamlDocument, read_yaml_file, strip_markers
 from unistack.errors import ConfigError, Problem
+
+if TYPE_CHECKING:
+    from unistack.config.model import Project
 
 
 @dataclass
@@ -196,6 +196,10 @@ def check(s: Loading) -> None:
 
 
 def build_model(s: Loading) -> None:
+    from pydantic import ValidationError
+
+    from unistack.config.build import ProjectBuilder
+
     builder = ProjectBuilder(s.locations, s.project_dir, s.variables)
     project = None
     try:
@@ -245,12 +249,15 @@ def load(
     env_files: Sequence[str | Path] | None = None,
     profiles: Sequence[str] = (),
     cwd: Path | None = None,
+    on_state_dir: Callable[[Path], None] | None = None,
 ) -> Project:
     """Load a project from Compose files (default: the nearest compose.yaml from ``cwd`` upward).
 
     ``env`` is the OS environment (default os.environ); it wins over env files. ``env_name`` is the
     environment (``--env``; default UNISTACK_ENV or "local"); ``env_files`` replace the project's ``.env``.
-    Raises ConfigError listing every problem found.
+    ``on_state_dir`` is called with the instance's state folder as soon as it is known (once the files are
+    read and the project is named), before the rest is checked; it must not create anything, since the
+    configuration may still turn out to be invalid. Raises ConfigError listing every problem found.
     """
     os_env = dict(os.environ if env is None else env)
     state = Loading(
@@ -264,5 +271,7 @@ def load(
     )
     for step in STEPS:
         step(state)
+        if step is name_project and on_state_dir is not None:
+            on_state_dir(state.state_dir)
     assert state.project is not None
     return state.project

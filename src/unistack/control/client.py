@@ -2,10 +2,12 @@
 
 The daemon is started detached (its own session, output in ``logs/daemon.log``) so it outlives the command
 that started it. A daemon that was killed is replaced here: the new one re-adopts what the old one ran.
+``up`` starts the daemon's interpreter ahead (``prestart``), while it still reads the configuration.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -19,6 +21,10 @@ from unistack.control import state
 from unistack.errors import DaemonError, UnistackError
 
 SPAWN_TIMEOUT = 20.0
+SPAWN_POLL = 0.01  # seconds between attempts to reach a daemon that is starting (a failed connect costs ~10 us)
+
+# daemons started ahead by ``prestart``, by state folder, until ``spawn`` takes one or ``discard_standby``
+_standby: dict[Path, subprocess.Popen[bytes]] = {}
 
 
 class RemoteError(UnistackError):
@@ -98,34 +104,90 @@ def ensure(state_dir: Path) -> DaemonClient:
     return spawn(state_dir)
 
 
+def prestart(state_dir: Path) -> None:
+    """Start the daemon's interpreter now, unless a daemon runs: ``spawn`` will then only have to say go.
+
+    Starting Python and importing the daemon's code (asyncio, pydantic, the engine) takes 0.3-0.5 s on a small
+    machine, longer than the rest of ``up`` once the files are read; started here, it runs in parallel with the
+    client's own work. The process waits on its stdin with nothing touched (no folder, no lock, no log) until
+    ``spawn`` tells it to go, or it is discarded (a configuration that turns out invalid leaves nothing behind).
+    """
+    if state_dir in _standby or state.daemon_alive(state_dir):
+        return
+    with contextlib.suppress(OSError):  # spawn starts one the usual way
+        _standby[state_dir] = subprocess.Popen(
+            [sys.executable, "-m", "unistack.control.daemon", str(state_dir), "--standby"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+def discard_standby() -> None:
+    """Stop the daemons started ahead that no command needed (we started them: they are ours to kill)."""
+    while _standby:
+        _, proc = _standby.popitem()
+        with contextlib.suppress(OSError):
+            proc.kill()
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+
+
+def _go(state_dir: Path) -> subprocess.Popen[bytes] | None:
+    """The daemon started ahead for ``state_dir``, told to go; None when there is none (or it died)."""
+    proc = _standby.pop(state_dir, None)
+    if proc is None or proc.stdin is None:
+        return None
+    try:
+        proc.stdin.write(b"go\n")
+        proc.stdin.close()
+    except OSError:  # it died (its output went nowhere): start one the usual way, which logs why
+        _standby[state_dir] = proc
+        discard_standby()
+        return None
+    return proc
+
+
 def spawn(state_dir: Path) -> DaemonClient:
     client = DaemonClient(state_dir)
     log = state.daemon_log(state_dir)
     log.parent.mkdir(parents=True, exist_ok=True)
     (state_dir / "run").mkdir(mode=0o700, exist_ok=True)
+    proc = ahead = None
     if not state.daemon_alive(state_dir):
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "unistack.control.daemon", str(state_dir)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
-    else:
-        proc = None
+        proc = ahead = _go(state_dir)
+        if proc is None:
+            proc = _start_daemon(state_dir, log)
     deadline = time.monotonic() + SPAWN_TIMEOUT
     while time.monotonic() < deadline:
         if client.responds():
             return client
         if proc is not None and proc.poll() is not None and not state.daemon_alive(state_dir):
-            break
-        time.sleep(0.03)
+            if proc is not ahead:
+                break
+            proc = _start_daemon(state_dir, log)  # the one started ahead died (perhaps before it logged why)
+        time.sleep(SPAWN_POLL)
     tail = log.read_text(errors="replace").strip().splitlines()[-15:] if log.exists() else []
     raise DaemonError(
         f"the supervisor daemon for {state_dir} did not start; its log {log} ends with:\n  " + "\n  ".join(tail)
     )
+
+
+def _start_daemon(state_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "unistack.control.daemon", str(state_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
 
 
 def pid_of(state_dir: Path) -> int | None:

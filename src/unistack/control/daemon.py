@@ -1,12 +1,13 @@
 """The supervisor daemon: one process per project instance that owns the engine and answers commands.
 
-Started detached by the client (``python -m unistack.control.daemon STATE_DIR``). It holds ``daemon.lock`` for
+Started detached by the client (``python -m unistack.control.daemon STATE_DIR``; ``up`` adds ``--standby`` and
+starts it ahead, and it waits for ``go`` on its stdin before it touches the instance). It holds ``daemon.lock`` for
 its life, re-adopts what a previous daemon left running (from ``state.json``), serves JSON requests on the
 control socket, saves state after every change, appends every event to ``logs/events.jsonl``, delivers
 ``service_fatal`` to the notifiers, rotates logs, and on SIGTERM/SIGINT stops the stack and exits.
 
 Requests (one JSON object per line; one JSON reply per line):
-``ping``, ``up {project, services, environ, runtime}``, ``wait {services, timeout}``, ``ps``,
+``ping``, ``up {project_json (or project), services, environ, runtime}``, ``wait {services, timeout}``, ``ps``,
 ``start|stop|restart {services, timeout}``, ``down {volumes, timeout}``, ``kill``.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -47,8 +49,10 @@ class Daemon:
         self.done = asyncio.Event()
         self.lock = asyncio.Lock()  # one changing request at a time
         self._save_pending = False
+        self._save_next_pending = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._events = state.events_log(state_dir)
+        self._events_fd: int | None = None  # opened once: a start of 100 services writes ~1000 events
         self.code = state.code_fingerprint()
 
     # ----------------------------------------------------------------- lifecycle
@@ -69,6 +73,9 @@ class Daemon:
             await self.done.wait()
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+        if self._events_fd is not None:
+            fd, self._events_fd = self._events_fd, None  # a later event opens it again
+            os.close(fd)
 
     async def _restore(self) -> None:
         """Take over what a previous daemon left: re-adopt live services, restart the rest as wanted."""
@@ -207,8 +214,12 @@ class Daemon:
             return engine.snapshot()
 
     async def _up(self, request: dict[str, Any]) -> dict[str, str]:
-        project = Project.model_validate(request["project"])
-        state.write_project(self.state_dir, request["project"])
+        if isinstance(raw := request.get("project_json"), str):  # validated from the text, saved as it came
+            project = Project.model_validate_json(raw)
+            state.write_project(self.state_dir, raw)
+        else:
+            project = Project.model_validate(request["project"])
+            state.write_project(self.state_dir, request["project"])
         environ = dict(request.get("environ") or {})
         runtime_name = request.get("runtime") or self.runtime_name
         if self.engine is None:
@@ -242,12 +253,10 @@ class Daemon:
 
     def _event(self, event: Event) -> None:
         if event.kind in {"started", "stopped", "exited", "killed"}:
-            self._save_now()  # an incarnation's pid reaches the state file before anything else happens
+            self._save_next()  # an incarnation's pid reaches the state file before the daemon handles new input
         elif event.kind not in {"check_failed", "waiting", "setup", "notify_failed"}:
             self._save_soon()
-        line = event.to_json()
-        with contextlib.suppress(OSError), self._events.open("a") as fh:
-            fh.write(line + "\n")
+        self._append_event((event.to_json() + "\n").encode())
         if event.kind == "fatal" and self.engine is not None:
             self._spawn(self._notify(event))
 
@@ -261,13 +270,38 @@ class Daemon:
             if failure:
                 self._event(Event("notify_failed", event.service, failure, _now()))
 
+    def _append_event(self, line: bytes) -> None:
+        """One line onto logs/events.jsonl: one write on a descriptor kept open (O_APPEND, unbuffered, so a
+        follower sees it at once and nothing is lost to a kill)."""
+        try:
+            if self._events_fd is None:
+                self._events.parent.mkdir(parents=True, exist_ok=True)
+                self._events_fd = os.open(self._events, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.write(self._events_fd, line)
+        except OSError:
+            if self._events_fd is not None:  # reopened at the next event
+                with contextlib.suppress(OSError):
+                    os.close(self._events_fd)
+                self._events_fd = None
+
+    def _save_next(self) -> None:
+        """Save first thing in the event loop's next iteration, before it handles any new input or timer.
+
+        The services woken together (a layer of dependents) start in the same iteration, and share one write
+        instead of one each (a write is a few milliseconds on a busy disk, and would delay the next start). A
+        process started just before the daemon dies is found by ``strays`` and stopped by the next daemon.
+        """
+        if not self._save_next_pending:
+            self._save_next_pending = True
+            asyncio.get_running_loop().call_soon(self._save_now)
+
     def _save_soon(self) -> None:
         if not self._save_pending:
             self._save_pending = True
             asyncio.get_running_loop().call_later(SAVE_DELAY, self._save_now)
 
     def _save_now(self) -> None:
-        self._save_pending = False
+        self._save_pending = self._save_next_pending = False
         if self.engine is None or self.done.is_set():
             return
         engine = self.engine
@@ -319,16 +353,42 @@ def _now() -> float:
     return time.time()
 
 
+def _wait_for_go(state_dir: Path) -> bool:
+    """Started ahead by ``up`` (``client.prestart``), with its code imported: wait until the client says go, then
+    write to the daemon's log as a daemon started the usual way does. False when the client closed the pipe
+    instead (it did not need a daemon after all), which leaves nothing behind."""
+    # what reads nothing of the instance is done while the client still loads the configuration
+    import unistack.runtimes.process  # noqa: F401  (create_runtime imports it on first use: psutil and all)
+
+    state.code_fingerprint()
+    if sys.stdin.buffer.readline().strip() != b"go":
+        return False
+    out = os.open(state.daemon_log(state_dir), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+    null = os.open(os.devnull, os.O_RDONLY)
+    for fd, target in ((null, 0), (out, 1), (out, 2)):
+        os.dup2(fd, target)
+    os.close(out)
+    os.close(null)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    standby = "--standby" in args
+    args = [a for a in args if a != "--standby"]
     if len(args) != 1:
-        print("usage: python -m unistack.control.daemon STATE_DIR", file=sys.stderr)
+        print("usage: python -m unistack.control.daemon STATE_DIR [--standby]", file=sys.stderr)
         return 2
     state_dir = Path(args[0])
+    if standby and not _wait_for_go(state_dir):
+        return 0
     fd = state.try_daemon_lock(state_dir)
     if fd is None:
         print(f"another daemon already runs for {state_dir}", file=sys.stderr)
         return 0
+    # what is imported stays for the daemon's life: out of the collector's way (a full collection would walk
+    # pydantic's schemas and every module each time)
+    gc.freeze()
     try:
         asyncio.run(Daemon(state_dir).run())
     finally:

@@ -82,12 +82,16 @@ def project_file(state_dir: Path) -> Path:
 
 
 def _write_private(path: Path, data: Any) -> None:
-    """Write atomically (temp file + rename), readable by the owner only (it may hold secrets)."""
+    """Write atomically (temp file + rename), readable by the owner only (it may hold secrets); a str is written
+    as it is (JSON text already)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # json.dumps, not json.dump: dump streams through the pure-Python encoder (about 10x slower), and the daemon
+    # writes the state file at every start and stop
+    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"), default=str)
     with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, separators=(",", ":"), default=str)  # compact: the C encoder, not the indenting one
+        fh.write(text)
     tmp.replace(path)
 
 
@@ -96,8 +100,8 @@ def write_state(state_dir: Path, data: dict[str, Any]) -> None:
     _write_private(state_file(state_dir), {**data, "version": STATE_VERSION})
 
 
-def write_project(state_dir: Path, project: dict[str, Any]) -> None:
-    """The resolved project the daemon runs: written once per ``up``."""
+def write_project(state_dir: Path, project: dict[str, Any] | str) -> None:
+    """The resolved project the daemon runs (data, or JSON text saved as it is): written once per ``up``."""
     _write_private(project_file(state_dir), project)
 
 

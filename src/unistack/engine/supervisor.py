@@ -46,7 +46,9 @@ class Engine:
         self.on_change = on_change
         self.status: dict[str, ServiceStatus] = {name: ServiceStatus(name) for name in project.services}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._changed = asyncio.Condition()
+        # wake-ups: the futures of tasks waiting in ``_wait_until``, by the service whose change they wait for
+        # (None: any change); a change wakes only those, synchronously (no lock, no task per change)
+        self._waiters: dict[str | None, set[asyncio.Future[None]]] = {}
         self._side_tasks: set[asyncio.Task[None]] = set()
 
     # ----------------------------------------------------------------- public API
@@ -65,9 +67,11 @@ class Engine:
         services: Iterable[str] | None = None,
         adopted: dict[str, Handle] | None = None,
         with_dependencies: bool = True,
+        setup: bool = True,
     ) -> None:
         """Start a runner for every selected service (and, unless told otherwise, its dependencies) that is not
-        running; return at once. ``adopted`` are live incarnations to supervise instead of starting new ones."""
+        running; return at once. ``adopted`` are live incarnations to supervise instead of starting new ones.
+        ``setup`` False skips the services' setup step (``restart``: like Compose's, it never builds)."""
         await self.runtime.prepare(self.project)
         adopted = adopted or {}
         names = self.selection(services)
@@ -81,7 +85,9 @@ class Engine:
             if name not in adopted:  # a new runner: nothing of the previous incarnation counts any more
                 st.state, st.health, st.reason, st.exit_code = "created", "none", "", None
             st.attempts = 0  # and a fresh restart budget
-            self._tasks[name] = asyncio.create_task(self._run(name, adopted.get(name)), name=f"service:{name}")
+            runner = self._run(name, adopted.get(name), setup)
+            self._tasks[name] = asyncio.create_task(runner, name=f"service:{name}")
+        self._changed_now()  # who is supervised changed: an optional dependency may now be waited for
 
     async def stop(self, services: Iterable[str] | None = None, timeout: float | None = None) -> None:
         """Stop services (all when None) in reverse dependency order, as Compose's ``stop`` does."""
@@ -91,14 +97,15 @@ class Engine:
             await asyncio.gather(*(self._stop_one(n, timeout) for n in layer if n in names))
 
     async def restart(self, services: Iterable[str] | None = None, timeout: float | None = None) -> None:
-        """Stop then start the named services (and dependents that ask ``restart: true`` on them)."""
+        """Stop then start the named services (and dependents that ask ``restart: true`` on them), as Compose's
+        ``restart`` does: their dependencies are left as they are, and nothing is set up (built) again."""
         g = self.graph()
         names = set(services or g)
         for name in list(names):
             names |= self._restart_followers(name)
         for layer in reversed(graph.layers(g)):
             await asyncio.gather(*(self._stop_one(n, timeout) for n in layer if n in names))
-        await self.up(names)
+        await self.up(names, with_dependencies=False, setup=False)
 
     async def reconcile(self, project: Project, services: Iterable[str] | None = None) -> dict[str, str]:
         """Bring a running instance in line with ``project`` as Compose's ``up`` does.
@@ -141,7 +148,7 @@ class Engine:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while True:
-                    await self._wait_until(settled)
+                    await self._wait_until(settled, names)
                     # a service without a healthcheck counts as ready once it stayed up for a moment
                     young = [self._uptime_left(n) for n in names]
                     if max(young, default=0.0) <= 0:
@@ -198,11 +205,11 @@ class Engine:
 
     # ----------------------------------------------------------------- runner
 
-    async def _run(self, name: str, adopted: Handle | None) -> None:
+    async def _run(self, name: str, adopted: Handle | None, setup: bool = True) -> None:
         st = self.status[name]
         try:
             if adopted is None:
-                if not await self._setup(name) or not await self._wait_dependencies(name):
+                if (setup and not await self._setup(name)) or not await self._wait_dependencies(name):
                     return
                 handle = await self._start(name)
             else:
@@ -227,7 +234,7 @@ class Engine:
                 reason = decision.reason if handle is not None else f"could not start: {st.reason}; {decision.reason}"
                 if decision.action == "exit":
                     st.state, st.reason, st.handle = "exited", reason, None
-                    self._changed_now()
+                    self._changed_now(name)
                     return
                 if decision.action == "fatal":
                     await self._go_fatal(name, exit_code, reason)
@@ -252,15 +259,15 @@ class Engine:
         except Exception as exc:  # a bug or an unexpected runtime error must not kill the supervisor silently
             st.state, st.reason = "fatal", f"supervisor error: {exc!r}"
             self._emit("error", name, f"{name}: supervisor error: {exc!r}")
-            self._changed_now()
 
     async def _setup(self, name: str) -> bool:
         """Run the service's setup step (in parallel with waiting services); a failure makes it fatal."""
         svc, st = self.project.services[name], self.status[name]
-        if svc.process is None or not svc.process.setup:
+        step = self.runtime.setup_step(svc)
+        if step is None:
             return True
         st.reason = "setting up"  # still "created": nothing runs yet, so service_started is not met
-        self._emit("setup", name, f"{name} setting up: {' '.join(svc.process.setup)}")
+        self._emit("setup", name, f"{name} setting up: {step}")
         result = await self.runtime.setup(self.project, svc)
         if result.ok:
             self._emit("setup", name, f"{name} set up")
@@ -347,8 +354,15 @@ class Engine:
         tracker = HealthTracker(check, started=self.clock.now() - max(0.0, self.clock.wall() - handle.started_at))
         if forever:
             tracker.status, tracker.ever_healthy = st.health, True
+        began: float | None = None  # when the last probe began
         while True:
-            await self.clock.sleep(tracker.next_delay(self.clock.now()))
+            # probes begin an interval apart (the first one an interval after the start): the time a probe
+            # takes does not stretch the cadence, which on a busy machine would make every check later
+            delay = tracker.next_delay(self.clock.now())
+            if began is not None:
+                delay -= self.clock.now() - began
+            await self.clock.sleep(max(0.0, delay))
+            began = self.clock.now()
             result = await self.runtime.probe(self.project, svc, handle, check)
             st.last_check = CheckRecord(self.clock.wall(), result.ok, result.exit_code, result.output[-2000:])
             change = tracker.record(result.ok, self.clock.now())
@@ -360,7 +374,10 @@ class Engine:
                         f"{name} check failed ({tracker.failures}/{check.retries or 3}): "
                         + result.output.strip()[-200:],
                     )
-                self._changed_now()
+                if st.state == "unhealthy":  # a dependent's "blocked" reason quotes the latest check output
+                    self._changed_now(name)
+                else:  # nobody's condition changed: no need to wake anyone
+                    self.on_change()
                 continue
             st.health = change
             if change == "healthy":
@@ -406,6 +423,10 @@ class Engine:
         svc = self.project.services[name]
         st = self.status[name]
         announced: set[str] = set()
+        if svc.depends_on:
+            # runners begin in start order, in one go: let those with nothing to wait for get their processes
+            # started before the others announce (and log) what they wait for
+            await asyncio.sleep(0)
 
         def check() -> bool:
             verdicts = {dep: self._dependency_verdict(dep, want) for dep, want in svc.depends_on.items()}
@@ -421,10 +442,10 @@ class Engine:
                 return False
             if st.state == "blocked":
                 st.state, st.reason = "created", ""
-                self._changed_now()
+                self._changed_now(name)
             return all(v == "ok" for v in verdicts.values())
 
-        await self._wait_until(check)
+        await self._wait_until(check, svc.depends_on)
         return True
 
     def _dependency_verdict(self, dep: str, want: Dependency) -> str:
@@ -467,7 +488,7 @@ class Engine:
         if handle is None:
             if st.state in {"created", "blocked", "starting"}:
                 st.state = "stopped"
-                self._changed_now()
+                self._changed_now(name)
             return
         svc = self.project.services[name]
         grace = svc.stop_grace_period if timeout is None else timeout
@@ -492,21 +513,42 @@ class Engine:
 
     def _emit(self, kind: EventKind, service: str | None, message: str, /, **data: Any) -> None:
         self.on_event(Event(kind, service, message, self.clock.wall(), data))
-        self._changed_now()
+        if kind in {"waiting", "check_failed"}:  # news, not a change of state: nobody's condition changed
+            self.on_change()
+        else:
+            self._changed_now(service)
 
-    def _changed_now(self) -> None:
+    def _changed_now(self, service: str | None = None) -> None:
+        """Something about ``service`` (None: anything) changed: wake the tasks whose condition may now hold."""
         self.on_change()
-        self._background(self._notify())
+        if service is None:
+            woken = set().union(*self._waiters.values())
+        else:
+            woken = self._waiters.get(service, set()) | self._waiters.get(None, set())
+        for waiter in woken:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _background(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._side_tasks.add(task)
         task.add_done_callback(self._side_tasks.discard)
 
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
-    async def _wait_until(self, predicate: Callable[[], bool]) -> None:
-        async with self._changed:
-            await self._changed.wait_for(predicate)
+    async def _wait_until(self, predicate: Callable[[], bool], watch: Iterable[str] | None = None) -> None:
+        """Return once ``predicate()`` holds, re-checking it after each change of a service in ``watch`` (None:
+        after any change)."""
+        keys: list[str | None] = [None] if watch is None else list(watch)
+        loop = asyncio.get_running_loop()
+        while not predicate():
+            waiter: asyncio.Future[None] = loop.create_future()
+            for key in keys:
+                self._waiters.setdefault(key, set()).add(waiter)
+            try:
+                await waiter
+            finally:
+                for key in keys:
+                    waiting = self._waiters.get(key)
+                    if waiting is not None:
+                        waiting.discard(waiter)
+                        if not waiting:
+                            del self._waiters[key]

@@ -215,7 +215,6 @@ class DockerRuntime:
     def _run_container(self, service: Service, plan: spec.ContainerPlan, container_id: str, fresh: bool) -> Handle:
         """Start the container; a fresh one that cannot start is removed again (nothing is left half made)."""
         api = self.client().api
-        started = time.time()
         try:
             api.start(container_id)
         except docker.errors.APIError as exc:
@@ -223,9 +222,8 @@ class DockerRuntime:
                 with contextlib.suppress(*Errors):
                     api.remove_container(container_id, force=True)
             raise _start_failure(service, exc) from exc
-        handle = _handle(service.name, api.inspect_container(container_id), plan, adopted=False)
-        handle.started_at = started
-        return handle
+        # started_at is the engine's StartedAt, as adopt() reads it later: one incarnation, one start time
+        return _handle(service.name, api.inspect_container(container_id), plan, adopted=False)
 
     async def wait(self, handle: Handle) -> int | None:
         return await self._exits.wait(handle.ident)

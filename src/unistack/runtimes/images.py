@@ -277,13 +277,16 @@ def image_exists(client: Any, name: str) -> bool:
 
 
 def ensure_base(client: Any, base: str, emit: Emit, bootstrap: bool = False) -> str:
-    """The id of ``base``: present, else pulled, else (when asked) bootstrapped; else a clear failure."""
-    image_id, reason = _pull(client, base, emit)
-    if image_id is not None:
-        return image_id
-    if bootstrap:
-        bootstrap_base(client, base, emit=emit)
-        return str(client.images.get(base).id)
+    """The id of ``base``: present, else pulled, else (when asked) bootstrapped; else a clear failure. Services
+    building in parallel wait for one another here: a base is fetched or bootstrapped once."""
+    with _lock_for(f"base {base}"):
+        image_id, reason = _pull(client, base, emit)
+        if image_id is not None:
+            return image_id
+        if bootstrap and shutil.which("debootstrap") is not None and os.geteuid() == 0:
+            emit(f"no registry has {base}: making it offline (unistack images bootstrap, about a minute)")
+            bootstrap_base(client, base, emit=emit)
+            return str(client.images.get(base).id)
     raise RuntimeFailure(
         f"base image {base} is missing and no registry answered ({reason}). Make it offline with "
         f"`unistack images bootstrap --base {base}` (debootstrap + docker import), or build with "
@@ -363,7 +366,8 @@ def ensure_service_image(client: Any, project: Project, service: Service, emit: 
                 "give the service a `build` section, or `docker load` the image"
             )
         return
-    result = build(client, plan, emit)
+    # `up` works out of the box: a missing base image is bootstrapped when this machine can (debootstrap, root)
+    result = build(client, plan, emit, bootstrap=True)
     if result.built:
         emit(f"built {result.image} in {result.seconds:.1f} s ({human_size(result.size)})")
 

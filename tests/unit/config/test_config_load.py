@@ -36,6 +36,15 @@ def test_finds_the_nearest_compose_file_upward_and_its_override(write: Write, tm
     assert project.services["web"].spec["image"] == "caddy"
 
 
+def test_the_state_folder_is_reported_before_the_rest_is_checked(write: Write, tmp_path: Path) -> None:
+    write("compose.yaml", "services:\n  web:\n    image: nginx\n    depend_on: [db]\n")
+    seen: list[Path] = []
+    with pytest.raises(ConfigError):  # the unknown key is found after the state folder is known
+        load(cwd=tmp_path, env={}, project_name="demo", on_state_dir=seen.append)
+    assert seen == [tmp_path / ".unistack" / "demo"]
+    assert not (tmp_path / ".unistack").exists()
+
+
 def test_docker_compose_yml_is_found_too(write: Write, tmp_path: Path) -> None:
     write("docker-compose.yml", SIMPLE)
     assert load(cwd=tmp_path, env={}).services["web"].name == "web"
