@@ -281,3 +281,21 @@ async def test_a_recreated_service_is_not_ready_until_its_new_incarnation_is(
     assert engine.status["api"].health != "healthy" and engine.status["api"].restarts == 0
     await clock.run_until(lambda: state(engine, "api") == "healthy")
     assert (await engine.wait_ready(timeout=0)).ok
+
+
+async def test_an_adopted_incarnation_last_seen_healthy_stays_ready_across_a_handover(
+    clock: FakeClock, runtime: FakeRuntime
+) -> None:
+    from unistack.runtimes.base import Handle
+
+    engine, _ = make(
+        runtime, clock, service("db", healthcheck=True), service("api", depends_on={"db": "service_healthy"})
+    )
+    engine.status["db"].state = "healthy"  # as the previous daemon saved it
+    await engine.up(["db"], adopted={"db": Handle("db", "41", clock.wall())}, with_dependencies=False)
+    report = await engine.wait_ready(["db"], timeout=0)
+    assert report.ok and state(engine, "db") == "healthy", report
+    engine.status["api"].state = "created"  # not seen before: starting, not healthy
+    await engine.up(["api"])
+    await clock.run_until(lambda: state(engine, "api") == "running")
+    assert runtime.started("api")[0] < 1.0  # no waiting for db's next probe

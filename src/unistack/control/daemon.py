@@ -98,8 +98,9 @@ class Daemon:
                 st = engine.status[name]
                 st.restarts = int(info.get("restarts", 0))
                 st.exit_code = info.get("exit_code")
-                if not info.get("desired"):  # exited, fatal or stopped: show it as it was
-                    st.state = info.get("state", "created")
+                # exited, fatal or stopped: show it as it was; a live one keeps "healthy" if it is the same
+                # incarnation (the engine checks, and its next probe says otherwise if need be)
+                st.state = info.get("state", "created")
                 if check := info.get("last_check"):
                     st.last_check = CheckRecord(**check)
             if handle is not None and (service is None or not info.get("desired")):

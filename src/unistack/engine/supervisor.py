@@ -214,10 +214,13 @@ class Engine:
                 handle = await self._start(name)
             else:
                 handle = adopted
+                # healthy as the previous supervisor last saw this very incarnation (adopt() matched its record):
+                # stays ready for dependents and `--wait` across a handover; the next probe says otherwise if need be
+                was_healthy = st.state == "healthy"
                 st.handle, st.started_at, st.state = handle, handle.started_at, "running"
                 svc = self.project.services[name]
                 if svc.healthcheck is not None:
-                    st.state, st.health = "starting", "starting"
+                    st.state, st.health = ("healthy", "healthy") if was_healthy else ("starting", "starting")
                 self._emit("adopted", name, f"{name} adopted (pid/container {handle.ident})")
             while True:
                 if handle is None:
