@@ -115,3 +115,85 @@ def test_up_ps_replaced_daemon_and_down(cli: Cli, client: docker.DockerClient) -
     assert client.containers.list(all=True, filters=label) == []
     assert client.networks.list(filters=label) == []
     assert client.volumes.list(filters=label) == []
+
+
+SEMANTICS = """
+x-unistack:
+  notify:
+    - command: ["sh", "-c", 'cat >> "$$0"', "${ALERTS}"]
+services:
+  api:
+    image: ${TEST_IMAGE}
+    # ready 0.3 s after each start; `rm /tmp/ready` (from outside) makes it unhealthy until it is restarted
+    command: ["sh", "-c", "sleep 0.3; touch /tmp/ready; exec sleep 600"]
+    init: true
+    restart: always
+    stop_grace_period: 1s
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/ready"]
+      interval: 1s
+      timeout: 2s
+      retries: 2
+      start_interval: 200ms
+    x-unistack:
+      restart: {backoff_initial: 200ms, backoff_max: 1s}
+  crashy:
+    image: ${TEST_IMAGE}
+    command: ["sh", "-c", "echo crashing now; exit 3"]
+    restart: on-failure:2
+    x-unistack:
+      restart: {backoff_initial: 200ms, backoff_max: 1s}
+  web:
+    image: ${TEST_IMAGE}
+    command: ["python3", "-u", "-c", "import time; print('web up', flush=True); time.sleep(600)"]
+    init: true
+    stop_grace_period: 1s
+    depends_on:
+      api: {condition: service_healthy}
+"""
+
+
+def _wait(what: Any, timeout: float, message: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = what()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def test_unhealthy_containers_heal_a_crash_loop_goes_fatal_and_notifies(
+    cli: Cli, client: docker.DockerClient, tmp_path: Path
+) -> None:
+    (tmp_path / "compose.yaml").write_text(SEMANTICS)
+    cli.env["ALERTS"] = str(tmp_path / "alerts.jsonl")
+    cli.run("up", "-d")
+    rows = _wait(lambda: (r := cli.ps()) and r["api"]["state"] == "healthy" and r, 60, "api healthy")
+    first_start = rows["api"]["started_at"]
+    assert rows["api"]["last_check"]["ok"] is True
+
+    # unhealthy: the engine (not Docker) restarts the container, and it heals
+    container = client.containers.get(f"{cli.name}-api-1")
+    container.exec_run(["rm", "-f", "/tmp/ready"])
+    healed = _wait(
+        lambda: (r := cli.ps()) and r["api"]["state"] == "healthy" and r["api"]["started_at"] != first_start and r,
+        60,
+        "api restarted and healthy again",
+    )
+    assert healed["api"]["restarts"] >= 1
+    assert healed["api"]["container"] == container.id  # the same container, started again: its log goes on
+
+    # a crash loop spends its budget (on-failure:2): fatal, and the notifier gets the event with the last logs
+    fatal = _wait(lambda: (r := cli.ps()) and r["crashy"]["state"] == "fatal" and r, 60, "crashy fatal")
+    assert fatal["crashy"]["exit_code"] == 3
+    alerts = _wait(lambda: (tmp_path / "alerts.jsonl").exists() and (tmp_path / "alerts.jsonl").read_text(), 30, "")
+    event = json.loads(alerts.splitlines()[0])
+    assert (event["event"], event["service"], event["exit_code"]) == ("service_fatal", "crashy", 3)
+    assert any("crashing now" in line for line in event["last_logs"]), event
+
+    # stop in reverse dependency order: web (depends on api) before api
+    cli.run("stop")
+    events = [json.loads(line) for line in (cli.state_dir / "logs" / "events.jsonl").read_text().splitlines()]
+    stopped = [e["service"] for e in events if e["kind"] == "stopped" and e["service"] in ("web", "api")]
+    assert stopped[-2:] == ["web", "api"], stopped
