@@ -15,8 +15,11 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,8 @@ from unistack.runtimes.base import Handle, ProbeResult, StopResult
 
 OUTPUT_LIMIT = 4000
 ADOPTED_POLL = 0.5
+SPAWN_THREADS = 8  # Popen blocks until the child has exec'ed (1-20 ms on a busy machine): a layer's spawns overlap
+CHILD_POLL = (0.01, 0.25)  # first and longest interval between polls of a child when the kernel has no pidfds
 
 
 def signal_number(name: str) -> int:
@@ -64,7 +69,8 @@ class ProcessRuntime:
 
     def __init__(self, base_environment: dict[str, str] | None = None) -> None:
         self.base_environment = dict(os.environ if base_environment is None else base_environment)
-        self._children: dict[str, asyncio.subprocess.Process] = {}
+        self._children: dict[str, _Child] = {}
+        self._executor: ThreadPoolExecutor | None = None
 
     # ----------------------------------------------------------------- folders and logs
 
@@ -122,34 +128,60 @@ class ProcessRuntime:
             )
         return service.process.command, service.process.working_dir
 
-    async def _spawn(
-        self, project: Project, service: Service, argv: tuple[str, ...], cwd: Path, what: str
-    ) -> asyncio.subprocess.Process:
+    def _pool(self) -> ThreadPoolExecutor:
+        """The threads that run ``Popen``: never asyncio's default executor, which other work shares."""
+        with _POOL_LOCK:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(SPAWN_THREADS, thread_name_prefix="unistack-spawn")
+            return self._executor
+
+    async def _popen(self, create: Callable[[], tuple[subprocess.Popen[bytes], int | None]]) -> _Child:
+        """Run ``create`` (a ``Popen`` and the descriptor its output is read from, if any) in a spawn thread.
+
+        The event loop goes on meanwhile. A cancelled caller still gets its child killed and reaped, and its
+        descriptor closed, once the thread is done (never while the thread still uses what it opened).
+        """
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool(), create)
+        try:
+            popen, fd = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(_undo_spawn)
+            raise
+        return _Child(popen, fd, loop)
+
+    async def _spawn(self, project: Project, service: Service, argv: tuple[str, ...], cwd: Path, what: str) -> _Child:
         """Start ``argv`` in its own session, its output appended to the service's log file."""
         log_path = self.log_path(project, service.name)
-        try:
-            log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        except OSError as exc:
-            raise RuntimeFailure(f"cannot open the log file {log_path}: {exc.strerror}") from exc
-        try:
-            return await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=cwd,
-                env=self.environment(project, service),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_fd,
-                stderr=log_fd,
-                start_new_session=True,
-            )
-        except FileNotFoundError as exc:
-            if not Path(cwd).is_dir():
-                raise RuntimeFailure(f"working_dir {cwd} does not exist") from exc
-            missing = exc.filename if exc.filename else argv[0]
-            raise RuntimeFailure(f"command not found: {missing!r} (x-unistack.process.{what})") from exc
-        except OSError as exc:
-            raise RuntimeFailure(f"cannot run {argv[0]!r} (x-unistack.process.{what}): {exc.strerror}") from exc
-        finally:
-            os.close(log_fd)
+        env = self.environment(project, service)
+
+        def create() -> tuple[subprocess.Popen[bytes], int | None]:
+            try:
+                log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            except OSError as exc:
+                raise RuntimeFailure(f"cannot open the log file {log_path}: {exc.strerror}") from exc
+            try:
+                popen = subprocess.Popen(
+                    argv,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_fd,
+                    stderr=log_fd,
+                    start_new_session=True,
+                )
+            except FileNotFoundError as exc:
+                if not Path(cwd).is_dir():
+                    raise RuntimeFailure(f"working_dir {cwd} does not exist") from exc
+                missing = exc.filename if exc.filename else argv[0]
+                raise RuntimeFailure(f"command not found: {missing!r} (x-unistack.process.{what})") from exc
+            except OSError as exc:
+                raise RuntimeFailure(f"cannot run {argv[0]!r} (x-unistack.process.{what}): {exc.strerror}") from exc
+            finally:
+                os.close(log_fd)
+            return popen, None
+
+        return await self._popen(create)
 
     def setup_step(self, service: Service) -> str | None:
         if service.process is None or not service.process.setup:
@@ -250,31 +282,146 @@ class ProcessRuntime:
     async def probe(self, project: Project, service: Service, handle: Handle, check: Healthcheck) -> ProbeResult:
         argv = ("/bin/sh", "-c", check.test[0]) if check.kind == "CMD-SHELL" else check.test
         cwd = service.process.working_dir if service.process else project.working_dir
+        env = self.environment(project, service)
+
+        def create() -> tuple[subprocess.Popen[bytes], int | None]:
+            read_fd, write_fd = os.pipe()
+            try:
+                popen = subprocess.Popen(
+                    argv,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=write_fd,
+                    stderr=write_fd,
+                    start_new_session=True,
+                )
+            except BaseException:
+                os.close(read_fd)
+                raise
+            finally:
+                os.close(write_fd)
+            return popen, read_fd
+
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=cwd,
-                env=self.environment(project, service),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
+            proc = await self._popen(create)
         except OSError as exc:
             return ProbeResult(False, None, f"cannot run healthcheck {argv[0]!r}: {exc.strerror}")
         try:
             async with asyncio.timeout(check.timeout):
-                out, _ = await proc.communicate()
+                out = await proc.communicate()
         except TimeoutError:
             _signal_group(proc.pid, signal.SIGKILL)
+            proc.close_output()
             await proc.wait()
             return ProbeResult(False, None, f"healthcheck timed out after {check.timeout:g}s")
         except asyncio.CancelledError:
             _signal_group(proc.pid, signal.SIGKILL)
+            proc.close_output()
             raise
         text = out.decode("utf-8", "replace")[-OUTPUT_LIMIT:]
         code = exit_status(proc.returncode if proc.returncode is not None else -1)
         return ProbeResult(code == 0, code, text)
+
+
+_POOL_LOCK = threading.Lock()
+_KEPT_OUTPUT = 4 * OUTPUT_LIMIT + 8  # bytes: enough for OUTPUT_LIMIT whole characters of UTF-8 after a cut
+
+
+class _Child:
+    """A child process reaped by the event loop: woken by its pidfd (no thread per child), else polled.
+
+    It reaps its process once it exits whether or not anyone waits (the reader or poller holds it until then),
+    and reads the output pipe it may have been given until end of file, keeping its last ``_KEPT_OUTPUT`` bytes.
+    """
+
+    def __init__(self, popen: subprocess.Popen[bytes], output_fd: int | None, loop: asyncio.AbstractEventLoop) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self._loop = loop
+        self._exited: asyncio.Future[int] = loop.create_future()
+        self._pidfd = -1
+        self._poller: asyncio.Task[None] | None = None
+        try:
+            self._pidfd = os.pidfd_open(popen.pid)  # works on a zombie too: nobody else reaps this pid
+        except (AttributeError, OSError):
+            self._poller = loop.create_task(self._poll())
+        else:
+            loop.add_reader(self._pidfd, self._reap)
+        self._output = bytearray()
+        self._output_fd = output_fd
+        self._eof: asyncio.Future[None] = loop.create_future()
+        if output_fd is None:
+            self._eof.set_result(None)
+        else:
+            os.set_blocking(output_fd, False)
+            loop.add_reader(output_fd, self._read)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    def _reap(self) -> None:
+        code = self.popen.poll()
+        if code is None:
+            return  # woken early; the pidfd stays readable until the process has exited
+        self._loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self._pidfd = -1
+        if not self._exited.done():
+            self._exited.set_result(code)
+
+    async def _poll(self) -> None:
+        delay = CHILD_POLL[0]
+        while (code := self.popen.poll()) is None:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, CHILD_POLL[1])
+        if not self._exited.done():
+            self._exited.set_result(code)
+
+    def _read(self) -> None:
+        assert self._output_fd is not None
+        try:
+            data = os.read(self._output_fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._output += data
+            del self._output[:-_KEPT_OUTPUT]
+            return
+        self.close_output()
+
+    def close_output(self) -> None:
+        """Stop reading the output pipe (at its end, or when the probe is given up)."""
+        if self._output_fd is not None:
+            self._loop.remove_reader(self._output_fd)
+            os.close(self._output_fd)
+            self._output_fd = None
+        if not self._eof.done():
+            self._eof.set_result(None)
+
+    async def wait(self) -> int:
+        """The raw return code (``-N`` when killed by signal N). Any number of callers may wait, and be cancelled."""
+        return await asyncio.shield(self._exited)
+
+    async def communicate(self) -> bytes:
+        """The (last ``_KEPT_OUTPUT`` bytes of) output once the pipe is at its end and the process has exited."""
+        await asyncio.shield(self._eof)
+        await self.wait()
+        return bytes(self._output)
+
+
+def _undo_spawn(future: asyncio.Future[tuple[subprocess.Popen[bytes], int | None]]) -> None:
+    """The caller of a spawn was cancelled while the thread ran ``Popen``: kill what it started, and reap it."""
+    if future.cancelled() or future.exception() is not None:
+        return
+    popen, fd = future.result()
+    _signal_group(popen.pid, signal.SIGKILL)
+    if fd is not None:
+        os.close(fd)
+    _Child(popen, None, asyncio.get_running_loop())
 
 
 def _check_port_free(service: str, port: Port) -> None:
