@@ -217,18 +217,21 @@ class ProcessRuntime:
             created = psutil.Process(proc.pid).create_time()
         except psutil.Error:
             created = time.time()
+        started_at = time.time()  # create_time is only as exact as the kernel's boot time stamp
         return Handle(
             service=service.name,
             ident=str(proc.pid),
-            started_at=time.time(),  # create_time is only as exact as the kernel's boot time stamp
-            record={"pid": proc.pid, "pgid": proc.pid, "create_time": created},
+            started_at=started_at,
+            record={"pid": proc.pid, "pgid": proc.pid, "create_time": created, "started_at": started_at},
         )
 
     async def adopt(self, project: Project, service: Service, record: dict[str, Any]) -> Handle | None:
         pid, created = int(record.get("pid", 0)), float(record.get("create_time", 0))
         if not pid or not _alive(pid, created):
             return None
-        return Handle(service=service.name, ident=str(pid), started_at=created, record=dict(record), adopted=True)
+        # the start time the first supervisor saw, so `ps` shows one incarnation with one start time
+        started_at = float(record.get("started_at", created))
+        return Handle(service=service.name, ident=str(pid), started_at=started_at, record=dict(record), adopted=True)
 
     async def strays(self, state_dir: Path, known: set[str]) -> list[Handle]:
         """Session leaders whose environment names this instance's state folder and that nobody tracks."""
