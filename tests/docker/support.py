@@ -18,6 +18,7 @@ import pytest
 
 from unistack.config import load
 from unistack.config.model import Project
+from unistack.runtimes import images
 from unistack.runtimes.docker_engine import DEFAULT_SOCKET, socket_problem
 
 T = TypeVar("T")
@@ -57,10 +58,12 @@ def requires_engine() -> pytest.MarkDecorator:
 
 
 def ensure_test_image(client: docker.DockerClient) -> str:
-    """The small Python image every test runs, built once FROM debian:bookworm-slim and reused after."""
+    """The small Python image every test runs, built once FROM debian:bookworm-slim and reused after. The base
+    is made as `up` would make it: pulled, else bootstrapped offline (a fresh CI machine has no registry)."""
     try:
         client.images.get(IMAGE)
     except docker.errors.ImageNotFound:
+        images.ensure_base(client, images.DEFAULT_BASE, emit=lambda line: None, bootstrap=True)
         client.images.build(fileobj=io.BytesIO(DOCKERFILE), tag=IMAGE, rm=True, forcerm=True)
     return IMAGE
 
