@@ -52,7 +52,9 @@ class Printer:
 
 
 def ps_table(rows: Iterable[dict[str, Any]]) -> str:
-    header = ("SERVICE", "STATE", "HEALTH", "RESTARTS", "PID", "PORTS", "LAST CHECK")
+    rows = list(rows)
+    containers = any(row.get("container") for row in rows)
+    header = ("SERVICE", "STATE", "HEALTH", "RESTARTS", "CONTAINER" if containers else "PID", "PORTS", "LAST CHECK")
     lines = [header]
     for row in rows:
         ports = ", ".join(
@@ -64,7 +66,7 @@ def ps_table(rows: Iterable[dict[str, Any]]) -> str:
             at = datetime.fromisoformat(check["at"].replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
             output = " ".join(str(check["output"]).split())[:40]
             check_text = f"{at} {'ok' if check['ok'] else 'failed'} ({check['exit_code']}) {output}".rstrip()
-        ident = row.get("pid") or row.get("container") or "-"
+        ident = row.get("pid") or (row.get("container") or "")[:12] or "-"  # docker ps's short id
         state = row["state"] + (f" ({row['exit_code']})" if row["state"] == "exited" else "")
         lines.append((row["service"], state, row["health"], str(row["restarts"]), str(ident), ports or "-", check_text))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
