@@ -28,7 +28,7 @@ from unistack import __version__, config
 from unistack.control import client as daemon_client
 from unistack.control import state
 from unistack.errors import ConfigError, UnistackError, UsageError
-from unistack.printer import Printer, ps_table, wait_report
+from unistack.printer import Printer, columns, ps_table, wait_report
 
 if TYPE_CHECKING:
     import asyncio
@@ -446,9 +446,7 @@ def build(opts: Options, no_cache: bool, bootstrap: bool, services: tuple[str, .
     for r in results:
         what = "built" if r.built else "up to date"
         rows.append((r.image, ",".join(r.services), what, f"{r.seconds:.1f}s", images.human_size(r.size)))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    click.echo(columns(rows))
 
 
 @cli.group("images")

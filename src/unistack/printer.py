@@ -69,7 +69,12 @@ def ps_table(rows: Iterable[dict[str, Any]]) -> str:
         ident = row.get("pid") or (row.get("container") or "")[:12] or "-"  # docker ps's short id
         state = row["state"] + (f" ({row['exit_code']})" if row["state"] == "exited" else "")
         lines.append((row["service"], state, row["health"], str(row["restarts"]), str(ident), ports or "-", check_text))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return columns(lines)
+
+
+def columns(lines: Sequence[Sequence[str]]) -> str:
+    """Rows of cells as aligned columns (two spaces apart), the first row being the header."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines)
 
 

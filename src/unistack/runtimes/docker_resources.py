@@ -107,6 +107,13 @@ def used_volumes(project: Project) -> list[str]:
     return list(keys)
 
 
+def _resource_labels(project: Project, definition: dict[str, Any], kind_label: str, key: str) -> dict[str, str]:
+    """The user's labels, then the instance's, then Compose's network/volume label naming the resource."""
+    labels = {**labels_mapping(definition.get("labels")), **instance_labels(project.name, project.state_dir)}
+    labels[kind_label] = key
+    return labels
+
+
 def network_plans(project: Project) -> list[ResourcePlan]:
     plans = []
     for key in used_networks(project):
@@ -115,8 +122,7 @@ def network_plans(project: Project) -> list[ResourcePlan]:
         if is_external(definition):
             plans.append(ResourcePlan(key, name, True))
             continue
-        labels = {**labels_mapping(definition.get("labels")), **instance_labels(project.name, project.state_dir)}
-        labels[NETWORK_LABEL] = key
+        labels = _resource_labels(project, definition, NETWORK_LABEL, key)
         create: dict[str, Any] = {
             "name": name,
             "driver": str(definition.get("driver") or "bridge"),
@@ -140,8 +146,7 @@ def volume_plans(project: Project) -> list[ResourcePlan]:
         if is_external(definition):
             plans.append(ResourcePlan(key, name, True))
             continue
-        labels = {**labels_mapping(definition.get("labels")), **instance_labels(project.name, project.state_dir)}
-        labels[VOLUME_LABEL] = key
+        labels = _resource_labels(project, definition, VOLUME_LABEL, key)
         create = {
             "name": name,
             "driver": str(definition.get("driver") or "local"),

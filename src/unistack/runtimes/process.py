@@ -161,15 +161,7 @@ class ProcessRuntime:
             except OSError as exc:
                 raise RuntimeFailure(f"cannot open the log file {log_path}: {exc.strerror}") from exc
             try:
-                popen = subprocess.Popen(
-                    argv,
-                    cwd=cwd,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_fd,
-                    stderr=log_fd,
-                    start_new_session=True,
-                )
+                popen = _popen_in_session(argv, cwd, env, log_fd)
             except FileNotFoundError as exc:
                 if not Path(cwd).is_dir():
                     raise RuntimeFailure(f"working_dir {cwd} does not exist") from exc
@@ -290,15 +282,7 @@ class ProcessRuntime:
         def create() -> tuple[subprocess.Popen[bytes], int | None]:
             read_fd, write_fd = os.pipe()
             try:
-                popen = subprocess.Popen(
-                    argv,
-                    cwd=cwd,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=write_fd,
-                    stderr=write_fd,
-                    start_new_session=True,
-                )
+                popen = _popen_in_session(argv, cwd, env, write_fd)
             except BaseException:
                 os.close(read_fd)
                 raise
@@ -325,6 +309,13 @@ class ProcessRuntime:
         text = out.decode("utf-8", "replace")[-OUTPUT_LIMIT:]
         code = exit_status(proc.returncode if proc.returncode is not None else -1)
         return ProbeResult(code == 0, code, text)
+
+
+def _popen_in_session(argv: Sequence[str], cwd: Path, env: dict[str, str], out_fd: int) -> subprocess.Popen[bytes]:
+    """``argv`` in a session (and process group) of its own, stdout and stderr to ``out_fd``, no stdin."""
+    return subprocess.Popen(
+        argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out_fd, stderr=out_fd, start_new_session=True
+    )
 
 
 _POOL_LOCK = threading.Lock()
