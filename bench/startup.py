@@ -156,10 +156,11 @@ def analyse(
 def up_request_bytes(compose_file: Path) -> int | None:
     """The size of the project as ``up`` sends it to the daemon (one JSON line; see --raise-daemon-request-limit)."""
     try:
-        from unistack import config  # here only: 0.4 s of imports
+        from unistack import config  # here only
+        from unistack.config.model import to_json
 
         project = config.load([str(compose_file)], project_name=PROJECT, cwd=compose_file.parent)
-        return len(json.dumps(project.model_dump(mode="json"), default=str))
+        return len(to_json(project))
     except Exception as exc:  # src/ is a moving target; the figure is only a hint
         log(f"cannot size the up request: {exc!r}")
         return None

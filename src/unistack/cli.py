@@ -4,7 +4,7 @@ Each command loads the project (config), checks what the chosen runtime needs, a
 instance's daemon (control.client) or reads what it needs directly (logs). Exit codes: 0 ok, 1 a service or
 check failed, 2 bad usage or bad configuration.
 
-Startup time is part of ``up``'s latency, so heavy modules (asyncio, the runtimes, pydantic through the model)
+Startup time is part of ``up``'s latency, so heavy modules (asyncio, the runtimes, msgspec through the model)
 are imported where they are used, and ``up`` starts the daemon's interpreter as soon as the state folder is
 known, in parallel with the rest of the loading (``control.client.prestart``).
 """
@@ -200,12 +200,18 @@ def _send_up(project: Project, selected: list[str], runtime_name: str) -> dict[s
     client = daemon_client.ensure(project.state_dir)
     result: dict[str, str] = client.call(
         "up",
-        project_json=project.model_dump_json(),  # pydantic's encoder; the daemon validates and saves the text
+        project_json=_project_json(project),  # the daemon checks it as it decodes it, and saves the text
         services=selected,
         environ=dict(os.environ),
         runtime=runtime_name,
     )
     return result
+
+
+def _project_json(project: Project) -> str:
+    from unistack.config.model import to_json
+
+    return to_json(project).decode()
 
 
 def _create_runtime(name: str) -> Runtime:
@@ -501,7 +507,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     finally:
         daemon_client.discard_standby()  # an up that did not need the daemon it started ahead
         if argv is None:  # the process ends here (not a test calling main): its last collections would walk
-            gc.freeze()  # every object left (the project, pydantic's schemas), ~0.1 s of every command's exit
+            gc.freeze()  # every object left (the project, the modules), a good part of every command's exit
 
 
 def _main(argv: Sequence[str] | None) -> NoReturn:

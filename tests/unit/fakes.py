@@ -70,7 +70,8 @@ class Script:
 
     exit_on_start: list[int | None] = field(default_factory=list)  # one entry per start: exit at once with it
     probes: Callable[[int], bool] = lambda n: True  # n-th probe (1-based, over the service's life) passes?
-    probe_takes: float = 0.0  # virtual seconds each probe runs
+    probe_takes: Callable[[int], float] = lambda n: 0.0  # virtual seconds the n-th probe runs
+    start_takes: float = 0.0  # virtual seconds the runtime takes to report a start (the handle has when it began)
     ignores_stop: bool = False  # stays up through the grace period and must be killed
     fail_start: bool = False
     fail_setup: bool = False
@@ -121,6 +122,8 @@ class FakeRuntime:
             raise RuntimeFailure("command not found: 'nope'")
         ident = str(next(self._ids))
         handle = Handle(service.name, ident, self.clock.wall(), record={"pid": int(ident)})
+        if script.start_takes:
+            await self.clock.sleep(script.start_takes)
         fut: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self.exits[ident] = fut
         self.live[service.name] = handle
@@ -134,8 +137,8 @@ class FakeRuntime:
     async def probe(self, project: Project, service: Service, handle: Handle, check: Healthcheck) -> ProbeResult:
         n = self.probe_count[service.name] = self.probe_count.get(service.name, 0) + 1
         self.probe_times.setdefault(service.name, []).append(self.clock.t)
-        if self.script(service.name).probe_takes:
-            await self.clock.sleep(self.script(service.name).probe_takes)
+        if takes := self.script(service.name).probe_takes(n):
+            await self.clock.sleep(takes)
         ok = self.script(service.name).probes(n)
         return ProbeResult(ok, 0 if ok else 1, "ok" if ok else f"probe {n} failed")
 

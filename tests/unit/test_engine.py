@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from unistack.config.model import Dependency, ProcessSpec, Service
+from unistack.config.model import Dependency, ProcessSpec, Service, replace
 from unistack.engine.events import Event
 from unistack.engine.supervisor import Engine
 
@@ -36,10 +36,46 @@ def state(engine: Engine, name: str) -> str:
 async def test_probes_begin_an_interval_apart_however_long_they_take(clock: FakeClock, runtime: FakeRuntime) -> None:
     engine, _ = make(runtime, clock, service("db", healthcheck=True))
     runtime.script("db").probes = lambda n: n >= 3
-    runtime.script("db").probe_takes = 2.0  # interval 5, no start period: at 5, 10 and 15 (not 5, 12 and 19)
+    runtime.script("db").probe_takes = lambda n: 2.0  # interval 5, no start period: at 5, 10 and 15 (not 5, 12, 19)
     await engine.up()
     await clock.run_until(lambda: state(engine, "db") == "healthy")
     assert runtime.probe_times["db"] == [5.0, 10.0, 15.0]
+
+
+async def test_probes_count_from_the_start_not_from_when_the_runtime_reported_it(
+    clock: FakeClock, runtime: FakeRuntime
+) -> None:
+    engine, _ = make(runtime, clock, service("db", healthcheck=True))
+    runtime.script("db").probes = lambda n: n >= 2
+    runtime.script("db").start_takes = 0.3  # the process began at 0; the engine hears of it at 0.3
+    await engine.up()
+    await clock.run_until(lambda: state(engine, "db") == "healthy")
+    assert runtime.probe_times["db"] == pytest.approx([5.0, 10.0])
+
+
+async def test_a_probe_that_overruns_its_slot_is_followed_at_once_and_the_grid_keeps_its_phase(
+    clock: FakeClock, runtime: FakeRuntime
+) -> None:
+    engine, _ = make(runtime, clock, service("db", healthcheck=True, retries=10))
+    runtime.script("db").probes = lambda n: n >= 4
+    runtime.script("db").probe_takes = lambda n: 6.0 if n == 1 else 0.5  # the first overruns the interval (5)
+    await engine.up()
+    await clock.run_until(lambda: state(engine, "db") == "healthy")
+    assert runtime.probe_times["db"] == [5.0, 11.0, 15.0, 20.0]  # 11: overdue (due at 10), run at once
+
+
+async def test_a_service_says_once_what_it_begins_to_wait_for(clock: FakeClock, runtime: FakeRuntime) -> None:
+    deps = {name: "service_healthy" for name in ("a", "b", "c")}
+    engine, events = make(
+        runtime,
+        clock,
+        *(service(name, healthcheck=True) for name in deps),
+        service("app", depends_on=deps),  # type: ignore[arg-type]
+    )
+    await engine.up()
+    await clock.run_until(lambda: state(engine, "app") == "running")
+    waiting = [e.message for e in events if e.kind == "waiting" and e.service == "app"]
+    assert waiting == ["app waits for a (service_healthy), b (service_healthy), c (service_healthy)"]
 
 
 async def test_chain_starts_in_order_gated_on_health(clock: FakeClock, runtime: FakeRuntime) -> None:
@@ -242,9 +278,7 @@ async def test_snapshot_has_the_documented_fields(clock: FakeClock, runtime: Fak
 
 
 def with_setup(svc: Service) -> Service:
-    return svc.model_copy(
-        update={"process": ProcessSpec(command=("run",), setup=("install",), working_dir=Path("/nonexistent"))}
-    )
+    return replace(svc, process=ProcessSpec(command=("run",), setup=("install",), working_dir=Path("/nonexistent")))
 
 
 async def test_setup_runs_once_per_up_before_the_first_start(clock: FakeClock, runtime: FakeRuntime) -> None:

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from unistack.config.model import (
     Dependency,
     Healthcheck,
@@ -25,6 +23,7 @@ from unistack.config.model import (
     Project,
     RestartPolicy,
     Service,
+    from_data,
 )
 from unistack.config.normalize import environment_mapping, parse_duration, parse_restart, resolve_path
 from unistack.config.yamlfile import KeyPath, Locations
@@ -85,27 +84,25 @@ class ProjectBuilder:
             if dep not in known and options.get("required") is False:
                 continue
             try:
-                depends_on[dep] = Dependency.model_validate(
-                    {k: v for k, v in options.items() if k in ("condition", "required", "restart")}
+                depends_on[dep] = from_data(
+                    {k: v for k, v in options.items() if k in ("condition", "required", "restart")}, Dependency
                 )
-            except ValidationError as exc:
+            except ValueError as exc:  # msgspec.ValidationError
                 self.problem((*where, "depends_on", dep), _first_error(exc))
         ports = []
         for index, port in enumerate(spec.get("ports") or []):
-            try:
-                ports.append(
-                    Port(
-                        host_ip=str(port.get("host_ip") or ""),
-                        published=port.get("published"),
-                        target=port["target"],
-                        protocol=port.get("protocol", "tcp"),
-                    )
+            protocol = port.get("protocol", "tcp")
+            if protocol not in ("tcp", "udp"):
+                self.problem((*where, "ports", index), f"protocol {protocol!r} is not supported; use tcp or udp.")
+                continue
+            ports.append(
+                Port(
+                    host_ip=str(port.get("host_ip") or ""),
+                    published=port.get("published"),
+                    target=port["target"],
+                    protocol=protocol,
                 )
-            except ValidationError:
-                self.problem(
-                    (*where, "ports", index),
-                    f"protocol {port.get('protocol')!r} is not supported; use tcp or udp.",
-                )
+            )
         return Service(
             name=name,
             depends_on=depends_on,
@@ -264,7 +261,8 @@ def _command(value: Any) -> tuple[str, ...] | None:
     return None
 
 
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(p) for p in error["loc"])
-    return f"{where}: {error['msg']}." if where else f"{error['msg']}."
+def _first_error(exc: ValueError) -> str:
+    """msgspec's "Expected `bool`, got `str` - at `$.required`" as "required: expected `bool`, got `str`."""
+    message, _, where = str(exc).partition(" - at `$.")
+    message = message[:1].lower() + message[1:]
+    return f"{where.rstrip('`')}: {message}." if where else f"{message}."

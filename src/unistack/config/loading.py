@@ -4,8 +4,7 @@ The steps (``STEPS``) run in order on one ``Loading`` record: discover files -> 
 name the project -> interpolate -> include -> merge overlays -> extends -> profiles -> normalise -> check ->
 build the model. Steps that cannot go on without their input (a missing file, bad YAML, missing variables)
 raise at once; the others collect problems, and ``build_model`` raises one ConfigError listing them all.
-Never prints, never exits, never writes files. The model (pydantic) is imported only by the last step, so that
-a caller told the state folder early (``on_state_dir``) can start slow work before that import.
+Never prints, never exits, never writes files. The model (msgspec) is imported only by the last step.
 """
 
 from __future__ import annotations
@@ -196,24 +195,21 @@ def check(s: Loading) -> None:
 
 
 def build_model(s: Loading) -> None:
-    from pydantic import ValidationError
-
     from unistack.config.build import ProjectBuilder
+    from unistack.config.model import check
 
     builder = ProjectBuilder(s.locations, s.project_dir, s.variables)
-    project = None
-    try:
-        project = builder.project(
-            s.doc,
-            name=s.name,
-            environment=s.env_name,
-            working_dir=s.project_dir,
-            files=tuple(s.files),
-            state_dir=s.state_dir,
-        )
-    except ValidationError as exc:
-        s.problems.append(Problem(f"invalid configuration: {exc.errors()[0]['msg']}.", file=s.files[0]))
+    project = builder.project(
+        s.doc,
+        name=s.name,
+        environment=s.env_name,
+        working_dir=s.project_dir,
+        files=tuple(s.files),
+        state_dir=s.state_dir,
+    )
     problems = [*s.problems, *builder.problems]
+    if not problems and (wrong := check(project)):  # what the builder's own checks let through
+        problems.append(Problem(f"invalid configuration: {wrong}.", file=s.files[0]))
     if problems:
         raise ConfigError(_unique(problems))
     s.project = project

@@ -4,25 +4,36 @@ Data only: built by ``config.load`` from the resolved Compose document, never re
 changed after it is built. Durations are seconds (float), sizes are bytes (int). Vocabularies are closed and
 spelled as Compose spells them. ``spec`` fields keep the resolved Compose mapping (long syntax) for what only
 a runtime or ``unistack config`` needs (image, build, networks, ...).
+
+The classes are msgspec Structs (frozen, unknown fields refused): a Struct is checked against its types when it
+is decoded (``from_json``, ``from_data``, ``convert``), not when it is built, so ``config.build`` checks what it
+builds itself and reports it with file and line. The CLI sends the project to the daemon as JSON (``to_json``)
+and the daemon decodes it with every type checked again. msgspec instead of pydantic: the same typed, checked
+model for a tenth of the start-up cost (pydantic's import and schema building took 0.2 s in the CLI and again
+in the daemon, both on the path of every ``up``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+import msgspec
+from msgspec import Struct, field
 
 Condition = Literal["service_started", "service_healthy", "service_completed_successfully"]
 RestartMode = Literal["no", "always", "on-failure", "unless-stopped"]
 HealthKind = Literal["CMD", "CMD-SHELL"]
 
 
-class Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 
 
-class Dependency(Model):
+class Model(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Immutable, compared by value, unknown fields refused when decoded."""
+
+
+class Dependency(Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """One entry of a service's ``depends_on`` (long syntax)."""
 
     condition: Condition = "service_started"
@@ -30,19 +41,19 @@ class Dependency(Model):
     restart: bool = False
 
 
-class Healthcheck(Model):
+class Healthcheck(Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """An enabled healthcheck (``test: NONE`` or ``disable: true`` is represented as no Healthcheck)."""
 
     kind: HealthKind
     test: tuple[str, ...]  # CMD: argv; CMD-SHELL: one shell command string
     interval: float = 30.0
     timeout: float = 30.0
-    retries: int = Field(default=3, ge=0)
+    retries: NonNegative = 3
     start_period: float = 0.0
     start_interval: float = 5.0
 
 
-class RestartPolicy(Model):
+class RestartPolicy(Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """``restart`` (or ``deploy.restart_policy``) merged with ``x-unistack.restart``.
 
     ``max_attempts`` None means unlimited. Backoff: the first restart is immediate, then ``backoff_initial``
@@ -50,13 +61,13 @@ class RestartPolicy(Model):
     """
 
     mode: RestartMode = "no"
-    max_attempts: int | None = Field(default=None, ge=0)
+    max_attempts: NonNegative | None = None
     backoff_initial: float = 1.0
     backoff_max: float = 30.0
     reset_after: float = 60.0
 
 
-class Port(Model):
+class Port(Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A published port: where the service is reachable from the host."""
 
     host_ip: str = ""
@@ -65,30 +76,30 @@ class Port(Model):
     protocol: Literal["tcp", "udp"] = "tcp"
 
 
-class ProcessSpec(Model):
+class ProcessSpec(Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """``x-unistack.process``: how to run the service as a host process."""
 
     command: tuple[str, ...]  # argv; a string command is stored as ("/bin/sh", "-c", string)
     setup: tuple[str, ...] = ()  # run to completion before the first start of each ``up`` (installs, builds)
     working_dir: Path
-    environment: dict[str, str] = Field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
 
 
-class Service(Model):
+class Service(Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
     name: str
-    depends_on: dict[str, Dependency] = Field(default_factory=dict)
+    depends_on: dict[str, Dependency] = field(default_factory=dict)
     healthcheck: Healthcheck | None = None
-    restart: RestartPolicy = RestartPolicy()
+    restart: RestartPolicy = field(default_factory=lambda: RestartPolicy())
     stop_signal: str = "SIGTERM"
     stop_grace_period: float = 10.0
-    environment: dict[str, str] = Field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
     ports: tuple[Port, ...] = ()
     profiles: tuple[str, ...] = ()
     process: ProcessSpec | None = None
-    spec: dict[str, Any] = Field(default_factory=dict)  # the resolved Compose service mapping
+    spec: dict[str, Any] = field(default_factory=dict)  # the resolved Compose service mapping
 
 
-class Notifier(Model):
+class Notifier(Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """One entry of top-level ``x-unistack.notify``: exactly one of command or webhook."""
 
     command: tuple[str, ...] | None = None
@@ -96,18 +107,18 @@ class Notifier(Model):
     timeout: float = 10.0
 
 
-class Project(Model):
+class Project(Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
     name: str
     environment: str  # the environment name (local, staging, production, ...)
     working_dir: Path  # the folder of the first compose file
     files: tuple[Path, ...]
     state_dir: Path  # this instance's state folder (.unistack/<project>/)
     services: dict[str, Service]
-    volumes: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    networks: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    volumes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    networks: dict[str, dict[str, Any]] = field(default_factory=dict)
     notify: tuple[Notifier, ...] = ()
-    variables: dict[str, str] = Field(default_factory=dict)  # the interpolation environment (for redaction)
-    spec: dict[str, Any] = Field(default_factory=dict)  # the whole resolved Compose document
+    variables: dict[str, str] = field(default_factory=dict)  # the interpolation environment (for redaction)
+    spec: dict[str, Any] = field(default_factory=dict)  # the whole resolved Compose document
 
     @property
     def run_dir(self) -> Path:
@@ -120,3 +131,57 @@ class Project(Model):
     @property
     def volumes_dir(self) -> Path:
         return self.state_dir / "volumes"
+
+
+_M = TypeVar("_M", bound=Model)
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+
+
+def _decode(kind: type, value: Any) -> Any:
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError(f"cannot decode {kind.__name__}")
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=_encode)
+
+
+def to_json(value: Model) -> bytes:
+    return _ENCODER.encode(value)
+
+
+def to_data(value: Model) -> dict[str, Any]:
+    """Plain JSON-ready data (paths as strings), every field included."""
+    data: dict[str, Any] = msgspec.to_builtins(value, enc_hook=_encode)
+    return data
+
+
+def project_from_json(text: str | bytes) -> Project:
+    """Decode and check; a ``ValueError`` (msgspec.ValidationError) says what is wrong and where."""
+    return msgspec.json.decode(text, type=Project, dec_hook=_decode)
+
+
+def from_data(data: Any, kind: type[_M]) -> _M:
+    """Check plain data (a decoded JSON document, a mapping from the files) against ``kind``; a ``ValueError``
+    (msgspec.ValidationError) says what is wrong and where."""
+    return msgspec.convert(data, kind, dec_hook=_decode)
+
+
+def check(project: Project) -> str | None:
+    """What is wrong with a built project's types (the builder checks the Compose keys it reads; this catches
+    what it let through, as the daemon's decoding would), or None."""
+    try:
+        project_from_json(to_json(project))
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def replace(value: _M, **changes: Any) -> _M:
+    """A copy of ``value`` with some fields changed (the model is immutable)."""
+    return msgspec.structs.replace(value, **changes)

@@ -21,7 +21,7 @@ from unistack.control import state
 from unistack.errors import DaemonError, UnistackError
 
 SPAWN_TIMEOUT = 20.0
-SPAWN_POLL = 0.01  # seconds between attempts to reach a daemon that is starting (a failed connect costs ~10 us)
+SPAWN_POLL = 0.003  # seconds between attempts to reach a daemon that is starting (a failed connect costs ~10 us)
 
 # daemons started ahead by ``prestart``, by state folder, until ``spawn`` takes one or ``discard_standby``
 _standby: dict[Path, subprocess.Popen[bytes]] = {}
@@ -107,7 +107,7 @@ def ensure(state_dir: Path) -> DaemonClient:
 def prestart(state_dir: Path) -> None:
     """Start the daemon's interpreter now, unless a daemon runs: ``spawn`` will then only have to say go.
 
-    Starting Python and importing the daemon's code (asyncio, pydantic, the engine) takes 0.3-0.5 s on a small
+    Starting Python and importing the daemon's code (asyncio, the engine, the runtimes) takes 0.2-0.4 s on a small
     machine, longer than the rest of ``up`` once the files are read; started here, it runs in parallel with the
     client's own work. The process waits on its stdin with nothing touched (no folder, no lock, no log) until
     ``spawn`` tells it to go, or it is discarded (a configuration that turns out invalid leaves nothing behind).

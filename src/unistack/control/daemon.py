@@ -25,6 +25,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from unistack.config import model
 from unistack.config.model import Project
 from unistack.control import notify, state
 from unistack.engine.events import Event
@@ -85,7 +86,7 @@ class Daemon:
             # nothing to re-adopt; still never leave an incarnation of this instance running untracked
             await self._stop_strays(create_runtime((saved or {}).get("runtime", "process")), set())
             return
-        project = Project.model_validate(raw_project)
+        project = model.from_data(raw_project, Project)
         self._configure(project, saved.get("runtime", "process"), saved.get("environ") or {})
         engine, runtime = self._require()
         adopted: dict[str, Handle] = {}
@@ -216,10 +217,10 @@ class Daemon:
 
     async def _up(self, request: dict[str, Any]) -> dict[str, str]:
         if isinstance(raw := request.get("project_json"), str):  # validated from the text, saved as it came
-            project = Project.model_validate_json(raw)
+            project = model.project_from_json(raw)
             state.write_project(self.state_dir, raw)
         else:
-            project = Project.model_validate(request["project"])
+            project = model.from_data(request["project"], Project)
             state.write_project(self.state_dir, request["project"])
         environ = dict(request.get("environ") or {})
         runtime_name = request.get("runtime") or self.runtime_name
@@ -388,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"another daemon already runs for {state_dir}", file=sys.stderr)
         return 0
     # what is imported stays for the daemon's life: out of the collector's way (a full collection would walk
-    # pydantic's schemas and every module each time)
+    # every module each time)
     gc.freeze()
     try:
         asyncio.run(Daemon(state_dir).run())

@@ -354,18 +354,22 @@ class Engine:
         check = svc.healthcheck
         assert check is not None
         st = self.status[name]
-        tracker = HealthTracker(check, started=self.clock.now() - max(0.0, self.clock.wall() - handle.started_at))
+        started = self.clock.now() - max(0.0, self.clock.wall() - handle.started_at)
+        tracker = HealthTracker(check, started=started)
         if forever:
             tracker.status, tracker.ever_healthy = st.health, True
-        began: float | None = None  # when the last probe began
+        # probes are due on a grid of intervals counted from the incarnation's start (a new one: however long the
+        # runtime took to report it) or from now: neither the time a probe takes nor a late wake-up on a busy
+        # machine shifts the ones after it; an overdue probe runs at once, and the grid keeps its phase
+        grid = started if not forever and not handle.adopted else self.clock.now()  # the last point of the grid
         while True:
-            # probes begin an interval apart (the first one an interval after the start): the time a probe
-            # takes does not stretch the cadence, which on a busy machine would make every check later
-            delay = tracker.next_delay(self.clock.now())
-            if began is not None:
-                delay -= self.clock.now() - began
-            await self.clock.sleep(max(0.0, delay))
-            began = self.clock.now()
+            now = self.clock.now()
+            step = tracker.next_delay(now)
+            grid += step
+            if grid > now:
+                await self.clock.sleep(grid - now)
+            elif step > 0:
+                grid += (now - grid) // step * step
             result = await self.runtime.probe(self.project, svc, handle, check)
             st.last_check = CheckRecord(self.clock.wall(), result.ok, result.exit_code, result.output[-2000:])
             change = tracker.record(result.ok, self.clock.now())
@@ -433,10 +437,10 @@ class Engine:
 
         def check() -> bool:
             verdicts = {dep: self._dependency_verdict(dep, want) for dep, want in svc.depends_on.items()}
-            for dep, verdict in verdicts.items():
-                if verdict == "wait" and dep not in announced:
-                    announced.add(dep)
-                    self._emit("waiting", name, f"{name} waits for {dep} ({svc.depends_on[dep].condition})")
+            if news := [dep for dep, verdict in verdicts.items() if verdict == "wait" and dep not in announced]:
+                announced.update(news)  # one event for all a service begins to wait for, however many
+                waits = ", ".join(f"{dep} ({svc.depends_on[dep].condition})" for dep in news)
+                self._emit("waiting", name, f"{name} waits for {waits}")
             problems = [v for v in verdicts.values() if v not in {"ok", "wait"}]
             if problems:
                 if st.state != "blocked" or st.reason != problems[0]:

@@ -35,6 +35,8 @@ ADOPTED_POLL = 0.5
 SPAWN_THREADS = 8  # Popen blocks until the child has exec'ed (1-20 ms on a busy machine): a layer's spawns overlap
 CHILD_POLL = (0.01, 0.25)  # first and longest interval between polls of a child when the kernel has no pidfds
 
+_Created = tuple[subprocess.Popen[bytes], int | None]  # a process and the descriptor its output is read from
+
 
 def signal_number(name: str) -> int:
     """``SIGTERM``, ``TERM`` or ``15`` as a signal number."""
@@ -135,27 +137,28 @@ class ProcessRuntime:
                 self._executor = ThreadPoolExecutor(SPAWN_THREADS, thread_name_prefix="unistack-spawn")
             return self._executor
 
-    async def _popen(self, create: Callable[[], tuple[subprocess.Popen[bytes], int | None]]) -> _Child:
+    async def _popen(self, create: Callable[[], _Created]) -> _Child:
         """Run ``create`` (a ``Popen`` and the descriptor its output is read from, if any) in a spawn thread.
 
         The event loop goes on meanwhile. A cancelled caller still gets its child killed and reaped, and its
-        descriptor closed, once the thread is done (never while the thread still uses what it opened).
+        descriptor closed, once the thread is done (never while the thread still uses what it opened). The
+        child's ``began`` is the wall-clock time the thread began to create it.
         """
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool(), create)
+        future = loop.run_in_executor(self._pool(), _timed, create)
         try:
-            popen, fd = await asyncio.shield(future)
+            began, (popen, fd) = await asyncio.shield(future)
         except asyncio.CancelledError:
             future.add_done_callback(_undo_spawn)
             raise
-        return _Child(popen, fd, loop)
+        return _Child(popen, fd, loop, began)
 
     async def _spawn(self, project: Project, service: Service, argv: tuple[str, ...], cwd: Path, what: str) -> _Child:
         """Start ``argv`` in its own session, its output appended to the service's log file."""
         log_path = self.log_path(project, service.name)
         env = self.environment(project, service)
 
-        def create() -> tuple[subprocess.Popen[bytes], int | None]:
+        def create() -> _Created:
             try:
                 log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             except OSError as exc:
@@ -208,8 +211,8 @@ class ProcessRuntime:
         try:
             created = psutil.Process(proc.pid).create_time()
         except psutil.Error:
-            created = time.time()
-        started_at = time.time()  # create_time is only as exact as the kernel's boot time stamp
+            created = proc.began
+        started_at = proc.began  # create_time is only as exact as the kernel's boot time stamp
         return Handle(
             service=service.name,
             ident=str(proc.pid),
@@ -279,7 +282,7 @@ class ProcessRuntime:
         cwd = service.process.working_dir if service.process else project.working_dir
         env = self.environment(project, service)
 
-        def create() -> tuple[subprocess.Popen[bytes], int | None]:
+        def create() -> _Created:
             read_fd, write_fd = os.pipe()
             try:
                 popen = _popen_in_session(argv, cwd, env, write_fd)
@@ -329,9 +332,12 @@ class _Child:
     and reads the output pipe it may have been given until end of file, keeping its last ``_KEPT_OUTPUT`` bytes.
     """
 
-    def __init__(self, popen: subprocess.Popen[bytes], output_fd: int | None, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, popen: subprocess.Popen[bytes], output_fd: int | None, loop: asyncio.AbstractEventLoop, began: float
+    ) -> None:
         self.popen = popen
         self.pid = popen.pid
+        self.began = began  # wall-clock seconds, taken just before the process was created
         self._loop = loop
         self._exited: asyncio.Future[int] = loop.create_future()
         self._pidfd = -1
@@ -407,15 +413,19 @@ class _Child:
         return bytes(self._output)
 
 
-def _undo_spawn(future: asyncio.Future[tuple[subprocess.Popen[bytes], int | None]]) -> None:
+def _timed(create: Callable[[], _Created]) -> tuple[float, _Created]:
+    return time.time(), create()
+
+
+def _undo_spawn(future: asyncio.Future[tuple[float, _Created]]) -> None:
     """The caller of a spawn was cancelled while the thread ran ``Popen``: kill what it started, and reap it."""
     if future.cancelled() or future.exception() is not None:
         return
-    popen, fd = future.result()
+    began, (popen, fd) = future.result()
     _signal_group(popen.pid, signal.SIGKILL)
     if fd is not None:
         os.close(fd)
-    _Child(popen, None, asyncio.get_running_loop())
+    _Child(popen, None, asyncio.get_running_loop(), began)
 
 
 def _check_port_free(service: str, port: Port) -> None:

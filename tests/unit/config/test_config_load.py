@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from unistack.config import check_for_process_runtime, load
+from unistack.config.model import to_data
 from unistack.errors import ConfigError
 
 Write = Callable[..., Path]  # the `write` fixture (conftest.py)
@@ -265,10 +266,10 @@ def test_model_from_long_and_short_syntax(write: Write, tmp_path: Path) -> None:
     assert (db.stop_grace_period, db.stop_signal) == (60.0, "SIGINT")
     assert web.depends_on["db"].condition == "service_healthy" and web.depends_on["db"].restart
     assert (web.restart.mode, web.restart.max_attempts) == ("on-failure", 4)
-    assert web.ports[0].model_dump() == {"host_ip": "127.0.0.1", "published": 8080, "target": 80, "protocol": "tcp"}
+    assert to_data(web.ports[0]) == {"host_ip": "127.0.0.1", "published": 8080, "target": 80, "protocol": "tcp"}
     assert set(worker.depends_on) == {"db", "web"} and worker.depends_on["db"].condition == "service_started"
     assert worker.healthcheck is None
-    assert worker.restart.model_dump() == {
+    assert to_data(worker.restart) == {
         "mode": "always",
         "max_attempts": 2,
         "backoff_initial": 5.0,
@@ -314,7 +315,7 @@ def test_x_unistack_process_restart_and_notify(write: Write, tmp_path: Path) -> 
     assert api.process.working_dir == tmp_path / "backend"
     assert api.process.environment == {"A": "1", "B": "process", "C": "3"}
     assert api.environment == {"A": "1", "B": "service"}
-    assert api.restart.model_dump() == {
+    assert to_data(api.restart) == {
         "mode": "on-failure",
         "max_attempts": 7,
         "backoff_initial": 2.0,
@@ -359,8 +360,10 @@ def test_environment_bare_key_comes_from_variables(write: Write, tmp_path: Path)
 def test_the_model_is_immutable(write: Write, tmp_path: Path) -> None:
     write("compose.yaml", SIMPLE)
     project = load(cwd=tmp_path, env={})
-    with pytest.raises(Exception, match="frozen"):
+    with pytest.raises(AttributeError, match="immutable"):
         project.name = "other"  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="immutable"):
+        project.services["web"].ports = ()  # type: ignore[misc]
 
 
 def test_container_isolation_is_refused_for_host_processes_not_dropped(write: Write, tmp_path: Path) -> None:
