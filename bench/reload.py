@@ -176,7 +176,7 @@ class StackInstance:
                 if proc.pid == os.getpid():
                     continue
                 try:
-                    args = proc.info["cmdline"] or []
+                    args = " ".join(proc.info["cmdline"] or []).split()  # a retitled daemon: one argument
                     mine = any(a == mark or a.startswith(mark + os.sep) or f"={mark}{os.sep}" in a for a in args)
                     mine = mine or proc.environ().get("UNISTACK_STATE_DIR") == mark
                 except psutil.Error:

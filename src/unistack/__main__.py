@@ -1,3 +1,3 @@
-from unistack.cli import main
+from unistack.entry import main
 
 main()

@@ -5,8 +5,8 @@ instance's daemon (control.client) or reads what it needs directly (logs). Exit 
 check failed, 2 bad usage or bad configuration.
 
 Startup time is part of ``up``'s latency, so heavy modules (asyncio, the runtimes, msgspec through the model)
-are imported where they are used, and ``up`` starts the daemon's interpreter as soon as the state folder is
-known, in parallel with the rest of the loading (``control.client.prestart``).
+are imported where they are used, and for ``up`` the entry point starts a daemon's interpreter before this
+module is even imported (``unistack.entry``); it learns its instance when told to go.
 """
 
 from __future__ import annotations
@@ -158,7 +158,8 @@ def cli(
 @pass_options
 def up(opts: Options, detach: bool, wait: bool, wait_timeout: float | None, services: tuple[str, ...]) -> None:
     """Create and start the services (and what they depend on)."""
-    project = opts.checked_project(on_state_dir=daemon_client.prestart)
+    daemon_client.prestart()  # begun already by the entry point, unless ``main`` was called directly
+    project = opts.checked_project(on_state_dir=daemon_client.standby_for)
     selected = _check_services(project, services)
     runtime_name = opts.runtime_name()
     printer = Printer(list(project.services))

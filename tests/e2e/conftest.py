@@ -267,7 +267,8 @@ class Stack:
         victims: list[psutil.Process] = []
         with contextlib.suppress(psutil.Error, KeyError, ValueError, TypeError):
             daemon = psutil.Process(int(data["daemon_pid"]))
-            if "unistack.control.daemon" in daemon.cmdline() and str(self.state_dir) in daemon.cmdline():
+            words = " ".join(daemon.cmdline()).split()  # a daemon started ahead has its title as one word
+            if "unistack.control.daemon" in words and str(self.state_dir) in words:
                 victims.append(daemon)
         records = [info["record"] for info in data.get("services", {}).values() if info.get("record")]
         if self.runtime == "docker":

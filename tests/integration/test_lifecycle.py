@@ -70,20 +70,22 @@ def test_chain_starts_in_order_gated_on_health(instance: Instance) -> None:
 
 
 def test_the_daemon_started_ahead_is_an_ordinary_daemon_of_the_instance(instance: Instance) -> None:
-    """``up`` starts the daemon's interpreter while it still loads the configuration; once told to go it is a
-    daemon like any other: its command line names the module and the state folder, it logs to daemon.log, and
-    no other process started ahead is left (a second ``up`` finds the daemon and starts none)."""
+    """``up`` starts a daemon's interpreter before it loads the configuration; once told to go it is a daemon
+    like any other: its command line names the module and the state folder (the title it takes then), it logs
+    to daemon.log, and no other process started ahead is left (a second ``up`` finds the daemon, and the one it
+    started ahead is gone when it exits)."""
     instance.write("services:" + svc("db"))
     for _ in range(2):
         result = instance.run("up", "--wait", "--wait-timeout", "30")
         assert result.returncode == 0, result.stdout + result.stderr
     state_dir = instance.state_dir()
     pid = json.loads((state_dir / "state.json").read_text())["daemon_pid"]
-    assert "unistack.control.daemon" in psutil.Process(pid).cmdline()
-    assert str(state_dir) in psutil.Process(pid).cmdline()
+    words = " ".join(psutil.Process(pid).cmdline()).split()
+    assert words[1:] == ["-m", "unistack.control.daemon", str(state_dir)]
     assert (state_dir / "logs" / "daemon.log").is_file()
-    daemons = [p.pid for p in psutil.process_iter(["cmdline"]) if str(state_dir) in (p.info["cmdline"] or [])]
-    assert daemons == [pid]
+    ours = [p for p in psutil.process_iter(["cmdline"]) if str(state_dir) in " ".join(p.info["cmdline"] or [])]
+    assert [p.pid for p in ours] == [pid]
+    assert not [p for p in psutil.process_iter(["cmdline"]) if "--standby" in (p.info["cmdline"] or [])]
 
 
 def test_unhealthy_service_is_restarted_and_heals(instance: Instance) -> None:

@@ -2,7 +2,7 @@
 
 The daemon is started detached (its own session, output in ``logs/daemon.log``) so it outlives the command
 that started it. A daemon that was killed is replaced here: the new one re-adopts what the old one ran.
-``up`` starts the daemon's interpreter ahead (``prestart``), while it still reads the configuration.
+``up`` starts a daemon's interpreter ahead (``prestart``), before it reads the configuration.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from unistack.errors import DaemonError, UnistackError
 SPAWN_TIMEOUT = 20.0
 SPAWN_POLL = 0.003  # seconds between attempts to reach a daemon that is starting (a failed connect costs ~10 us)
 
-# daemons started ahead by ``prestart``, by state folder, until ``spawn`` takes one or ``discard_standby``
-_standby: dict[Path, subprocess.Popen[bytes]] = {}
+# the daemon interpreter started ahead by ``prestart``, until ``spawn`` takes it or ``discard_standby``
+_standby: subprocess.Popen[bytes] | None = None
 
 
 class RemoteError(UnistackError):
@@ -104,19 +104,21 @@ def ensure(state_dir: Path) -> DaemonClient:
     return spawn(state_dir)
 
 
-def prestart(state_dir: Path) -> None:
-    """Start the daemon's interpreter now, unless a daemon runs: ``spawn`` will then only have to say go.
+def prestart() -> None:
+    """Start a daemon's interpreter now, before the instance is even known: ``spawn`` will then only say go.
 
     Starting Python and importing the daemon's code (asyncio, the engine, the runtimes) takes 0.2-0.4 s on a small
-    machine, longer than the rest of ``up`` once the files are read; started here, it runs in parallel with the
-    client's own work. The process waits on its stdin with nothing touched (no folder, no lock, no log) until
-    ``spawn`` tells it to go, or it is discarded (a configuration that turns out invalid leaves nothing behind).
+    machine, longer than the client's own loading of the files; started first, it runs in parallel with all of
+    it. The process waits on its stdin with nothing touched (no folder, no lock, no log) until ``spawn`` tells
+    it which instance to run, or it is discarded (an invalid configuration, or an instance whose daemon already
+    runs, leaves nothing behind).
     """
-    if state_dir in _standby or state.daemon_alive(state_dir):
+    global _standby
+    if _standby is not None:
         return
     with contextlib.suppress(OSError):  # spawn starts one the usual way
-        _standby[state_dir] = subprocess.Popen(
-            [sys.executable, "-m", "unistack.control.daemon", str(state_dir), "--standby"],
+        _standby = subprocess.Popen(
+            [sys.executable, "-m", "unistack.control.daemon", "--standby"],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -125,29 +127,42 @@ def prestart(state_dir: Path) -> None:
         )
 
 
+def standby_for(state_dir: Path) -> None:
+    """Called once the instance is known: one whose daemon already runs needs no other (discarded at once, so
+    that it stops competing for the CPU with the client)."""
+    if state.daemon_alive(state_dir):
+        discard_standby()
+
+
 def discard_standby() -> None:
-    """Stop the daemons started ahead that no command needed (we started them: they are ours to kill)."""
-    while _standby:
-        _, proc = _standby.popitem()
+    """Stop the daemon started ahead that no command needed (we started it: it is ours to kill)."""
+    global _standby
+    proc, _standby = _standby, None
+    if proc is None:
+        return
+    with contextlib.suppress(OSError):
+        proc.kill()
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+    if proc.stdin is not None:
         with contextlib.suppress(OSError):
-            proc.kill()
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
-        if proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
+            proc.stdin.close()
 
 
 def _go(state_dir: Path) -> subprocess.Popen[bytes] | None:
-    """The daemon started ahead for ``state_dir``, told to go; None when there is none (or it died)."""
-    proc = _standby.pop(state_dir, None)
-    if proc is None or proc.stdin is None:
+    """The daemon started ahead, told to go and run ``state_dir``; None when there is none (or it died)."""
+    global _standby
+    proc = _standby
+    path = os.fsencode(state_dir)
+    if proc is None or proc.stdin is None or b"\n" in path:
+        discard_standby()
         return None
+    _standby = None
     try:
-        proc.stdin.write(b"go\n")
+        proc.stdin.write(b"go " + path + b"\n")
         proc.stdin.close()
     except OSError:  # it died (its output went nowhere): start one the usual way, which logs why
-        _standby[state_dir] = proc
+        _standby = proc
         discard_standby()
         return None
     return proc

@@ -1,7 +1,8 @@
 """The supervisor daemon: one process per project instance that owns the engine and answers commands.
 
-Started detached by the client (``python -m unistack.control.daemon STATE_DIR``; ``up`` adds ``--standby`` and
-starts it ahead, and it waits for ``go`` on its stdin before it touches the instance). It holds ``daemon.lock`` for
+Started detached by the client (``python -m unistack.control.daemon STATE_DIR``), or ahead by ``up``
+(``python -m unistack.control.daemon --standby``), which imports its code and then waits for ``go STATE_DIR`` on
+its stdin before it touches any instance. It holds ``daemon.lock`` for
 its life, re-adopts what a previous daemon left running (from ``state.json``), serves JSON requests on the
 control socket, saves state after every change, appends every event to ``logs/events.jsonl``, delivers
 ``service_fatal`` to the notifiers, rotates logs, and on SIGTERM/SIGINT stops the stack and exits.
@@ -355,35 +356,44 @@ def _now() -> float:
     return time.time()
 
 
-def _wait_for_go(state_dir: Path) -> bool:
-    """Started ahead by ``up`` (``client.prestart``), with its code imported: wait until the client says go, then
-    write to the daemon's log as a daemon started the usual way does. False when the client closed the pipe
-    instead (it did not need a daemon after all), which leaves nothing behind."""
+def _wait_for_go() -> Path | None:
+    """Started ahead by ``up`` (``client.prestart``), with its code imported: wait until the client says which
+    instance to run (``go STATE_DIR``), then write to that instance's daemon log as a daemon started the usual way
+    does. None when the client closed the pipe instead (it did not need a daemon after all), which leaves nothing
+    behind."""
     # what reads nothing of the instance is done while the client still loads the configuration
+    import setproctitle
+
     import unistack.runtimes.process  # noqa: F401  (create_runtime imports it on first use: psutil and all)
 
     state.code_fingerprint()
-    if sys.stdin.buffer.readline().strip() != b"go":
-        return False
+    word, _, path = sys.stdin.buffer.readline().rstrip(b"\n").partition(b" ")
+    if word != b"go" or not path:
+        return None
+    state_dir = Path(os.fsdecode(path))
+    # from here on the command line a daemon started the usual way has (``ps`` shows which instance it runs)
+    setproctitle.setproctitle(f"{sys.executable} -m unistack.control.daemon {state_dir}")
     out = os.open(state.daemon_log(state_dir), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
     null = os.open(os.devnull, os.O_RDONLY)
     for fd, target in ((null, 0), (out, 1), (out, 2)):
         os.dup2(fd, target)
     os.close(out)
     os.close(null)
-    return True
+    return state_dir
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    standby = "--standby" in args
-    args = [a for a in args if a != "--standby"]
-    if len(args) != 1:
-        print("usage: python -m unistack.control.daemon STATE_DIR [--standby]", file=sys.stderr)
+    if args == ["--standby"]:
+        waited = _wait_for_go()
+        if waited is None:
+            return 0
+        state_dir = waited
+    elif len(args) == 1 and not args[0].startswith("-"):
+        state_dir = Path(args[0])
+    else:
+        print("usage: python -m unistack.control.daemon STATE_DIR | --standby", file=sys.stderr)
         return 2
-    state_dir = Path(args[0])
-    if standby and not _wait_for_go(state_dir):
-        return 0
     fd = state.try_daemon_lock(state_dir)
     if fd is None:
         print(f"another daemon already runs for {state_dir}", file=sys.stderr)
