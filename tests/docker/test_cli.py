@@ -197,3 +197,57 @@ def test_unhealthy_containers_heal_a_crash_loop_goes_fatal_and_notifies(
     events = [json.loads(line) for line in (cli.state_dir / "logs" / "events.jsonl").read_text().splitlines()]
     stopped = [e["service"] for e in events if e["kind"] == "stopped" and e["service"] in ("web", "api")]
     assert stopped[-2:] == ["web", "api"], stopped
+
+
+REBUILT = """
+services:
+  app:
+    build: ./app
+    command: ["sh", "-c", "cat /marker; exec sleep 600"]
+    init: true
+"""
+
+
+def test_up_on_a_running_instance_recreates_what_a_new_image_or_build_context_changes(
+    cli: Cli, client: docker.DockerClient, image: str
+) -> None:
+    (cli.folder / "compose.yaml").write_text(REBUILT)
+    context = cli.folder / "app"
+    context.mkdir()
+    images = [f"{cli.name}-app"]
+
+    def marker(text: str) -> None:
+        (context / "Dockerfile").write_text(f"FROM {image}\nRUN echo {text} > /marker\n")
+
+    def container() -> str:
+        return str(cli.ps()["app"]["container"])
+
+    try:
+        marker("first")
+        cli.run("up", "-d", "--wait", "--wait-timeout", "120")
+        first = container()
+        assert "app" not in cli.run("up", "-d").stdout.replace("app is", "")  # nothing changed: left alone
+        assert container() == first
+
+        images.append(client.images.get(f"{cli.name}-app").id)  # untagged by the rebuild
+        marker("second")  # the context changed: up builds the new image, then replaces the container
+        result = cli.run("up", "-d", "--wait", "--wait-timeout", "120", timeout=300)
+        assert f"app: recreated (the build context of {cli.name}-app changed)" in result.stdout, result.stdout
+        second = container()
+        assert second != first
+
+        images.append(client.images.get(f"{cli.name}-app").id)
+        marker("third")
+        cli.run("build", "app", timeout=300)  # built by hand: the running container is now outdated
+        result = cli.run("up", "-d", "--wait", "--wait-timeout", "120")
+        assert f"app: recreated (its image {cli.name}-app was rebuilt)" in result.stdout, result.stdout
+        assert container() not in (first, second)
+        deadline = time.monotonic() + 20
+        while "third" not in cli.run("logs", "app").stdout and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "third" in cli.run("logs", "app").stdout
+    finally:
+        cli.run("down", "-t", "1", check=False)
+        for ref in images:
+            with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.APIError):
+                client.images.remove(ref, force=True)

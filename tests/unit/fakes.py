@@ -75,6 +75,7 @@ class Script:
     ignores_stop: bool = False  # stays up through the grace period and must be killed
     fail_start: bool = False
     fail_setup: bool = False
+    outdated: str | None = None  # what ``outdated`` says of a live incarnation
 
 
 class FakeRuntime:
@@ -130,6 +131,9 @@ class FakeRuntime:
         if script.exit_on_start:
             fut.set_result(script.exit_on_start.pop(0))
         return handle
+
+    async def outdated(self, project: Project, service: Service, handle: Handle) -> str | None:
+        return self.script(service.name).outdated
 
     async def wait(self, handle: Handle) -> int | None:
         return await asyncio.shield(self.exits[handle.ident])

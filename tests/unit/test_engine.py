@@ -333,3 +333,39 @@ async def test_an_adopted_incarnation_last_seen_healthy_stays_ready_across_a_han
     await engine.up(["api"])
     await clock.run_until(lambda: state(engine, "api") == "running")
     assert runtime.started("api")[0] < 1.0  # no waiting for db's next probe
+
+
+async def test_reconcile_recreates_what_the_runtime_says_is_outdated_and_says_why(
+    clock: FakeClock, runtime: FakeRuntime
+) -> None:
+    engine, _ = make(runtime, clock, service("api"), service("db"))
+    await engine.up()
+    await clock.run_until(lambda: state(engine, "api") == "running" and state(engine, "db") == "running")
+    runtime.script("api").outdated = "its image stack-api was rebuilt"
+    task = __import__("asyncio").ensure_future(engine.reconcile(project(service("api"), service("db"))))
+    await clock.run_until(task.done)
+    assert task.result() == {"api": "recreated (its image stack-api was rebuilt)"}
+    await clock.run_until(lambda: state(engine, "api") == "running")
+    assert len(runtime.started("api")) == 2 and len(runtime.started("db")) == 1
+
+
+async def test_an_outdated_service_is_set_up_before_it_is_stopped_and_kept_when_that_fails(
+    clock: FakeClock, runtime: FakeRuntime
+) -> None:
+    engine, _ = make(runtime, clock, with_setup(service("api")), with_setup(service("web")))
+    await engine.up()
+    await clock.run_until(lambda: state(engine, "api") == "running" and state(engine, "web") == "running")
+    for name in ("api", "web"):
+        runtime.script(name).outdated = f"its image stack-{name} was rebuilt"
+    runtime.script("web").fail_setup = True
+    new = project(with_setup(service("api")), with_setup(service("web")))
+    task = __import__("asyncio").ensure_future(engine.reconcile(new))
+    await clock.run_until(task.done)
+    assert task.result() == {
+        "api": "recreated (its image stack-api was rebuilt)",
+        "web": "not recreated: its setup failed (npm ERR! 404 left-pad)",
+    }
+    api_calls = [action for action, s, _ in runtime.calls if s == "api"]
+    assert api_calls[:4] == ["setup", "start", "setup", "stop"]  # built while the old one still ran
+    await clock.run_until(lambda: state(engine, "api") == "running")
+    assert len(runtime.started("web")) == 1 and state(engine, "web") == "running"

@@ -116,6 +116,12 @@ class Engine:
         old = self.project
         removed = [n for n in old.services if n not in project.services]
         changed = [n for n in project.services if n in old.services and old.services[n] != project.services[n]]
+        wanted = {name: list(svc.depends_on) for name, svc in project.services.items()}
+        wanted_names = graph.closure(wanted, services) if services else set(wanted)
+        outdated = await self._outdated(project, [n for n in wanted_names if n in old.services and n not in changed])
+        kept = await self._set_up_replacements(project, outdated)
+        done.update(kept)
+        changed += [n for n in outdated if n not in kept]
         if removed:
             await self.stop(removed)
             done.update(dict.fromkeys(removed, "removed"))
@@ -128,7 +134,7 @@ class Engine:
         for name in project.services:
             self.status.setdefault(name, ServiceStatus(name))
         for name in changed:
-            done[name] = "recreated"
+            done[name] = f"recreated ({outdated[name]})" if name in outdated else "recreated"
             self.status[name] = ServiceStatus(name)  # Compose resets a recreated container's counters
         selected = self.selection(services)
         for name in selected:
@@ -177,6 +183,37 @@ class Engine:
         for handle in handles:
             self._emit("killed", handle.service, f"{handle.service} killed (SIGKILL) on request")
         await asyncio.gather(*(self.runtime.stop(h, "SIGKILL", 0.0) for h in handles), return_exceptions=True)
+
+    async def _outdated(self, project: Project, names: Iterable[str]) -> dict[str, str]:
+        """The live services (of those, unchanged in the files) whose incarnation the runtime says is out of date
+        (a rebuilt image), with why. One the runtime cannot check is left running as it is."""
+        live = {n: h for n in names if n in self.project.services and (h := self.status[n].handle) is not None}
+        reasons = await asyncio.gather(
+            *(self.runtime.outdated(project, project.services[n], h) for n, h in live.items()), return_exceptions=True
+        )
+        return {name: why for name, why in zip(live, reasons, strict=True) if isinstance(why, str)}
+
+    async def _set_up_replacements(self, project: Project, outdated: dict[str, str]) -> dict[str, str]:
+        """Run the setup step (the build) of each outdated service's replacement while the old incarnation still
+        runs, so it is down only for the restart. Those whose setup fails keep running as they are: returned with
+        why (the new setup runs again, quickly, when the runner starts the replacement)."""
+
+        async def one(name: str) -> str | None:
+            svc = project.services[name]
+            step = self.runtime.setup_step(svc)
+            if step is None:
+                return None
+            self._emit("setup", name, f"{name} setting up its replacement ({outdated[name]}): {step}")
+            result = await self.runtime.setup(project, svc)
+            if result.ok:
+                self._emit("setup", name, f"{name} set up")
+                return None
+            last = result.output.strip().splitlines()[-1:] or [f"exit code {result.exit_code}"]
+            self._emit("error", name, f"{name} keeps running as it was: its setup failed: {last[0]}")
+            return f"not recreated: its setup failed ({last[0]})"
+
+        results = await asyncio.gather(*(one(name) for name in outdated))
+        return {name: why for name, why in zip(outdated, results, strict=True) if why is not None}
 
     async def close(self, timeout: float | None = None) -> None:
         """Stop everything and end every runner."""

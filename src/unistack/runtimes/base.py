@@ -56,6 +56,10 @@ class Runtime(Protocol):
     async def start(self, project: Project, service: Service) -> Handle:
         """Start one incarnation; raise RuntimeFailure (with the reason) when it cannot start at all."""
 
+    async def outdated(self, project: Project, service: Service, handle: Handle) -> str | None:
+        """Why this live incarnation is not what a start would run now (its image was rebuilt, its build context
+        changed since), or None when it is; ``up`` on a running instance recreates what is outdated."""
+
     async def wait(self, handle: Handle) -> int | None:
         """Return when the incarnation has exited, with its exit code (None when it cannot be known)."""
 

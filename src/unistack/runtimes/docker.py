@@ -277,6 +277,24 @@ class DockerRuntime:
         except (RuntimeFailure, *Errors) as exc:
             return ProbeResult(False, None, f"cannot run the healthcheck: {explain(exc)}")
 
+    async def outdated(self, project: Project, service: Service, handle: Handle) -> str | None:
+        """A build context changed since the image was built (``up`` builds it again before the new container),
+        or the service's image name now points to another image than the container runs (``unistack build``)."""
+
+        def why() -> str | None:
+            client = self.client()
+            build = images.plan_for(project, service)
+            if build is not None and (reason := images.stale(client, build)):
+                return reason
+            info = _inspect(client.api, handle.ident)
+            name = images.image_name(project, service)
+            current = images.image_id(client, name)
+            if info is not None and current is not None and info.get("Image") != current:
+                return f"its image {name} was rebuilt" if build is not None else f"its image {name} changed"
+            return None
+
+        return cast(str | None, await self._call(f"cannot check the image of {service.name}", why))
+
     async def adopt(self, project: Project, service: Service, record: dict[str, Any]) -> Handle | None:
         container_id = str(record.get("id") or "")
         if not container_id:

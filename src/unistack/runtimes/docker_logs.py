@@ -76,8 +76,15 @@ def history(
         built: list[str] = []
     else:
         built = logfiles.tail_lines(build_log_path(project, service), ALL if lines is None else lines, chunk=1 << 62)
-    row = find_container(client, project, service)
-    stamped = container_history(client, row["Id"], lines) if row is not None else []
+    row, stamped = None, []
+    if lines != 0:  # with none wanted, following starts from now on its own (``Follower.begin_ns``)
+        for _ in range(3):  # the container found may be removed (recreated) before its log is read: look again
+            row = find_container(client, project, service)
+            try:
+                stamped = container_history(client, row["Id"], lines) if row is not None else []
+                break
+            except docker.errors.NotFound:
+                row, stamped = None, []
     texts = built + [text for _, text in stamped]
     if lines is not None:
         texts = texts[-lines:] if lines else []

@@ -276,6 +276,11 @@ def image_exists(client: Any, name: str) -> bool:
     return _image_or_none(client, name) is not None
 
 
+def image_id(client: Any, name: str) -> str | None:
+    image = _image_or_none(client, name)
+    return None if image is None else str(image.id)
+
+
 def ensure_base(client: Any, base: str, emit: Emit, bootstrap: bool = False) -> str:
     """The id of ``base``: present, else pulled, else (when asked) bootstrapped; else a clear failure. Services
     building in parallel wait for one another here: a base is fetched or bootstrapped once."""
@@ -348,6 +353,23 @@ def build(
             context.close()
         built = client.images.get(image_id or plan.image)
         return BuildResult(plan.image, plan.services, True, time.monotonic() - started, _size(built))
+
+
+def stale(client: Any, plan: BuildPlan) -> str | None:
+    """Why ``build`` would build ``plan.image`` now (it is missing, or its context, Dockerfile, arguments or base
+    changed since it was built), or None; never builds, pulls or bootstraps anything."""
+    current = _image_or_none(client, plan.image)
+    if current is None:
+        return f"its image {plan.image} is missing"
+    base_ids = []
+    for base in external_bases(plan):
+        found = _image_or_none(client, base)
+        if found is None:
+            return f"the base image {base} of {plan.image} is missing"
+        base_ids.append(str(found.id))
+    if current.labels.get(HASH_LABEL) != build_hash(plan, context_files(plan), base_ids, ca_bundle()):
+        return f"the build context of {plan.image} changed"
+    return None
 
 
 def _size(image: Any) -> int:

@@ -220,6 +220,9 @@ class ProcessRuntime:
             record={"pid": proc.pid, "pgid": proc.pid, "create_time": created, "started_at": started_at},
         )
 
+    async def outdated(self, project: Project, service: Service, handle: Handle) -> str | None:
+        return None  # a host process runs the files as they are: what it runs is its command, part of the model
+
     async def adopt(self, project: Project, service: Service, record: dict[str, Any]) -> Handle | None:
         pid, created = int(record.get("pid", 0)), float(record.get("create_time", 0))
         if not pid or not _alive(pid, created):
