@@ -72,6 +72,20 @@ def test_dockerignore_is_honoured_and_the_dockerfile_kept(tmp_path: Path) -> Non
     assert not any(f.startswith("node_modules") or f.endswith(".log") for f in files)
 
 
+def test_the_dockerfiles_own_ignore_file_comes_before_the_contexts(tmp_path: Path) -> None:
+    app = _context(tmp_path)
+    (app / "docker").mkdir()
+    (app / "docker/web.Dockerfile").write_text("FROM scratch\n")
+    (app / "docker/web.Dockerfile.dockerignore").write_text("src\n")  # node_modules and logs are kept by it
+    text = COMPOSE.replace("    build: ./app\n", "    build: {context: ./app, dockerfile: docker/web.Dockerfile}\n")
+    web = next(p for p in images.plans(_project(tmp_path, text)) if p.services == ("web",))
+    files = images.context_files(web)
+    assert "docker/web.Dockerfile" in files and "node_modules/pkg/index.js" in files and "debug.log" in files
+    assert not any(f.startswith("src") for f in files)
+    shared = images.plans(_project(tmp_path, text))[0]  # the default Dockerfile: the context's .dockerignore
+    assert "src/main.py" in images.context_files(shared) and "debug.log" not in images.context_files(shared)
+
+
 def test_from_lines_give_the_external_bases_with_args_applied(tmp_path: Path) -> None:
     _context(tmp_path)
     shared, web = images.plans(_project(tmp_path, COMPOSE))

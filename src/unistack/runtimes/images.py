@@ -160,7 +160,10 @@ def ca_bundle() -> Path | None:
 
 
 def context_files(plan: BuildPlan) -> list[str]:
-    """The files and folders of the context that ``.dockerignore`` keeps, sorted, relative to the context."""
+    """The files and folders of the context that its ignore file keeps, sorted, relative to the context.
+
+    The ignore file is the Dockerfile's own (``<Dockerfile>.dockerignore``, next to it) when there is one, else the
+    context's ``.dockerignore``, as BuildKit and Compose read them (and ``unistack watch`` does)."""
     from docker.utils.build import exclude_paths
 
     if not plan.context.is_dir():
@@ -169,12 +172,12 @@ def context_files(plan: BuildPlan) -> list[str]:
         raise RuntimeFailure(
             f"service {plan.services[0]!r}: no {plan.dockerfile} in {plan.context}; add one or fix build.dockerfile"
         )
-    ignore = plan.context / ".dockerignore"
     patterns: list[str] = []
-    if ignore.is_file():
-        patterns = [
-            line.strip() for line in ignore.read_text().splitlines() if line.strip() and not line.startswith("#")
-        ]
+    for ignore in (plan.context / f"{plan.dockerfile}.dockerignore", plan.context / ".dockerignore"):
+        if ignore.is_file():
+            lines = ignore.read_text().splitlines()
+            patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+            break
     kept: Iterable[str] = exclude_paths(str(plan.context), patterns, dockerfile=plan.dockerfile)
     return sorted(p for p in kept if p != CA_NAME)
 
