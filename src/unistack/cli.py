@@ -468,13 +468,15 @@ def images_group() -> None:
 @click.option("--force", is_flag=True, help="Make it again even if an image of that name exists.")
 def images_bootstrap(base: str, suite: str, mirror: str | None, force: bool) -> None:
     """Make the base image offline: debootstrap a minimal Debian and `docker import` it."""
-    from unistack.runtimes import docker_client, images
+    from unistack.runtimes import base_image, docker_client, images
 
     client = docker_client(timeout=600)
     if not force and images.image_exists(client, base):
         click.echo(f"{base} is already here (use --force to make it again)")
         return
-    result = images.bootstrap_base(client, base, suite=suite, mirror=mirror, emit=lambda line: click.echo(f"  {line}"))
+    result = base_image.bootstrap_base(
+        client, base, suite=suite, mirror=mirror, emit=lambda line: click.echo(f"  {line}")
+    )
     click.echo(f"{base}: made in {result.seconds:.0f} s ({images.human_size(result.size)})")
 
 

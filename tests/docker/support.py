@@ -18,7 +18,7 @@ import pytest
 
 from unistack.config import load
 from unistack.config.model import Project
-from unistack.runtimes import images
+from unistack.runtimes import base_image, images
 from unistack.runtimes.docker_engine import DEFAULT_SOCKET, socket_problem
 
 T = TypeVar("T")
@@ -63,7 +63,7 @@ def ensure_test_image(client: docker.DockerClient) -> str:
     try:
         client.images.get(IMAGE)
     except docker.errors.ImageNotFound:
-        images.ensure_base(client, images.DEFAULT_BASE, emit=lambda line: None, bootstrap=True)
+        images.ensure_base(client, base_image.DEFAULT_BASE, emit=lambda line: None, bootstrap=True)
         client.images.build(fileobj=io.BytesIO(DOCKERFILE), tag=IMAGE, rm=True, forcerm=True)
     return IMAGE
 

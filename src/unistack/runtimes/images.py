@@ -1,5 +1,5 @@
-"""Images for the Docker runtime: build what a service's ``build`` describes, only when it changed, and make the
-base image offline when no registry has it.
+"""Images for the Docker runtime: build what a service's ``build`` describes, only when it changed, and make sure
+its base images are here.
 
 - A build plan is one image: the services that name it (backend and migrate share ``stack-backend``) must agree
   on how it is built.
@@ -10,9 +10,10 @@ base image offline when no registry has it.
   bundle and the ids of the base images) stored as the image label ``dev.unistack.build-hash``. Same hash: no
   build at all. Different hash: Docker's own layer cache still skips the steps whose inputs did not change.
 - The base (``debian:bookworm-slim`` by default) is pulled when a registry answers; otherwise
-  ``bootstrap_base`` makes it with debootstrap and ``docker import``, as air-gapped users must.
+  ``base_image.bootstrap_base`` makes it with debootstrap and ``docker import``, as air-gapped users must.
 
-Every function here is blocking (the docker SDK is); the runtime calls them in threads.
+Never makes a base image itself (base_image.py does). Every function here is blocking (the docker SDK is); the
+runtime calls them in threads.
 """
 
 from __future__ import annotations
@@ -23,27 +24,21 @@ import io
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from unistack.config.model import Project, Service
 from unistack.errors import ConfigError, NotSupported, Problem, RuntimeFailure
-
-Emit = Callable[[str], None]
+from unistack.runtimes.base_image import BuildResult, Emit, bootstrap_base, image_size, split_name
 
 CA_NAME = "unistack-ca.crt"
 HASH_LABEL = "dev.unistack.build-hash"
-DEFAULT_BASE = "debian:bookworm-slim"
-DEFAULT_SUITE = "bookworm"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
-BOOTSTRAP_LABEL = "dev.unistack.bootstrap"
 
 _image_locks: dict[str, threading.Lock] = {}
 _image_locks_guard = threading.Lock()
@@ -65,15 +60,6 @@ class BuildPlan:
     target: str | None
     args: tuple[tuple[str, str], ...]
     services: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    image: str
-    services: tuple[str, ...]
-    built: bool  # False: the image was already up to date
-    seconds: float
-    size: int  # bytes, as ``docker images`` reports
 
 
 def image_name(project: Project, service: Service) -> str:
@@ -254,11 +240,6 @@ def _image_or_none(client: Any, name: str) -> Any:
         raise RuntimeFailure(f"the Docker engine could not look up image {name}: {exc.explanation}") from exc
 
 
-def _split(name: str) -> tuple[str, str]:
-    repository, _, tag = name.rpartition(":") if ":" in name.split("/")[-1] else (name, "", "latest")
-    return repository, tag or "latest"
-
-
 def _pull(client: Any, name: str, emit: Emit) -> tuple[str | None, str]:
     """(image id, "") when ``name`` is here or a registry gave it; (None, the registry's answer) otherwise."""
     import docker.errors
@@ -268,7 +249,7 @@ def _pull(client: Any, name: str, emit: Emit) -> tuple[str | None, str]:
         return str(image.id), ""
     emit(f"image {name} is not here; asking a registry")
     try:
-        repository, tag = _split(name)
+        repository, tag = split_name(name)
         client.images.pull(repository, tag=tag)
         return str(client.images.get(name).id), ""
     except docker.errors.APIError as exc:
@@ -316,7 +297,7 @@ def build(
         wanted = build_hash(plan, files, base_ids, ca)
         current = _image_or_none(client, plan.image)
         if current is not None and not force and not no_cache and current.labels.get(HASH_LABEL) == wanted:
-            return BuildResult(plan.image, plan.services, False, time.monotonic() - started, _size(current))
+            return BuildResult(plan.image, plan.services, False, time.monotonic() - started, image_size(current))
         emit(f"building {plan.image} from {plan.context} ({len(files)} files in the context)")
         tail: list[str] = []
         image_id = None
@@ -355,7 +336,7 @@ def build(
         finally:
             context.close()
         built = client.images.get(image_id or plan.image)
-        return BuildResult(plan.image, plan.services, True, time.monotonic() - started, _size(built))
+        return BuildResult(plan.image, plan.services, True, time.monotonic() - started, image_size(built))
 
 
 def stale(client: Any, plan: BuildPlan) -> str | None:
@@ -373,10 +354,6 @@ def stale(client: Any, plan: BuildPlan) -> str | None:
     if current.labels.get(HASH_LABEL) != build_hash(plan, context_files(plan), base_ids, ca_bundle()):
         return f"the build context of {plan.image} changed"
     return None
-
-
-def _size(image: Any) -> int:
-    return int(image.attrs.get("Size", 0))
 
 
 def ensure_service_image(client: Any, project: Project, service: Service, emit: Emit) -> None:
@@ -404,112 +381,3 @@ def human_size(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{value:.1f} GB"
-
-
-# ---------------------------------------------------------------------------------------------------- bootstrap
-
-# Like Debian's official -slim images: no documentation, manuals or translations in later installs.
-SLIM_DPKG = """\
-# unistack bootstrap: keep images small (as Debian's official -slim images do)
-path-exclude /usr/share/doc/*
-path-include /usr/share/doc/*/copyright
-path-exclude /usr/share/man/*
-path-exclude /usr/share/info/*
-path-exclude /usr/share/locale/*
-path-include /usr/share/locale/locale.alias
-path-exclude /usr/share/lintian/*
-"""
-APT_CLEAN = """\
-# unistack bootstrap: no package cache left in image layers
-DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };
-APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };
-Dir::Cache::pkgcache "";
-Dir::Cache::srcpkgcache "";
-Acquire::Languages "none";
-"""
-
-
-def _slim(rootfs: Path, suite: str, mirror: str) -> None:
-    for folder in ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "var/lib/apt/lists"):
-        target = rootfs / folder
-        if target.is_dir():
-            for entry in target.iterdir():
-                if entry.name in ("locale.alias",):
-                    continue
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
-    for cache in (rootfs / "var/cache/apt").glob("*.bin"):
-        cache.unlink()
-    for deb in (rootfs / "var/cache/apt/archives").glob("*.deb"):
-        deb.unlink()
-    (rootfs / "etc/dpkg/dpkg.cfg.d").mkdir(parents=True, exist_ok=True)
-    (rootfs / "etc/dpkg/dpkg.cfg.d/unistack-slim").write_text(SLIM_DPKG)
-    (rootfs / "etc/apt/apt.conf.d/docker-clean").write_text(APT_CLEAN)
-    security = mirror.rstrip("/").removesuffix("/debian") + "/debian-security"
-    (rootfs / "etc/apt/sources.list").write_text(
-        f"deb {mirror} {suite} main\ndeb {mirror} {suite}-updates main\ndeb {security} {suite}-security main\n"
-    )
-
-
-def bootstrap_base(
-    client: Any,
-    name: str = DEFAULT_BASE,
-    *,
-    suite: str = DEFAULT_SUITE,
-    mirror: str | None = None,
-    emit: Emit,
-) -> BuildResult:
-    """Make ``name`` from Debian packages alone: debootstrap (minbase) into a temporary folder, trim it like
-    Debian's -slim images, and ``docker import`` it. Needs root and the debootstrap command."""
-    mirror = mirror or os.environ.get("UNISTACK_DEBIAN_MIRROR") or DEFAULT_MIRROR
-    if shutil.which("debootstrap") is None:
-        raise NotSupported("`unistack images bootstrap` needs debootstrap: apt-get install debootstrap")
-    if os.geteuid() != 0:
-        raise NotSupported(
-            "`unistack images bootstrap` needs root (debootstrap creates device files and chroots): run it with sudo"
-        )
-    started = time.monotonic()
-    repository, tag = _split(name)
-    with tempfile.TemporaryDirectory(prefix="unistack-bootstrap-") as tmp:
-        rootfs = Path(tmp) / "rootfs"
-        emit(f"debootstrap --variant=minbase {suite} from {mirror}")
-        command = ["debootstrap", "--variant=minbase", suite, str(rootfs), mirror]
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
-            assert proc.stdout is not None
-            tail: list[str] = []
-            for line in proc.stdout:
-                tail = [*tail[-19:], line.rstrip()]
-                if line.startswith(
-                    ("I: Retrieving", "I: Validating", "I: Extracting", "I: Unpacking", "I: Configuring")
-                ):
-                    continue  # one line per package: too many to be progress
-                emit(line.rstrip())
-        if proc.returncode != 0:
-            raise RuntimeFailure(f"debootstrap {suite} from {mirror} failed:\n" + "\n".join(tail))
-        _slim(rootfs, suite, mirror)
-        archive = Path(tmp) / "rootfs.tar"
-        emit(f"packing the root file system and importing it as {name}")
-        subprocess.run(
-            ["tar", "--numeric-owner", "--xattrs", "-C", str(rootfs), "-cf", str(archive), "."],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        import docker.errors
-
-        try:
-            client.api.import_image_from_file(
-                str(archive),
-                repository=repository,
-                tag=tag,
-                changes=[
-                    'CMD ["bash"]',
-                    "ENV LANG=C.UTF-8",
-                    f"LABEL {BOOTSTRAP_LABEL}={suite}",
-                ],
-            )
-        except docker.errors.APIError as exc:
-            raise RuntimeFailure(f"docker import of {name} failed: {exc.explanation or exc}") from exc
-    image = client.images.get(name)
-    return BuildResult(name, (), True, time.monotonic() - started, _size(image))
