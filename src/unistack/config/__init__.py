@@ -1,10 +1,11 @@
 """The Compose loader: Compose files in, one validated, immutable ``Project`` out.
 
-Modules, one job each: ``yamlfile`` (YAML 1.2 with line numbers, ``!reset``/``!override``), ``yamlfast`` (its
-plain subset, read fast), ``interpolation`` (``${VAR:-default}``), ``envfile`` (``.env``), ``merging`` (override
-files), ``discover`` (which files, project name, unistack's variables), ``composition`` (include, extends,
-profiles), ``normalize`` (short to long syntax), ``checks`` (whole-project checks), ``build`` (the model),
-``loading`` (the named steps), ``rendering`` (``unistack config``) and ``model`` (the typed result).
+Modules, one job each: ``yamlfile`` (YAML 1.2 with line numbers, ``!reset``/``!override``), ``yamlfast`` and
+``yamlvalues`` (the subset most Compose files are written in, read fast), ``interpolation`` (``${VAR:-default}``),
+``envfile`` (``.env``), ``merging`` (override files), ``discover`` (which files, project name, unistack's
+variables), ``composition`` (include, extends, profiles), ``normalize`` (short to long syntax), ``checks``
+(whole-project checks), ``build`` (the model), ``loading`` (the named steps), ``rendering`` (``unistack config``)
+and ``model`` (the typed result).
 """
 
 from importlib import import_module

@@ -202,8 +202,12 @@ def _key_line(node: Any, key: Any) -> int | None:
 
 
 def _plain_scalar(value: Any) -> Any:
+    from ruamel.yaml.scalarbool import ScalarBoolean
+
     if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, ScalarBoolean):  # an anchored true or false: an int subclass, kept for its anchor
+        return bool(value)
     if isinstance(value, str):
         return str(value)
     if isinstance(value, int):

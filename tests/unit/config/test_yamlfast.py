@@ -1,10 +1,10 @@
 """The fast YAML reader against ruamel: whatever it accepts, it must read exactly as ruamel (through yamlfile) does.
 
 The corpus is every YAML-looking string of the test suites, the conformance vectors, the stack's compose files,
-a handwritten list of edge cases, and seeded random mutations of all of them (a character inserted, deleted or
-replaced, a line re-indented, duplicated, dropped or joined), so that near-misses of the subset are covered too:
-for each text, either the fast reader declines (None) or ruamel reads it without error to the same data (types
-included) and the same line table.
+a handwritten list of edge cases, texts with anchors, aliases, merge keys and block scalars, and seeded random
+mutations of all of them (a character inserted, deleted or replaced, a line re-indented, duplicated, dropped or
+joined), so that near-misses of the subset are covered too: for each text, either the fast reader declines (None)
+or ruamel reads it without error to the same data (types and key order included) and the same line table.
 """
 
 from __future__ import annotations
@@ -97,6 +97,67 @@ EDGE_CASES = [
 ]
 
 
+# Anchors, aliases, merge keys and block scalars: what ruamel makes of them, quirks included (an anchored
+# boolean is an int; an alias as a sequence item is on its anchor's line; merged keys come after the own keys,
+# on their mapping's line, and keep the lines below them), or what the fast reader must decline.
+CONSTRUCTS = [
+    "a: &x true\nb: *x\nc: &y 5\nd: &z ~\ne: *z\nf: &w \"s\"\ng: &v plain\nh: &u 'q'\ni: &t False\n",
+    "a: &m\n  k: 1\n  l:\n    - x\nb: *m\nc:\n  - *m\n  - &s 3\n  - *s\n  - &q\n    z: 1\n  - *q\n",
+    "a: &l\n- x\n- y\nb: *l\nc: &f [1, {d: e}]\nd:\n  - *f\n  - &g # comment\n    - z\n  - *g\n",
+    "x: &h\n  a: 1\n  b: 2\ny:\n  <<: *h\n  c: 3\n",
+    "x: &h\n  a: 1\n  b: 2\ny:\n  c: 3\n  <<: *h\n  a: 9\n",
+    "x: &h\n  a: 1\n  b: 2\ny:\n  a: 0\n  b: 0\n  <<: *h # every key overridden\n",
+    "x: &h\n  a: 1\n  b: 2\nz: &i\n  b: 5\n  d: 6\ny:\n  <<: [*i, *h]\n  c: 3\nw:\n  <<: [ *h , *i ]\n",
+    "x: &h {a: 1, b: [1, 2]}\n<<: *h\nb: 2\n",
+    "g: &g {q: 1}\nx: &h\n  a: 1\n  n:\n    <<: *g\n    r: 2\n  <<: *g\ny: *h\nz:\n  <<: *h\nw:\n  - *h\n"
+    "  - <<: *h\n    a: 3\n",
+    'x-b: &b\n  context: ./b\n  args:\n    BASE: x\nx-url: &url "postgresql://u@h/db"\nservices:\n  m:\n'
+    "    build: *b\n    environment:\n      URL: *url\n  n:\n    build: *b\n",
+    "x-h: &h\n  cap_drop: [ALL]\n  read_only: true\n  logging:\n    driver: json-file\n    options:\n"
+    '      max-size: 10m\nservices:\n  db:\n    <<: *h\n    user: "1:1"\n  web:\n    read_only: false\n    <<: *h\n',
+    "a: |\n  x\n  y\n\n\nb: >\n  a\n  b\n\n  c\n   d\n  e\n"
+    "c: |-\n  s\n\nd: |+\n  k\n\n\ne: >-\n  f\n  g\nf: >+\n  h\n\n",
+    "a:\n  - |\n    x\n     y\n  - >-\n    y\n    z\n  - k: |2\n       q\n    l: >1-\n      r\n  - |+\n    t\n\n",
+    "s:\n  b:\n    command:\n      - /bin/sh\n      - -c\n      - |\n"
+    '        a &&\n        exec b "$$X"\n    dir: ./f\n',
+    "a: | # comment\n  #!/bin/sh\n  echo hi\n\n  # not a comment\nb: 1\n",
+    "a: |\n  x\n# a comment ends it\n  \nb: 1\n",
+    "a: >\n\n  one\n  two\n\n\n  three\n    more\n  four\n",
+    "a: >+\n  x\n    \n  y\n",
+    "a: &lit |\n  text\nb: *lit\nc:\n  - *lit\n  - &fold >-\n    folded\n    text\n  - *fold\n",
+    "a: |\n  no final newline",
+    "a: |-\n  x\n\n\n",
+    "a: |+\n  x\n\n\n",
+    "a: |\n  x\n  ",
+    "a: |\n   \n  x\n",
+    "a: |\nb: 1\n",
+    "a: |\n",
+    "a: |2-\n   x\n",
+    "a: |0\n  x\n",
+    "a: |x\n  x\n",
+    "a: *undefined\n",
+    "a:\n  - *undefined\n",
+    "a:\n  <<: *undefined\n",
+    "a: *later\nb: &later 1\n",
+    "a: &x\n  b: *x\n",
+    "a: &x 1\nb: &x 2\nc: *x\n",
+    "a: &x 1\nb:\n  <<: *x\n",
+    "a: &x\n  - b: 1\nc:\n  <<: *x\n",
+    "a: &x {b: 1}\nc:\n  <<: *x\n  <<: *x\n",
+    "a: &x {b: 1}\nc:\n  <<: {d: 1}\n",
+    'a: &x {b: 1}\nc:\n  "<<": *x\n',
+    "a: &x\nb: *x\n",
+    "&a a: 1\n",
+    "a:\n  - &x b: 1\n",
+    "a: &x &y 1\n",
+    "a: &x *y\n",
+    "a: [*x]\n",
+    "a: &x1.y-z_ v\nb: *x1.y-z_\n",
+    "a: &x:y v\n",
+    "a: *x y\n",
+]
+
+
 def _yaml_strings_in(path: Path) -> list[str]:
     """String constants of a Python file that look like YAML documents (several lines with a colon)."""
     out = []
@@ -109,7 +170,7 @@ def _yaml_strings_in(path: Path) -> list[str]:
 
 
 def _corpus() -> list[str]:
-    texts = list(EDGE_CASES)
+    texts = [*EDGE_CASES, *CONSTRUCTS]
     for folder in ("tests/unit/config", "tests/integration", "tests/unit"):
         for path in sorted((ROOT / folder).glob("*.py")):
             if path.name != Path(__file__).name:
@@ -152,9 +213,9 @@ def _bench_like(count: int) -> str:
 
 
 def _typed(value: Any) -> Any:
-    """Data with the type of every scalar spelled out (1 == True and 1 == 1.0 in Python)."""
+    """Data with the type of every scalar and the order of every mapping's keys spelled out (1 == True in Python)."""
     if isinstance(value, dict):
-        return {k: _typed(v) for k, v in value.items()}, "dict", [type(k).__name__ for k in value]
+        return {k: _typed(v) for k, v in value.items()}, "dict", [(type(k).__name__, k) for k in value]
     if isinstance(value, list):
         return [_typed(v) for v in value], "list"
     return type(value).__name__, value
@@ -219,6 +280,50 @@ def test_mutations_are_read_as_ruamel_reads_them_or_declined() -> None:
             _check(mutated)
 
 
+def test_anchors_merges_and_block_scalars_are_read_as_ruamel_reads_them_or_declined() -> None:
+    accepted = [_check(text) for text in CONSTRUCTS]
+    assert sum(accepted) > len(CONSTRUCTS) // 3
+    rng = random.Random(20261201)
+    for text in CONSTRUCTS:
+        for mutated in _mutations(text, rng, 40):
+            _check(mutated)
+            for twice in _mutations(mutated, rng, 1):
+                _check(twice)
+
+
+def test_an_undefined_alias_is_still_ruamels_error_with_its_line() -> None:
+    for text in ("a: 1\nb: *nope\n", "a:\n  - 1\n  - *nope\n", "a: 1\nb:\n  <<: *nope\n"):
+        assert yamlfast.parse(text) is None
+        with pytest.raises(ConfigError) as caught:
+            parse_yaml(text)
+        assert "undefined alias" in caught.value.problems[0].message
+        assert caught.value.problems[0].line == text.count("\n")
+
+
+def test_the_stacks_compose_files_take_the_fast_path() -> None:
+    base = (ROOT / "stack" / "compose.yaml").read_text()
+    production = (ROOT / "stack" / "compose.production.yaml").read_text()
+    assert yamlfast.parse(base) is not None
+    assert yamlfast.parse(production) is not None
+    assert _check(base) and _check(production)
+    rows = base.split("\n")
+    document = parse_yaml(base)
+    migrate = document.data["services"]["migrate"]
+    assert migrate["build"]["args"] == {"BASE": "${UNISTACK_BASE_IMAGE:-debian:bookworm-slim}"}
+    assert document.lines[("services", "migrate", "build", "context")] == rows.index("  context: ./backend") + 1
+    assert migrate["environment"]["DATABASE_URL"].startswith("postgresql+psycopg://")
+    command = document.data["services"]["frontend-build"]["x-unistack"]["process"]["command"]
+    assert command[2].endswith('tools/precompress.mjs "$$FRONTEND_DIST"\n')
+    assert command[2].count("\n") == 2
+    rows = production.split("\n")
+    document = parse_yaml(production)
+    db = document.data["services"]["db"]
+    assert list(db)[-4:] == ["cap_drop", "security_opt", "read_only", "logging"]  # merged: after the own keys
+    assert db["restart"] == "unless-stopped" and db["read_only"] is True
+    assert document.lines[("services", "db", "cap_drop")] == rows.index("  db:") + 1
+    assert document.lines[("services", "db", "logging", "driver")] == rows.index("    driver: json-file") + 1
+
+
 def test_compose_files_shaped_like_the_benchmarks_take_the_fast_path() -> None:
     text = _bench_like(30)
     assert yamlfast.parse(text) is not None
@@ -237,3 +342,11 @@ def test_errors_still_come_from_ruamel_with_their_line(text: str, line: int) -> 
     with pytest.raises(ConfigError) as caught:
         parse_yaml(text)
     assert caught.value.problems[0].line == line
+
+
+def test_an_anchored_boolean_stays_a_boolean_on_both_paths() -> None:
+    text = "x-flag: &flag true\nservices:\n  a:\n    depends_on:\n      b: {required: *flag}\n  b: {}\n"
+    slow = _parse_with_ruamel(text, None).data
+    assert slow["x-flag"] is True and slow["services"]["a"]["depends_on"]["b"]["required"] is True
+    if (fast := yamlfast.parse(text)) is not None:
+        assert _typed(fast[0]) == _typed(slow)
