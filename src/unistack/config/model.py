@@ -145,7 +145,8 @@ def _encode(value: Any) -> Any:
 def _decode(kind: type, value: Any) -> Any:
     if kind is Path and isinstance(value, str):
         return Path(value)
-    raise NotImplementedError(f"cannot decode {kind.__name__}")
+    # a TypeError becomes msgspec's ValidationError, with where the value was
+    raise TypeError(f"expected a {kind.__name__.lower()} as a string, got {type(value).__name__}")
 
 
 _ENCODER = msgspec.json.Encoder(enc_hook=_encode)
