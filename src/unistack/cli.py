@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -31,12 +31,8 @@ from unistack.errors import ConfigError, UnistackError, UsageError
 from unistack.printer import Printer, columns, ps_table, wait_report
 
 if TYPE_CHECKING:
-    import asyncio
-
     from unistack.config.model import Project
     from unistack.runtimes.base import Runtime
-
-TERMINAL_STATES = {"exited", "fatal", "stopped", "blocked", "created"}
 
 
 @dataclass
@@ -180,7 +176,18 @@ def up(opts: Options, detach: bool, wait: bool, wait_timeout: float | None, serv
         return
     import asyncio
 
-    raise _Exit(asyncio.run(_attached(project, selected, runtime_name, printer)))
+    from unistack import follow
+
+    def start() -> None:  # in a thread, while the terminal already follows the logs and events
+        with state.instance_lock(project.state_dir, on_wait=lambda: _waiting_for_lock(printer)):
+            _send_up(project, selected, runtime_name)
+
+    def started() -> None:
+        printer.say(f"{project.name}: started; press Ctrl+C to stop")
+        _say_addresses(printer, project, selected)
+
+    runtime = _create_runtime(runtime_name)
+    raise _Exit(asyncio.run(follow.foreground(project, selected, runtime, printer, start, started)))
 
 
 def _say_addresses(printer: Printer, project: Project, selected: list[str]) -> None:
@@ -219,91 +226,6 @@ def _create_runtime(name: str) -> Runtime:
     from unistack.runtimes import create_runtime
 
     return create_runtime(name)
-
-
-async def _attached(project: Project, selected: list[str], runtime_name: str, printer: Printer) -> int:
-    """``up`` in the foreground: interleaved logs and events until Ctrl+C (graceful, then forced) or all end."""
-    import asyncio
-    import signal
-
-    loop = asyncio.get_running_loop()
-    names = selected or list(project.services)
-    stopping = asyncio.Event()
-    presses = 0
-    tasks: list[asyncio.Task[Any]] = []
-
-    def on_interrupt() -> None:
-        nonlocal presses
-        presses += 1
-        if presses == 1:
-            printer.say("Gracefully stopping... (press Ctrl+C again to force)")
-            tasks.append(loop.create_task(_call_quietly(project, "down")))
-        else:
-            printer.say("Forcing stop: killing every service now")
-            tasks.append(loop.create_task(_call_quietly(project, "kill")))
-
-    runtime = _create_runtime(runtime_name)
-    logs = loop.create_task(_print_logs(runtime.logs(project, names, 0, True), printer))
-    events = loop.create_task(_print_events(project, printer))
-    await asyncio.sleep(0.05)  # followers take their starting offsets before anything is written
-    loop.add_signal_handler(signal.SIGINT, on_interrupt)
-    loop.add_signal_handler(signal.SIGTERM, on_interrupt)
-    try:
-        with state.instance_lock(project.state_dir, on_wait=lambda: _waiting_for_lock(printer)):
-            await asyncio.to_thread(_send_up, project, selected, runtime_name)
-        printer.say(f"{project.name}: started; press Ctrl+C to stop")
-        _say_addresses(printer, project, selected)
-        code = await _watch(project, names, stopping)
-    finally:
-        with contextlib.suppress(Exception):
-            for task in tasks:
-                await task
-        await asyncio.sleep(0.3)  # the last lines and events reach the screen
-        logs.cancel()
-        events.cancel()
-        loop.remove_signal_handler(signal.SIGINT)
-        loop.remove_signal_handler(signal.SIGTERM)
-    return code
-
-
-async def _call_quietly(project: Project, cmd: str) -> None:
-    import asyncio
-
-    with contextlib.suppress(UnistackError):
-        await asyncio.to_thread(daemon_client.DaemonClient(project.state_dir).call, cmd)
-
-
-async def _watch(project: Project, names: list[str], stopping: asyncio.Event) -> int:
-    """Return when every service ended (1 if one failed) or the daemon went away (after a stop)."""
-    import asyncio
-
-    client = daemon_client.DaemonClient(project.state_dir)
-    while True:
-        await asyncio.sleep(0.5)
-        try:
-            rows = await asyncio.to_thread(client.call, "ps")
-        except UnistackError:
-            return 0
-        mine = [r for r in rows if r["service"] in names]
-        if mine and all(r["state"] in TERMINAL_STATES for r in mine):
-            failed = [r for r in mine if r["state"] in {"fatal", "blocked"} or (r["exit_code"] or 0) != 0]
-            with contextlib.suppress(UnistackError):
-                await asyncio.to_thread(client.call, "down")
-            return 1 if failed else 0
-
-
-async def _print_logs(lines: Any, printer: Printer) -> None:
-    async for line in lines:
-        printer.log(line.service, line.text)
-
-
-async def _print_events(project: Project, printer: Printer) -> None:
-    from unistack.engine.events import Event
-    from unistack.runtimes.logfiles import follow as follow_files
-
-    async for line in follow_files([("unistack", state.events_log(project.state_dir))], 0, True):
-        with contextlib.suppress(ValueError, KeyError):
-            printer.event(Event.from_json(line.text))
 
 
 # --------------------------------------------------------------------------- down, start, stop, restart
@@ -405,8 +327,10 @@ def logs(opts: Options, follow: bool, tail: str, services: tuple[str, ...]) -> N
     runtime = _create_runtime(opts.runtime_name())
     import asyncio
 
+    from unistack.follow import print_logs
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_print_logs(runtime.logs(project, names, count, follow), printer))
+        asyncio.run(print_logs(runtime.logs(project, names, count, follow), printer))
 
 
 @cli.command("config")
