@@ -22,7 +22,7 @@ from unistack.engine.events import Event, EventKind, iso
 from unistack.engine.health import CheckRecord, HealthTracker
 from unistack.engine.status import ServiceStatus, WaitReport, dependency_verdict
 from unistack.errors import RuntimeFailure
-from unistack.runtimes.base import Handle, Runtime
+from unistack.runtimes.base import Handle, ProbeResult, Runtime
 
 LOG_TAIL = 20
 RUNNER_STOP_TIMEOUT = 15.0  # seconds a cancelled runner gets to end before its process is stopped anyway
@@ -54,11 +54,12 @@ class Engine:
     # ----------------------------------------------------------------- public API
 
     def graph(self) -> dict[str, list[str]]:
-        return {name: list(svc.depends_on) for name, svc in self.project.services.items()}
+        return _dependencies(self.project)
 
-    def selection(self, services: Iterable[str] | None) -> list[str]:
-        """The named services plus what they depend on, in start order (everything when None)."""
-        g = self.graph()
+    def selection(self, services: Iterable[str] | None, project: Project | None = None) -> list[str]:
+        """The named services plus what they depend on, in start order (everything when None), of ``project``
+        (the one running when None)."""
+        g = _dependencies(project or self.project)
         chosen = graph.closure(g, services) if services else set(g)
         return [name for name in graph.start_order(g) if name in chosen]
 
@@ -116,9 +117,8 @@ class Engine:
         old = self.project
         removed = [n for n in old.services if n not in project.services]
         changed = [n for n in project.services if n in old.services and old.services[n] != project.services[n]]
-        wanted = {name: list(svc.depends_on) for name, svc in project.services.items()}
-        wanted_names = graph.closure(wanted, services) if services else set(wanted)
-        outdated = await self._outdated(project, [n for n in wanted_names if n in old.services and n not in changed])
+        candidates = [n for n in self.selection(services, project) if n in old.services and n not in changed]
+        outdated = await self._outdated(project, candidates)
         kept = await self._set_up_replacements(project, outdated)
         done.update(kept)
         changed += [n for n in outdated if n not in kept]
@@ -199,14 +199,8 @@ class Engine:
         why (the new setup runs again, quickly, when the runner starts the replacement)."""
 
         async def one(name: str) -> str | None:
-            svc = project.services[name]
-            step = self.runtime.setup_step(svc)
-            if step is None:
-                return None
-            self._emit("setup", name, f"{name} setting up its replacement ({outdated[name]}): {step}")
-            result = await self.runtime.setup(project, svc)
-            if result.ok:
-                self._emit("setup", name, f"{name} set up")
+            result = await self._set_up(project, name, f" its replacement ({outdated[name]})")
+            if result is None or result.ok:
                 return None
             last = result.output.strip().splitlines()[-1:] or [f"exit code {result.exit_code}"]
             self._emit("error", name, f"{name} keeps running as it was: its setup failed: {last[0]}")
@@ -302,18 +296,27 @@ class Engine:
 
     async def _setup(self, name: str) -> bool:
         """Run the service's setup step (in parallel with waiting services); a failure makes it fatal."""
-        svc, st = self.project.services[name], self.status[name]
-        step = self.runtime.setup_step(svc)
-        if step is None:
+        if self.runtime.setup_step(self.project.services[name]) is None:
             return True
-        st.reason = "setting up"  # still "created": nothing runs yet, so service_started is not met
-        self._emit("setup", name, f"{name} setting up: {step}")
-        result = await self.runtime.setup(self.project, svc)
-        if result.ok:
-            self._emit("setup", name, f"{name} set up")
+        self.status[name].reason = "setting up"  # still "created": nothing runs yet, so service_started is not met
+        result = await self._set_up(self.project, name)
+        if result is None or result.ok:
             return True
         await self._go_fatal(name, result.exit_code, f"setup failed with exit code {result.exit_code}")
         return False
+
+    async def _set_up(self, project: Project, name: str, what: str = "") -> ProbeResult | None:
+        """Run the service's setup step (of ``project``'s version of it), announced and reported in events; None
+        when it has none."""
+        svc = project.services[name]
+        step = self.runtime.setup_step(svc)
+        if step is None:
+            return None
+        self._emit("setup", name, f"{name} setting up{what}: {step}")
+        result = await self.runtime.setup(project, svc)
+        if result.ok:
+            self._emit("setup", name, f"{name} set up")
+        return result
 
     async def _start(self, name: str) -> Handle | None:
         st, svc = self.status[name], self.project.services[name]
@@ -596,3 +599,8 @@ class Engine:
                         waiting.discard(waiter)
                         if not waiting:
                             del self._waiters[key]
+
+
+def _dependencies(project: Project) -> dict[str, list[str]]:
+    """The dependency graph: each service and the services it depends on."""
+    return {name: list(svc.depends_on) for name, svc in project.services.items()}
