@@ -29,6 +29,7 @@ from unistack.control import client as daemon_client
 from unistack.control import state
 from unistack.errors import ConfigError, UnistackError, UsageError
 from unistack.printer import Printer, columns, ps_table, wait_report
+from unistack.runtimes import RUNTIME_CHOICES
 
 if TYPE_CHECKING:
     from unistack.config.model import Project
@@ -90,7 +91,7 @@ class Options:
         if self.runtime_name() == "process" and (problems := config.check_for_process_runtime(project)):
             raise ConfigError(problems)
         if self.runtime_name() == "docker":
-            from unistack.runtimes.docker_spec import check_for_docker_runtime
+            from unistack.runtimes.docker.spec import check_for_docker_runtime
 
             if problems := check_for_docker_runtime(project):
                 raise ConfigError(problems)
@@ -125,7 +126,7 @@ pass_options = click.make_pass_decorator(Options)
     envvar="UNISTACK_RUNTIME",
     default="auto",
     show_default=True,
-    type=click.Choice(["process", "docker", "auto"]),
+    type=click.Choice(RUNTIME_CHOICES),
     help="Where services run.",
 )
 @click.version_option(__version__, prog_name="unistack")
@@ -351,7 +352,8 @@ def config_command(opts: Options, fmt: str) -> None:
 @pass_options
 def build(opts: Options, no_cache: bool, bootstrap: bool, services: tuple[str, ...]) -> None:
     """Build the services' images (only those whose build context changed)."""
-    from unistack.runtimes import docker_client, images
+    from unistack.runtimes.docker import images
+    from unistack.runtimes.docker.engine import client as docker_client
 
     project = opts.project()
     selected = _check_services(project, services)
@@ -392,7 +394,8 @@ def images_group() -> None:
 @click.option("--force", is_flag=True, help="Make it again even if an image of that name exists.")
 def images_bootstrap(base: str, suite: str, mirror: str | None, force: bool) -> None:
     """Make the base image offline: debootstrap a minimal Debian and `docker import` it."""
-    from unistack.runtimes import base_image, docker_client, images
+    from unistack.runtimes.docker import base_image, images
+    from unistack.runtimes.docker.engine import client as docker_client
 
     client = docker_client(timeout=600)
     if not force and images.image_exists(client, base):

@@ -9,7 +9,7 @@ import docker.errors
 import pytest
 
 from unistack.config.model import Project
-from unistack.runtimes.docker import DockerRuntime
+from unistack.runtimes.docker.runtime import DockerRuntime
 
 from .support import ensure_test_image, make_project, remove_project_resources, unique_name
 

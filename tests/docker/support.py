@@ -18,8 +18,8 @@ import pytest
 
 from unistack.config import load
 from unistack.config.model import Project
-from unistack.runtimes import base_image, images
-from unistack.runtimes.docker_engine import DEFAULT_SOCKET, socket_problem
+from unistack.runtimes.docker import base_image, images
+from unistack.runtimes.docker.engine import DEFAULT_SOCKET, socket_problem
 
 T = TypeVar("T")
 

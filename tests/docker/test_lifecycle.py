@@ -9,7 +9,7 @@ import pytest
 
 from unistack.config.model import Healthcheck
 from unistack.runtimes.base import StopResult
-from unistack.runtimes.docker import DockerRuntime
+from unistack.runtimes.docker.runtime import DockerRuntime
 
 from .conftest import ProjectFactory
 from .support import inspect, python_service, requires_engine, until

@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-from unistack.runtimes.docker import DockerRuntime
+from unistack.runtimes.docker.runtime import DockerRuntime
 from unistack.runtimes.logfiles import LogLine
 
 from .conftest import ProjectFactory

@@ -11,7 +11,7 @@ import pytest
 from unistack.config.model import Healthcheck, Project
 from unistack.errors import RuntimeFailure
 from unistack.runtimes.base import Handle
-from unistack.runtimes.docker import DockerRuntime
+from unistack.runtimes.docker.runtime import DockerRuntime
 
 from .conftest import ProjectFactory
 from .support import inspect, python_service, requires_engine

@@ -9,7 +9,7 @@ import docker.errors
 import pytest
 
 from unistack.config.model import Project
-from unistack.runtimes.docker import DockerRuntime
+from unistack.runtimes.docker.runtime import DockerRuntime
 
 from .conftest import ProjectFactory
 from .support import requires_engine, until

@@ -10,12 +10,11 @@ import pytest
 from unistack import config
 from unistack.config.model import Healthcheck, Project
 from unistack.errors import NotSupported, RuntimeFailure
-from unistack.runtimes import docker_resources as resources
-from unistack.runtimes import docker_spec as spec
 from unistack.runtimes.base import Handle, StopResult
-from unistack.runtimes.docker import DockerRuntime
-from unistack.runtimes.docker_engine import parse_time_ns
-from unistack.runtimes.docker_logs import split_stamped
+from unistack.runtimes.docker import resources, spec
+from unistack.runtimes.docker.engine import parse_time_ns
+from unistack.runtimes.docker.logs import split_stamped
+from unistack.runtimes.docker.runtime import DockerRuntime
 
 
 def load(tmp_path: Path, text: str, name: str = "demo") -> Project:

@@ -9,7 +9,7 @@ import pytest
 
 from unistack import config
 from unistack.errors import ConfigError
-from unistack.runtimes import images
+from unistack.runtimes.docker import images
 
 
 def _project(tmp_path: Path, text: str) -> config.model.Project:

@@ -12,7 +12,7 @@ from unistack import config, watch
 from unistack.cli import main
 from unistack.config.model import Project
 from unistack.errors import ConfigError, NotSupported
-from unistack.runtimes.docker_copy import parse_user
+from unistack.runtimes.docker.filecopy import parse_user
 from unistack.watch import Debouncer, FileSync, Patterns, Plan, Roots, WatchRule
 
 ROOT = Path("/p")

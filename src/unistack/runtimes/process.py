@@ -14,7 +14,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -25,10 +24,11 @@ from typing import Any
 
 import psutil
 
-from unistack.config.model import Healthcheck, Port, Project, Service
+from unistack.config.model import Healthcheck, Project, Service
 from unistack.errors import NotSupported, RuntimeFailure
 from unistack.runtimes import logfiles
 from unistack.runtimes.base import Handle, ProbeResult, StopResult
+from unistack.runtimes.host import check_port_free, signal_number
 
 OUTPUT_LIMIT = 4000
 ADOPTED_POLL = 0.5
@@ -36,19 +36,6 @@ SPAWN_THREADS = 8  # Popen blocks until the child has exec'ed (1-20 ms on a busy
 CHILD_POLL = (0.01, 0.25)  # first and longest interval between polls of a child when the kernel has no pidfds
 
 _Created = tuple[subprocess.Popen[bytes], int | None]  # a process and the descriptor its output is read from
-
-
-def signal_number(name: str) -> int:
-    """``SIGTERM``, ``TERM`` or ``15`` as a signal number."""
-    text = name.strip().upper()
-    if text.isdigit():
-        return int(text)
-    if not text.startswith("SIG"):
-        text = "SIG" + text
-    try:
-        return int(signal.Signals[text])
-    except KeyError:
-        raise RuntimeFailure(f"unknown stop_signal {name!r}; use a name such as SIGTERM or SIGINT") from None
 
 
 def exit_status(returncode: int) -> int:
@@ -205,7 +192,7 @@ class ProcessRuntime:
     async def start(self, project: Project, service: Service) -> Handle:
         argv, cwd = self._spec(service)
         for port in service.ports:
-            _check_port_free(service.name, port)
+            check_port_free(service.name, port)
         proc = await self._spawn(project, service, argv, cwd, "command")
         self._children[str(proc.pid)] = proc
         try:
@@ -429,28 +416,6 @@ def _undo_spawn(future: asyncio.Future[tuple[float, _Created]]) -> None:
     if fd is not None:
         os.close(fd)
     _Child(popen, None, asyncio.get_running_loop(), began)
-
-
-def _check_port_free(service: str, port: Port) -> None:
-    """Refuse to start a service whose published host port is taken, as Docker would.
-
-    Binding without SO_REUSEPORT fails while anyone listens there, even a server that itself allows port
-    sharing (Caddy does), which would otherwise split connections between two instances without an error.
-    """
-    if port.published is None:
-        return
-    kind = socket.SOCK_STREAM if port.protocol == "tcp" else socket.SOCK_DGRAM
-    host = port.host_ip or "0.0.0.0"
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, kind) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT leftovers are no conflict
-        try:
-            probe.bind((host, port.published))
-        except OSError as exc:
-            raise RuntimeFailure(
-                f"host port {host}:{port.published}/{port.protocol} of {service} is already in use "
-                f"({exc.strerror}); stop what listens there or publish another port"
-            ) from exc
 
 
 def _alive(pid: int, created: float) -> bool:

@@ -6,7 +6,7 @@ batches until Ctrl+C or until the instance goes down, and carrying out each plan
 - ``sync``: the files are copied into the service's container (``put_archive``, a tar whose entries belong to
   the container's user) and deleted files removed in it (``rm -rf`` through exec);
 - ``sync+restart`` (and ``restart``): the same, then the daemon restarts the service (same container);
-- ``rebuild``: ``runtimes.images`` builds the image, then the daemon restarts the service, which recreates its
+- ``rebuild``: ``runtimes.docker.images`` builds the image, then the daemon restarts the service, which recreates its
   container from the new image.
 
 Never parses rules (``rules`` does) nor decides what a batch asks for (``planning`` does); never decides anything
@@ -63,7 +63,7 @@ def run(project: Project, services: Sequence[str], runtime_name: str, say: Calla
             "none of the selected services has a develop.watch rule to follow (see stack/README.md, "
             "Development in containers)"
         )
-    from unistack.runtimes import docker_client
+    from unistack.runtimes.docker.engine import client as docker_client
 
     docker = docker_client(timeout=600)  # a build step may print nothing for minutes
     try:
@@ -140,8 +140,8 @@ class _Session:
     # ---------------------------------------------------------------- sync
 
     def _sync(self, service: str, files: Sequence[FileSync]) -> None:
-        from unistack.runtimes import docker_copy
-        from unistack.runtimes.docker_logs import find_container
+        from unistack.runtimes.docker import filecopy as docker_copy
+        from unistack.runtimes.docker.logs import find_container
 
         row = find_container(self.docker, self.project, service)
         if row is None:
@@ -162,7 +162,7 @@ class _Session:
 
     def _owner(self, container: str) -> tuple[int, int]:
         """Who owns synced files: the container's user (root when it runs as root)."""
-        from unistack.runtimes import docker_copy
+        from unistack.runtimes.docker import filecopy as docker_copy
 
         if container not in self.owners:
             user, owner = docker_copy.container_owner(self.docker, container)
@@ -190,7 +190,7 @@ class _Session:
                     self.say(f"restarted {service}")
 
     def _rebuild(self, services: Sequence[str]) -> None:
-        from unistack.runtimes import images
+        from unistack.runtimes.docker import images
 
         for build in images.plans(self.project, services):
             wanted = [s for s in build.services if s in services]

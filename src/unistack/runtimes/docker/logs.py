@@ -22,9 +22,9 @@ from typing import Any
 import docker.errors
 
 from unistack.config.model import Project
-from unistack.runtimes import docker_resources as resources
 from unistack.runtimes import logfiles
-from unistack.runtimes.docker_engine import Errors, close_stream, failure, in_thread, parse_time_ns
+from unistack.runtimes.docker import resources
+from unistack.runtimes.docker.engine import Errors, close_stream, failure, in_thread, parse_time_ns
 from unistack.runtimes.logfiles import LogLine
 
 POLL = 0.3  # seconds between looks for a container that is missing or stopped

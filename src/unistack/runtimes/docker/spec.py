@@ -4,7 +4,7 @@ Owns the translation of one service's long-syntax mapping into the keyword argum
 ``DockerClient.containers.create`` (plus the networks to connect before start and the host folders its bind
 mounts need), the container's labels and the config hash that says when to recreate it. A key it cannot carry
 out is refused (``NotSupported`` naming the service and the key), never ignored; keys that only the engine or
-the image build read are listed in ``ENGINE_KEYS``. Names and resource labels come from ``docker_resources``.
+the image build read are listed in ``ENGINE_KEYS``. Names and resource labels come from ``resources``.
 Never talks to Docker.
 """
 
@@ -23,7 +23,7 @@ from docker.types import LogConfig, Mount, Ulimit
 from unistack.config.model import Project, Service
 from unistack.config.normalize import parse_bytes
 from unistack.errors import NotSupported, Problem
-from unistack.runtimes.docker_resources import (
+from unistack.runtimes.docker.resources import (
     CONFIG_FILES_LABEL,
     HASH_LABEL,
     NUMBER_LABEL,

@@ -35,7 +35,7 @@ from typing import Any
 
 from unistack.config.model import Project, Service
 from unistack.errors import ConfigError, NotSupported, Problem, RuntimeFailure
-from unistack.runtimes.base_image import BuildResult, Emit, bootstrap_base, image_size, split_name
+from unistack.runtimes.docker.base_image import BuildResult, Emit, bootstrap_base, image_size, split_name
 
 CA_NAME = "unistack-ca.crt"
 HASH_LABEL = "dev.unistack.build-hash"

@@ -1,12 +1,12 @@
 """The Docker runtime: each service is one container on a Docker Engine, named and labelled as Compose does.
 
 Owns the instance's networks and named volumes (``prepare``/``cleanup``, as ``docker compose up``/``down``),
-making sure a service's image exists (``setup``: built through ``unistack.runtimes.images``, its output in
+making sure a service's image exists (``setup``: built through ``docker.images``, its output in
 ``logs/<service>.build.log``), creating or reusing the container ``<project>-<service>-1`` (reused while its
 config hash and image are unchanged, so its log continues across restarts), health probes run inside it with
 exec, stopping it (signal, grace, SIGKILL), re-adopting it after a supervisor restart, and its logs. Docker's
 own restart policy and image HEALTHCHECK are never used: the engine decides restarts and runs the probes.
-Blocking SDK calls run in daemon threads (``docker_engine.in_thread``); errors become RuntimeFailure here.
+Blocking SDK calls run in daemon threads (``engine.in_thread``); errors become RuntimeFailure here.
 Never decides when to restart.
 """
 
@@ -29,11 +29,11 @@ import requests
 
 from unistack.config.model import Healthcheck, Project, Service
 from unistack.errors import NotSupported, RuntimeFailure
-from unistack.runtimes import docker_logs, images, logfiles
-from unistack.runtimes import docker_resources as resources
-from unistack.runtimes import docker_spec as spec
+from unistack.runtimes import logfiles
 from unistack.runtimes.base import Handle, ProbeResult, StopResult
-from unistack.runtimes.docker_engine import (
+from unistack.runtimes.docker import images, resources, spec
+from unistack.runtimes.docker import logs as docker_logs
+from unistack.runtimes.docker.engine import (
     Errors,
     ExitWatcher,
     close_stream,
@@ -44,7 +44,7 @@ from unistack.runtimes.docker_engine import (
     is_local,
     parse_time,
 )
-from unistack.runtimes.process import _check_port_free, signal_number
+from unistack.runtimes.host import check_port_free, signal_number
 
 OUTPUT_LIMIT = 4000
 KILL_WAIT = 10.0  # seconds to wait for a container to exit after SIGKILL
@@ -184,7 +184,7 @@ class DockerRuntime:
                 return _handle(service.name, existing, plan, adopted=False)
         if is_local(self.environ):
             for port in service.ports:
-                _check_port_free(service.name, port)
+                check_port_free(service.name, port)
         if existing is not None:
             try:  # the same container again: its log goes on
                 return self._run_container(service, plan, existing["Id"], fresh=False)

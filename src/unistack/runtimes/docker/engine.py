@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import socket
 import threading
@@ -73,6 +74,14 @@ def connect(environ: Mapping[str, str]) -> docker.DockerClient:
         client.close()
         raise unreachable(environ, exc) from exc
     return client
+
+
+def client(timeout: float = 60.0) -> docker.DockerClient:
+    """A client for the engine DOCKER_HOST names (the local socket by default), checked with a ping, whose calls
+    give up after ``timeout`` seconds; RuntimeFailure with the fix when none answers."""
+    connected = connect(os.environ)
+    connected.api.timeout = int(timeout)
+    return connected
 
 
 def socket_problem(address: str) -> OSError | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from unistack.errors import RuntimeFailure
-from unistack.runtimes.docker_engine import Errors, failure
+from unistack.runtimes.docker.engine import Errors, failure
 
 IN_MEMORY = 16 << 20  # files up to this size are read whole before they go into the tar
 

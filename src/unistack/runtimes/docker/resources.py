@@ -20,7 +20,7 @@ import docker.errors
 
 from unistack.config.model import Project, Service
 from unistack.errors import RuntimeFailure
-from unistack.runtimes.docker_engine import explain
+from unistack.runtimes.docker.engine import explain
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"

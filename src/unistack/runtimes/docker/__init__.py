@@ -1,0 +1,11 @@
+"""The Docker runtime (containers on a Docker Engine through the docker SDK), one job per module:
+
+- ``runtime``: the Runtime driver (start, probe, stop, adopt, logs) for ``<project>-<service>-1`` containers;
+- ``spec`` (pure): a Compose service -> container-create arguments, the config hash, every refused key;
+- ``resources``: Compose's names and labels, networks and named volumes;
+- ``engine``: the connection, blocking SDK calls in threads, errors translated, the exit watcher;
+- ``logs``: container logs across restarts; ``filecopy``: files into a running container (``watch``);
+- ``images``: build plans and content-hashed builds; ``base_image``: the offline base (debootstrap).
+
+Importing this package imports none of them (the docker SDK is loaded only when a module here is).
+"""
