@@ -1,0 +1,58 @@
+"""The verbs that look: ``ps``, ``logs`` and ``config``. They change nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import click
+
+from unistack import config
+from unistack.commands.options import Options, check_services, create_runtime, pass_options
+from unistack.control import client as daemon_client
+from unistack.errors import UsageError
+from unistack.printer import Printer, ps_table
+
+
+@click.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.argument("services", nargs=-1)
+@pass_options
+def ps(opts: Options, fmt: str, services: tuple[str, ...]) -> None:
+    """List the services with state, health, restarts and the last health check."""
+    project = opts.project()
+    selected = check_services(project, services)
+    client = daemon_client.existing(project.state_dir)
+    rows = client.call("ps") if client is not None else []
+    rows = [r for r in rows if not selected or r["service"] in selected]
+    click.echo(json.dumps(rows, indent=2) if fmt == "json" else ps_table(rows))
+
+
+@click.command()
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (across restarts).")
+@click.option("-n", "--tail", default="all", metavar="N", help="Lines from the end of each log (or 'all').")
+@click.argument("services", nargs=-1)
+@pass_options
+def logs(opts: Options, follow: bool, tail: str, services: tuple[str, ...]) -> None:
+    """Print the services' output."""
+    project = opts.project()
+    names = check_services(project, services) or list(project.services)
+    if tail != "all" and not tail.isdigit():
+        raise UsageError(f"--tail takes a number of lines or 'all', not {tail!r}")
+    count = None if tail == "all" else int(tail)
+    printer = Printer(names)
+    runtime = create_runtime(opts.runtime_name())
+    import asyncio
+
+    from unistack.follow import print_logs
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(print_logs(runtime.logs(project, names, count, follow), printer))
+
+
+@click.command("config")
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+@pass_options
+def config_command(opts: Options, fmt: str) -> None:
+    """Print the resolved configuration (secrets redacted)."""
+    click.echo(config.render(opts.project(), "json" if fmt == "json" else "yaml"), nl=False)

@@ -1,0 +1,162 @@
+"""The lifecycle verbs: ``up`` (detached, waiting, or in the foreground), ``down``, ``start``, ``stop`` and
+``restart``. Each loads the project, takes the instance lock and asks the instance's daemon; never supervises.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+
+import click
+
+from unistack.commands.options import (
+    Exit,
+    Options,
+    check_services,
+    create_runtime,
+    pass_options,
+    waiting_for_lock,
+)
+from unistack.control import client as daemon_client
+from unistack.control import state
+from unistack.errors import UsageError
+from unistack.printer import Printer, ps_table, wait_report
+
+if TYPE_CHECKING:
+    from unistack.config.model import Project
+
+
+@click.command()
+@click.option("-d", "--detach", is_flag=True, help="Return once the supervisor owns the stack.")
+@click.option("--wait", is_flag=True, help="Wait until services are running or healthy (implies -d).")
+@click.option("--wait-timeout", type=float, metavar="S", help="Give up waiting after S seconds.")
+@click.argument("services", nargs=-1)
+@pass_options
+def up(opts: Options, detach: bool, wait: bool, wait_timeout: float | None, services: tuple[str, ...]) -> None:
+    """Create and start the services (and what they depend on)."""
+    daemon_client.prestart()  # begun already by the entry point, unless ``main`` was called directly
+    project = opts.checked_project(on_state_dir=daemon_client.standby_for)
+    selected = check_services(project, services)
+    runtime_name = opts.runtime_name()
+    printer = Printer(list(project.services))
+    if wait or detach:
+        with state.instance_lock(project.state_dir, on_wait=lambda: waiting_for_lock(printer)):
+            done = _send_up(project, selected, runtime_name)
+        for name, what in done.items():
+            printer.say(f"{name}: {what}")
+        if not wait:
+            printer.say(f"{project.name}: the supervisor owns the stack; see `unistack ps` and `unistack logs -f`")
+            _say_addresses(printer, project, selected)
+            return
+        result = daemon_client.ensure(project.state_dir).call("wait", services=selected, timeout=wait_timeout)
+        printer.say(wait_report(result))
+        if not result["ok"]:
+            raise Exit(1)
+        _say_addresses(printer, project, selected)
+        return
+    import asyncio
+
+    from unistack import follow
+
+    def start() -> None:  # in a thread, while the terminal already follows the logs and events
+        with state.instance_lock(project.state_dir, on_wait=lambda: waiting_for_lock(printer)):
+            _send_up(project, selected, runtime_name)
+
+    def started() -> None:
+        printer.say(f"{project.name}: started; press Ctrl+C to stop")
+        _say_addresses(printer, project, selected)
+
+    runtime = create_runtime(runtime_name)
+    raise Exit(asyncio.run(follow.foreground(project, selected, runtime, printer, start, started)))
+
+
+def _say_addresses(printer: Printer, project: Project, selected: list[str]) -> None:
+    """Where the stack is reachable: every published TCP port of the selected services."""
+    for name in selected or list(project.services):
+        for port in project.services[name].ports:
+            if port.published is not None and port.protocol == "tcp":
+                host = port.host_ip if port.host_ip not in ("", "0.0.0.0", "::") else "127.0.0.1"
+                host = f"[{host}]" if ":" in host else host
+                printer.say(f"{name} is reachable at http://{host}:{port.published}")
+
+
+def _send_up(project: Project, selected: list[str], runtime_name: str) -> dict[str, str]:
+    client = daemon_client.ensure(project.state_dir)
+    result: dict[str, str] = client.call(
+        "up",
+        project_json=_project_json(project),  # the daemon checks it as it decodes it, and saves the text
+        services=selected,
+        environ=dict(os.environ),
+        runtime=runtime_name,
+    )
+    return result
+
+
+def _project_json(project: Project) -> str:
+    from unistack.config.model import to_json
+
+    return to_json(project).decode()
+
+
+@click.command()
+@click.option("-v", "--volumes", is_flag=True, help="Also remove the data in named volumes.")
+@click.option("-t", "--timeout", type=float, metavar="S", help="Grace period instead of stop_grace_period.")
+@pass_options
+def down(opts: Options, volumes: bool, timeout: float | None) -> None:
+    """Stop the services and remove what the instance made (its data too with -v)."""
+    project = opts.project()
+    printer = Printer(list(project.services))
+    with state.instance_lock(project.state_dir, on_wait=lambda: waiting_for_lock(printer)):
+        client = daemon_client.existing(project.state_dir)
+        if client is not None:
+            client.call("down", volumes=volumes, timeout=timeout)
+            deadline = time.monotonic() + 10
+            while state.daemon_alive(project.state_dir) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        elif volumes:
+            import asyncio
+
+            asyncio.run(create_runtime(opts.runtime_name()).cleanup(project, remove_volumes=True))
+    printer.say(f"{project.name}: stopped" + ("; volumes removed" if volumes else ""))
+
+
+def _change(opts: Options, cmd: str, services: tuple[str, ...], timeout: float | None = None) -> None:
+    project = opts.project()
+    selected = check_services(project, services)
+    printer = Printer(list(project.services))
+    with state.instance_lock(project.state_dir, on_wait=lambda: waiting_for_lock(printer)):
+        client = daemon_client.existing(project.state_dir)
+        if client is None:
+            if cmd == "stop":
+                printer.say(f"{project.name} is not up; nothing to stop")
+                return
+            raise UsageError(f"{project.name} is not up; run `unistack up` first")
+        rows = client.call(cmd, services=selected, timeout=timeout)
+    printer.say(ps_table(r for r in rows if not selected or r["service"] in selected))
+
+
+@click.command()
+@click.argument("services", nargs=-1)
+@pass_options
+def start(opts: Options, services: tuple[str, ...]) -> None:
+    """Start stopped services of an instance that is up."""
+    _change(opts, "start", services)
+
+
+@click.command()
+@click.option("-t", "--timeout", type=float, metavar="S", help="Grace period instead of stop_grace_period.")
+@click.argument("services", nargs=-1)
+@pass_options
+def stop(opts: Options, timeout: float | None, services: tuple[str, ...]) -> None:
+    """Stop services (all when none is named), dependents first."""
+    _change(opts, "stop", services, timeout)
+
+
+@click.command()
+@click.option("-t", "--timeout", type=float, metavar="S", help="Grace period instead of stop_grace_period.")
+@click.argument("services", nargs=-1)
+@pass_options
+def restart(opts: Options, timeout: float | None, services: tuple[str, ...]) -> None:
+    """Restart services (all when none is named)."""
+    _change(opts, "restart", services, timeout)
