@@ -18,13 +18,13 @@ from unistack.config.model import Project
 from unistack.control import client as daemon_client
 from unistack.control import state
 from unistack.engine.events import Event
+from unistack.engine.states import FAILED, SETTLED
 from unistack.errors import UnistackError
 from unistack.printer import Printer
 from unistack.runtimes.base import Runtime
 from unistack.runtimes.logfiles import LogLine
 from unistack.runtimes.logfiles import follow as follow_files
 
-TERMINAL_STATES = {"exited", "fatal", "stopped", "blocked", "created"}
 CHECK_EVERY = 0.5  # seconds between looks at whether every service has ended
 
 
@@ -90,12 +90,11 @@ async def _until_all_ended(project: Project, names: list[str]) -> int:
     while True:
         await asyncio.sleep(CHECK_EVERY)
         try:
-            rows = await asyncio.to_thread(client.call, "ps")
+            mine = await asyncio.to_thread(client.ps, names)
         except UnistackError:
             return 0
-        mine = [r for r in rows if r["service"] in names]
-        if mine and all(r["state"] in TERMINAL_STATES for r in mine):
-            failed = [r for r in mine if r["state"] in {"fatal", "blocked"} or (r["exit_code"] or 0) != 0]
+        if mine and all(r.state in SETTLED for r in mine):
+            failed = [r for r in mine if r.state in FAILED or (r.exit_code or 0) != 0]
             with contextlib.suppress(UnistackError):
                 await asyncio.to_thread(client.call, "down")
             return 1 if failed else 0

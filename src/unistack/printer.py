@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from unistack.engine.events import Event
+from unistack.engine.states import ServiceRow
 
 COLOURS = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)
 RED, BOLD, DIM = 31, 1, 2
@@ -51,24 +52,22 @@ class Printer:
         self.stream.flush()
 
 
-def ps_table(rows: Iterable[dict[str, Any]]) -> str:
+def ps_table(rows: Iterable[ServiceRow]) -> str:
     rows = list(rows)
-    containers = any(row.get("container") for row in rows)
+    containers = any(row.container for row in rows)
     header = ("SERVICE", "STATE", "HEALTH", "RESTARTS", "CONTAINER" if containers else "PID", "PORTS", "LAST CHECK")
     lines = [header]
     for row in rows:
-        ports = ", ".join(
-            f"{p['host_ip'] or '0.0.0.0'}:{p['host_port']}->{p['target']}/{p['protocol']}" for p in row["ports"]
-        )
-        check = row.get("last_check")
+        ports = ", ".join(f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.target}/{p.protocol}" for p in row.ports)
+        check = row.last_check
         check_text = "-"
         if check:
-            at = datetime.fromisoformat(check["at"].replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
-            output = " ".join(str(check["output"]).split())[:40]
-            check_text = f"{at} {'ok' if check['ok'] else 'failed'} ({check['exit_code']}) {output}".rstrip()
-        ident = row.get("pid") or (row.get("container") or "")[:12] or "-"  # docker ps's short id
-        state = row["state"] + (f" ({row['exit_code']})" if row["state"] == "exited" else "")
-        lines.append((row["service"], state, row["health"], str(row["restarts"]), str(ident), ports or "-", check_text))
+            at = datetime.fromisoformat(check.at.replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
+            output = " ".join(check.output.split())[:40]
+            check_text = f"{at} {'ok' if check.ok else 'failed'} ({check.exit_code}) {output}".rstrip()
+        ident = row.pid or (row.container or "")[:12] or "-"  # docker ps's short id
+        state = row.state + (f" ({row.exit_code})" if row.state == "exited" else "")
+        lines.append((row.service, state, row.health, str(row.restarts), str(ident), ports or "-", check_text))
     return columns(lines)
 
 

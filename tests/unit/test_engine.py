@@ -8,6 +8,7 @@ import pytest
 
 from unistack.config.model import Dependency, ProcessSpec, Service, replace
 from unistack.engine.events import Event
+from unistack.engine.states import rows_to_builtins
 from unistack.engine.supervisor import Engine
 
 from .fakes import FakeClock, FakeRuntime, project, service
@@ -271,7 +272,7 @@ async def test_snapshot_has_the_documented_fields(clock: FakeClock, runtime: Fak
     engine, _ = make(runtime, clock, service("db", healthcheck=True))
     await engine.up()
     await clock.run_until(lambda: state(engine, "db") == "healthy")
-    (row,) = engine.snapshot()
+    (row,) = rows_to_builtins(engine.snapshot())  # as `ps --format json` prints it
     assert {"service", "state", "health", "restarts", "last_check", "pid", "container", "ports"} <= set(row)
     assert row["health"] == "healthy" and row["last_check"]["ok"] is True
     assert row["last_check"]["at"].endswith("Z") and row["pid"] == 100

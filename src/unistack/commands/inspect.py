@@ -10,6 +10,7 @@ import click
 from unistack import config
 from unistack.commands.options import Options, check_services, create_runtime, pass_options
 from unistack.control import client as daemon_client
+from unistack.engine.states import rows_to_builtins
 from unistack.errors import UsageError
 from unistack.printer import Printer, ps_table
 
@@ -23,9 +24,8 @@ def ps(opts: Options, fmt: str, services: tuple[str, ...]) -> None:
     project = opts.project()
     selected = check_services(project, services)
     client = daemon_client.existing(project.state_dir)
-    rows = client.call("ps") if client is not None else []
-    rows = [r for r in rows if not selected or r["service"] in selected]
-    click.echo(json.dumps(rows, indent=2) if fmt == "json" else ps_table(rows))
+    rows = client.ps(selected) if client is not None else []
+    click.echo(json.dumps(rows_to_builtins(rows), indent=2) if fmt == "json" else ps_table(rows))
 
 
 @click.command()

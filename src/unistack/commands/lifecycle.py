@@ -20,6 +20,7 @@ from unistack.commands.options import (
 )
 from unistack.control import client as daemon_client
 from unistack.control import state
+from unistack.engine.states import rows_from
 from unistack.errors import UsageError
 from unistack.printer import Printer, ps_table, wait_report
 
@@ -132,8 +133,8 @@ def _change(opts: Options, cmd: str, services: tuple[str, ...], timeout: float |
                 printer.say(f"{project.name} is not up; nothing to stop")
                 return
             raise UsageError(f"{project.name} is not up; run `unistack up` first")
-        rows = client.call(cmd, services=selected, timeout=timeout)
-    printer.say(ps_table(r for r in rows if not selected or r["service"] in selected))
+        rows = rows_from(client.call(cmd, services=selected, timeout=timeout))
+    printer.say(ps_table(r for r in rows if not selected or r.service in selected))
 
 
 @click.command()

@@ -14,11 +14,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unistack.control import state
 from unistack.errors import DaemonError, UnistackError
+
+if TYPE_CHECKING:
+    from unistack.engine.states import ServiceRow
 
 SPAWN_TIMEOUT = 20.0
 SPAWN_POLL = 0.003  # seconds between attempts to reach a daemon that is starting (a failed connect costs ~10 us)
@@ -60,6 +64,13 @@ class DaemonClient:
         if not reply.get("ok"):
             raise RemoteError(reply.get("error", "unknown error"), int(reply.get("exit_code", 1)))
         return reply.get("result")
+
+    def ps(self, services: Sequence[str] = ()) -> list[ServiceRow]:
+        """The instance's services as ``ps`` shows them (only ``services`` when some are named)."""
+        from unistack.engine.states import rows_from
+
+        rows = rows_from(self.call("ps"))
+        return [row for row in rows if not services or row.service in services]
 
     @property
     def log(self) -> Path:

@@ -26,11 +26,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from unistack.config import model
 from unistack.config.model import Project
 from unistack.control import notify, state
 from unistack.engine.events import Event
 from unistack.engine.health import CheckRecord
+from unistack.engine.states import STATES
 from unistack.engine.supervisor import Engine
 from unistack.errors import UnistackError
 from unistack.runtimes import create_runtime
@@ -102,7 +105,8 @@ class Daemon:
                 st.exit_code = info.get("exit_code")
                 # exited, fatal or stopped: show it as it was; a live one keeps "healthy" if it is the same
                 # incarnation (the engine checks, and its next probe says otherwise if need be)
-                st.state = info.get("state", "created")
+                st.state = saved_state if (saved_state := info.get("state")) in STATES else "created"
+                st.restarted_at = [float(at) for at in info.get("restarted_at") or []]
                 if check := info.get("last_check"):
                     st.last_check = CheckRecord(**check)
             if handle is not None and (service is None or not info.get("desired")):
@@ -166,7 +170,7 @@ class Daemon:
             except Exception as exc:
                 traceback.print_exc()
                 reply = {"ok": False, "error": f"supervisor error: {exc!r}", "exit_code": 1}
-            writer.write((json.dumps(reply, default=str) + "\n").encode())
+            writer.write(msgspec.json.encode(reply, enc_hook=str) + b"\n")
             await writer.drain()
         except ConnectionError:
             pass
@@ -314,6 +318,7 @@ class Daemon:
             services[name] = {
                 "state": st.state,
                 "restarts": st.restarts,
+                "restarted_at": st.restarted_at,
                 "exit_code": st.exit_code,
                 "record": st.handle.record if st.handle else None,
                 "desired": engine.is_wanted(name),

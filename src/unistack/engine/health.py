@@ -9,11 +9,11 @@ period); ``retries`` consecutive counted failures make it unhealthy; a success m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from unistack.config.model import Healthcheck
+from unistack.engine.states import Health
 
-Health = Literal["none", "starting", "healthy", "unhealthy"]
+__all__ = ["CheckRecord", "Health", "HealthTracker"]
 
 
 @dataclass(frozen=True)

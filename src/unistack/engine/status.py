@@ -4,14 +4,14 @@ pure functions, no I/O and no asyncio."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from unistack.config.model import Dependency, Service
 from unistack.engine.events import iso
-from unistack.engine.health import CheckRecord, Health
+from unistack.engine.health import CheckRecord
+from unistack.engine.states import FAILED, LIVE, Health, LastCheck, PublishedPort, ServiceRow, State
 from unistack.runtimes.base import Handle
 
-RUNNING_STATES = {"starting", "running", "healthy", "unhealthy"}
+RESTARTS_KEPT = 20  # restart times kept per service (``ps``, ``validate``'s flapping check)
 
 
 @dataclass
@@ -19,7 +19,7 @@ class ServiceStatus:
     """What ``ps`` shows for one service; mutated only by the engine."""
 
     service: str
-    state: str = "created"
+    state: State = "created"
     health: Health = "none"
     restarts: int = 0
     attempts: int = 0  # restarts in the current run of failures (reset after a stable run)
@@ -28,6 +28,11 @@ class ServiceStatus:
     handle: Handle | None = None
     started_at: float | None = None  # epoch seconds of the current incarnation
     reason: str = ""  # why blocked / fatal / exited
+    restarted_at: list[float] = field(default_factory=list)  # epoch seconds of the last restarts, oldest first
+
+    def restarted(self, at: float) -> None:
+        self.restarts += 1
+        self.restarted_at = [*self.restarted_at[-(RESTARTS_KEPT - 1) :], at]
 
     def ready(self, service: Service) -> bool:
         """Started as its dependents would want: healthy if it has a check, else running or done."""
@@ -39,32 +44,34 @@ class ServiceStatus:
 
     def started(self) -> bool:
         """Running: the runtime has returned its incarnation (not only been asked to start one)."""
-        return self.state in RUNNING_STATES and self.handle is not None
+        return self.state in LIVE and self.handle is not None
 
     def failed(self) -> bool:
-        return self.state in {"fatal", "blocked"} or (self.state == "exited" and self.exit_code != 0)
+        return self.state in FAILED or (self.state == "exited" and self.exit_code != 0)
 
-    def to_json(self, service: Service) -> dict[str, Any]:
+    def row(self, service: Service) -> ServiceRow:
         check = self.last_check
-        return {
-            "service": self.service,
-            "state": self.state,
-            "health": self.health,
-            "restarts": self.restarts,
-            "exit_code": self.exit_code,
-            "started_at": iso(self.started_at),
-            "last_check": None
+        ident = self.handle.ident if self.handle else None
+        return ServiceRow(
+            service=self.service,
+            state=self.state,
+            health=self.health,
+            restarts=self.restarts,
+            exit_code=self.exit_code,
+            started_at=iso(self.started_at),
+            last_check=None
             if check is None
-            else {"at": iso(check.at), "ok": check.ok, "exit_code": check.exit_code, "output": check.output},
-            "pid": int(self.handle.ident) if self.handle and self.handle.ident.isdigit() else None,
-            "container": self.handle.ident if self.handle and not self.handle.ident.isdigit() else None,
-            "ports": [
-                {"host_ip": p.host_ip, "host_port": p.published, "target": p.target, "protocol": p.protocol}
+            else LastCheck(at=iso(check.at) or "", ok=check.ok, exit_code=check.exit_code, output=check.output),
+            pid=int(ident) if ident and ident.isdigit() else None,
+            container=ident if ident and not ident.isdigit() else None,
+            ports=[
+                PublishedPort(host_ip=p.host_ip, host_port=p.published, target=p.target, protocol=p.protocol)
                 for p in service.ports
                 if p.published is not None
             ],
-            "reason": self.reason,
-        }
+            reason=self.reason,
+            restarted_at=[iso(at) or "" for at in self.restarted_at],
+        )
 
 
 @dataclass
@@ -92,7 +99,7 @@ def dependency_verdict(
         return "ok"
     check = status.last_check
     check_text = f"; last check: {check.output.strip()[-200:] or '-'}" if check and not check.ok else ""
-    if status.state in {"fatal", "blocked"}:
+    if status.state in FAILED:
         return f"dependency {dep} is {status.state} ({status.reason}){check_text}"
     if want.condition == "service_started":
         return "ok" if status.started() or status.state == "exited" else "wait"

@@ -20,6 +20,7 @@ from unistack.engine import policy
 from unistack.engine.clock import Clock, SystemClock
 from unistack.engine.events import Event, EventKind, iso
 from unistack.engine.health import CheckRecord, HealthTracker
+from unistack.engine.states import ServiceRow
 from unistack.engine.status import ServiceStatus, WaitReport, dependency_verdict
 from unistack.errors import RuntimeFailure
 from unistack.runtimes.base import Handle, ProbeResult, Runtime
@@ -217,9 +218,9 @@ class Engine:
         """True while a runner owns the service (starting, running, waiting or backing off)."""
         return self._is_live(name)
 
-    def snapshot(self) -> list[dict[str, Any]]:
+    def snapshot(self) -> list[ServiceRow]:
         g = self.graph()
-        return [self.status[n].to_json(self.project.services[n]) for n in graph.start_order(g)]
+        return [self.status[n].row(self.project.services[n]) for n in graph.start_order(g)]
 
     async def describe(self, name: str) -> str:
         """One paragraph on why a service is not ready: state, reason, last check, last log lines."""
@@ -274,7 +275,7 @@ class Engine:
                     await self._go_fatal(name, exit_code, reason)
                     return
                 st.attempts += 1
-                st.restarts += 1
+                st.restarted(self.clock.wall())
                 st.state, st.health, st.reason = "restarting", "none", decision.reason
                 self._emit(
                     "restarting",

@@ -6,7 +6,7 @@ and ``loop`` (the ``watch`` command: the file watcher, and carrying the plans ou
 daemon). This package only re-exports their public names.
 """
 
-from unistack.watch.loop import PROCESS_MODE, RESTART_WAIT, RUNNING_STATES, run
+from unistack.watch.loop import PROCESS_MODE, RESTART_WAIT, run
 from unistack.watch.planning import (
     LONGEST,
     QUIET,
@@ -40,7 +40,6 @@ __all__ = [
     "QUIET",
     "RESTART_WAIT",
     "RULE_KEYS",
-    "RUNNING_STATES",
     "SYNCING",
     "Action",
     "Debouncer",

@@ -27,6 +27,7 @@ from typing import Any
 from unistack.config.model import Project
 from unistack.control import client as daemon_client
 from unistack.control import state
+from unistack.engine.states import ServiceRow
 from unistack.errors import NotSupported, RuntimeFailure, UnistackError, UsageError
 from unistack.watch.planning import (
     Debouncer,
@@ -41,7 +42,6 @@ from unistack.watch.planning import (
 from unistack.watch.rules import WatchRule, load_rules, shown
 
 RESTART_WAIT = 120.0  # seconds a restarted or recreated service gets to run again before we say it did not
-RUNNING_STATES = frozenset({"starting", "running", "healthy", "unhealthy"})
 
 PROCESS_MODE = (
     "develop.watch applies to containers; host processes already run your sources — the backend reloads and "
@@ -175,7 +175,7 @@ class _Session:
 
     def _restart(self, services: Sequence[str]) -> None:
         rows = self._ps()
-        running = [s for s in services if rows.get(s, {}).get("state") in RUNNING_STATES]
+        running = [s for s in services if s in rows and rows[s].live]
         for service in services:
             if service not in running:
                 self.say(f"{service} is not running; not restarted")
@@ -184,7 +184,7 @@ class _Session:
             for service in running:
                 if service not in after:
                     self.say(f"restarted {service}, which is not running now (see `unistack logs {service}`)")
-                elif after[service].get("container") != rows[service].get("container"):
+                elif after[service].container != rows[service].container:
                     self.say(f"restarted {service} in a new container (its image or configuration changed)")
                 else:
                     self.say(f"restarted {service}")
@@ -200,12 +200,12 @@ class _Session:
                 self.say(f"{build.image} is up to date; {', '.join(wanted)} left as they are")
                 continue
             rows = self._ps()
-            running = [s for s in wanted if rows.get(s, {}).get("state") in RUNNING_STATES]
+            running = [s for s in wanted if s in rows and rows[s].live]
             told = f"rebuilt {build.image}"
             if running:
                 after = self._restart_and_wait(running, rows)
                 done = [
-                    f"{'recreated' if after[s].get('container') != rows[s].get('container') else 'restarted'} {s}"
+                    f"{'recreated' if after[s].container != rows[s].container else 'restarted'} {s}"
                     if s in after
                     else f"{s} did not start again (see `unistack ps` and `unistack logs {s}`)"
                     for s in running
@@ -219,7 +219,7 @@ class _Session:
     def _build_line(self, image: str, line: str) -> None:
         self.say(f"  {image} | {line}")
 
-    def _restart_and_wait(self, services: list[str], before: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    def _restart_and_wait(self, services: list[str], before: Mapping[str, ServiceRow]) -> dict[str, ServiceRow]:
         """Ask the daemon to restart ``services`` (a changed image means a new container); the rows of those
         that run again (a new start time) within RESTART_WAIT seconds."""
         client = self._client()
@@ -233,18 +233,18 @@ class _Session:
                 s: rows[s]
                 for s in services
                 if s in rows
-                and rows[s].get("state") in RUNNING_STATES
-                and rows[s].get("container")
-                and rows[s].get("started_at") != before.get(s, {}).get("started_at")
+                and rows[s].live
+                and rows[s].container
+                and rows[s].started_at != (before[s].started_at if s in before else None)
             }
             if len(back) == len(services) or time.monotonic() > deadline:
                 return back
-            if any(rows.get(s, {}).get("state") in ("fatal", "exited", "blocked") for s in services):
+            if any(rows[s].state in {"fatal", "exited", "blocked"} for s in services if s in rows):
                 return back
             time.sleep(0.2)
 
-    def _ps(self) -> dict[str, dict[str, Any]]:
-        return {row["service"]: row for row in self._client().call("ps")}
+    def _ps(self) -> dict[str, ServiceRow]:
+        return {row.service: row for row in self._client().ps()}
 
     def _client(self) -> daemon_client.DaemonClient:
         client = daemon_client.existing(self.project.state_dir)
