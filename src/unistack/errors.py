@@ -8,6 +8,7 @@ The tree::
     │   └── (Problem: file, line, key path, message, fix)
     ├── StateError                the instance's state folder or lock cannot be used (exit 1)
     ├── RuntimeFailure            a runtime could not do what was asked (exit 1)
+    │   ├── PermanentFailure      ... and retrying cannot help (a port in use, a command not found): fatal at once
     │   └── NotSupported          the chosen runtime cannot give this feature (exit 2)
     ├── ServiceFailure            a service failed, went fatal or never became ready (exit 1)
     └── DaemonError               the supervisor daemon could not be reached or started (exit 1)
@@ -43,8 +44,11 @@ class Problem:
     line: int | None = None
     key: str | None = None
     fix: str | None = None
+    variable: str | None = None  # a variable that is not set: ``message`` names every use, so no place is shown
 
     def __str__(self) -> str:
+        if self.variable is not None:  # one line per missing variable: "X is not set (required by ...): set X in ..."
+            return f"{self.message}: {self.fix}" if self.fix else self.message
         where = ""
         if self.file is not None:
             where = str(self.file)
@@ -78,6 +82,12 @@ class StateError(UnistackError):
 
 class RuntimeFailure(UnistackError):
     """A runtime (host processes, Docker) failed to carry out an action."""
+
+
+class PermanentFailure(RuntimeFailure):
+    """A start that cannot succeed by retrying: a published port in use, a container name owned by another
+    instance, an image that is missing and cannot be built or pulled, a command or working_dir not found. The
+    engine makes the service fatal at once instead of spending its restart budget on it."""
 
 
 class NotSupported(RuntimeFailure):

@@ -74,6 +74,7 @@ class Script:
     start_takes: float = 0.0  # virtual seconds the runtime takes to report a start (the handle has when it began)
     ignores_stop: bool = False  # stays up through the grace period and must be killed
     fail_start: bool = False
+    cannot_start: bool = False  # the start fails in a way retrying cannot heal (PermanentFailure)
     fail_setup: bool = False
     outdated: str | None = None  # what ``outdated`` says of a live incarnation
 
@@ -115,12 +116,14 @@ class FakeRuntime:
         return ProbeResult(ok, 0 if ok else 1, "" if ok else "npm ERR! 404 left-pad")
 
     async def start(self, project: Project, service: Service) -> Handle:
-        from unistack.errors import RuntimeFailure
+        from unistack.errors import PermanentFailure, RuntimeFailure
 
         script = self.script(service.name)
         self.calls.append(("start", service.name, self.clock.t))
+        if script.cannot_start:
+            raise PermanentFailure("command not found: 'nope' (x-unistack.process.command)")
         if script.fail_start:
-            raise RuntimeFailure("command not found: 'nope'")
+            raise RuntimeFailure("cannot connect to the engine")
         ident = str(next(self._ids))
         handle = Handle(service.name, ident, self.clock.wall(), record={"pid": int(ident)})
         if script.start_takes:

@@ -212,7 +212,48 @@ async def test_start_failure_is_reported_and_retried(clock: FakeClock, runtime: 
     await engine.up()
     await clock.run_until(lambda: state(engine, "api") == "fatal")
     assert len(runtime.started("api")) == 3
-    assert any("command not found" in e.message for e in events if e.kind == "error")
+    assert any("cannot connect" in e.message for e in events if e.kind == "error")
+
+
+async def test_a_start_that_cannot_heal_is_fatal_at_once_in_one_event(clock: FakeClock, runtime: FakeRuntime) -> None:
+    engine, events = make(runtime, clock, service("api", restart="on-failure", max_attempts=5, healthcheck=True))
+    runtime.script("api").cannot_start = True
+    await engine.up()
+    await clock.run_until(lambda: state(engine, "api") == "fatal")
+    assert runtime.started("api") == [0.0]  # never retried
+    st = engine.status["api"]
+    assert st.restarts == 0 and st.reason == "could not start: command not found: 'nope' (x-unistack.process.command)"
+    mine = [e for e in events if e.service == "api" and e.kind not in {"starting", "setup"}]
+    assert [e.kind for e in mine] == ["fatal"]  # no "error", no "restarting"
+    assert "\n" not in mine[0].message and "last log lines" not in mine[0].message
+    assert mine[0].data["event"] == "service_fatal" and mine[0].data["attempts"] == 0  # notifiers hear of it
+    report = await engine.wait_ready(timeout=0)
+    assert report.failed["api"] == f"api is fatal; {st.reason}"
+
+
+async def test_dependents_of_a_failed_service_name_their_direct_dependency_only(
+    clock: FakeClock, runtime: FakeRuntime
+) -> None:
+    engine, _ = make(
+        runtime,
+        clock,
+        service("db", restart="always"),
+        service("backend", depends_on={"db": "service_started"}),
+        service("proxy", depends_on={"backend": "service_started"}),
+        service("edge", depends_on={"proxy": "service_started"}),
+    )
+    runtime.script("db").cannot_start = True
+    await engine.up()
+    await clock.run_until(lambda: state(engine, "edge") == "blocked")
+    reasons = {name: engine.status[name].reason for name in ("backend", "proxy", "edge")}
+    assert reasons == {
+        "backend": "dependency db is fatal (could not start: command not found: 'nope' (x-unistack.process.command))",
+        "proxy": "dependency backend is blocked",
+        "edge": "dependency proxy is blocked",
+    }
+    report = await engine.wait_ready(timeout=0)
+    assert all("\n" not in why for why in report.failed.values())
+    assert report.failed["edge"] == "edge is blocked; dependency proxy is blocked"
 
 
 async def test_stop_is_reverse_order_with_grace_then_kill(clock: FakeClock, runtime: FakeRuntime) -> None:

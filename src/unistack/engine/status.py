@@ -90,6 +90,9 @@ def dependency_verdict(
 ) -> str:
     """'ok', 'wait', or a sentence saying why ``dep`` will not meet ``want`` as things stand.
 
+    The sentence quotes only ``dep``'s own first-level reason: a dependency that is itself blocked is named, not
+    quoted, so three levels of dependents each say what their direct dependency is, never a nested chain.
+
     ``status`` and ``service`` are the dependency's (None when it is not part of the project); ``supervised``
     says whether a runner owns it (an optional dependency nobody starts is simply skipped).
     """
@@ -99,8 +102,11 @@ def dependency_verdict(
         return "ok"
     check = status.last_check
     check_text = f"; last check: {check.output.strip()[-200:] or '-'}" if check and not check.ok else ""
-    if status.state in FAILED:
-        return f"dependency {dep} is {status.state} ({status.reason}){check_text}"
+    if status.state == "blocked":  # one level: its own blocker is in its own reason (and said above)
+        return f"dependency {dep} is blocked"
+    if status.state in FAILED:  # fatal: its own reason, never one quoted from further down
+        own = status.reason.strip().splitlines()[0] if status.reason.strip() else "see above"
+        return f"dependency {dep} is {status.state} ({own}){check_text}"
     if want.condition == "service_started":
         return "ok" if status.started() or status.state == "exited" else "wait"
     if want.condition == "service_healthy":

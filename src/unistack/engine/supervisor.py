@@ -22,7 +22,7 @@ from unistack.engine.events import Event, EventKind, iso
 from unistack.engine.health import CheckRecord, HealthTracker
 from unistack.engine.states import ServiceRow
 from unistack.engine.status import ServiceStatus, WaitReport, dependency_verdict
-from unistack.errors import RuntimeFailure
+from unistack.errors import PermanentFailure, RuntimeFailure
 from unistack.runtimes.base import Handle, ProbeResult, Runtime
 
 LOG_TAIL = 20
@@ -51,6 +51,8 @@ class Engine:
         # (None: any change); a change wakes only those, synchronously (no lock, no task per change)
         self._waiters: dict[str | None, set[asyncio.Future[None]]] = {}
         self._side_tasks: set[asyncio.Task[None]] = set()
+        # why a service's last start cannot succeed by retrying (PermanentFailure): it went fatal at once
+        self._cannot_start: dict[str, str] = {}
 
     # ----------------------------------------------------------------- public API
 
@@ -230,7 +232,7 @@ class Engine:
             parts.append(st.reason)
         if st.last_check is not None and not st.last_check.ok:
             parts.append(f"last check (exit {st.last_check.exit_code}): {st.last_check.output.strip() or '-'}")
-        lines = await self._tail(name)
+        lines = await self._tail(name) if name not in self._cannot_start else []  # nothing ran: old lines
         if lines and st.state in {"exited", "fatal", "unhealthy", "starting"}:
             parts.append("last log lines:\n    " + "\n    ".join(lines[-10:]))
         return "; ".join(parts)
@@ -255,6 +257,9 @@ class Engine:
                     st.state, st.health = ("healthy", "healthy") if was_healthy else ("starting", "starting")
                 self._emit("adopted", name, f"{name} adopted (pid/container {handle.ident})")
             while True:
+                if handle is None and name in self._cannot_start:  # retrying cannot heal it: fatal at once
+                    await self._go_fatal(name, None, f"could not start: {self._cannot_start[name]}", with_logs=False)
+                    return
                 if handle is None:
                     exit_code: int | None = None
                     unhealthy = False
@@ -323,6 +328,7 @@ class Engine:
         st, svc = self.status[name], self.project.services[name]
         st.state, st.reason, st.exit_code = "starting", "", None
         st.health = "starting" if svc.healthcheck else "none"
+        self._cannot_start.pop(name, None)
         self._emit("starting", name, f"{name} starting")
         starting = asyncio.ensure_future(self.runtime.start(self.project, svc))
         try:
@@ -332,6 +338,10 @@ class Engine:
             with contextlib.suppress(Exception):
                 st.handle = await starting
             raise
+        except PermanentFailure as exc:  # the runner makes it fatal, in one event
+            st.reason, st.handle, st.health = str(exc), None, "none"
+            self._cannot_start[name] = str(exc)
+            return None
         except RuntimeFailure as exc:
             st.reason = str(exc)
             self._emit("error", name, f"{name} could not start: {exc}")
@@ -442,7 +452,9 @@ class Engine:
                 if not forever:
                     return
 
-    async def _go_fatal(self, name: str, exit_code: int | None, reason: str) -> None:
+    async def _go_fatal(self, name: str, exit_code: int | None, reason: str, with_logs: bool = True) -> None:
+        """Fatal, dependents blocked, notifiers told. ``with_logs`` False: the message leaves out the log's last lines
+        (nothing ran: they would be an earlier incarnation's); the event still carries them."""
         st = self.status[name]
         st.state, st.reason, st.handle = "fatal", reason, None
         lines = await self._tail(name)
@@ -461,7 +473,7 @@ class Engine:
             "last_logs": lines,
             "at": iso(self.clock.wall()),
         }
-        tail = "; last log lines:\n    " + "\n    ".join(lines[-10:]) if lines else ""
+        tail = "; last log lines:\n    " + "\n    ".join(lines[-10:]) if lines and with_logs else ""
         self._emit("fatal", name, f"{name} is fatal: {reason}{tail}", **payload)
 
     # ----------------------------------------------------------------- dependencies

@@ -8,7 +8,7 @@ import signal
 import socket
 
 from unistack.config.model import Port
-from unistack.errors import RuntimeFailure
+from unistack.errors import PermanentFailure, RuntimeFailure
 
 
 def signal_number(name: str) -> int:
@@ -25,22 +25,31 @@ def signal_number(name: str) -> int:
 
 
 def check_port_free(service: str, port: Port) -> None:
-    """Refuse to start a service whose published host port is taken, as Docker would.
+    """Refuse to start a service whose published host port is taken, as Docker would (a PermanentFailure: the
+    engine does not retry what only freeing the port can heal)."""
+    if port.published is None:
+        return
+    host = port.host_ip or "0.0.0.0"
+    problem = bind_problem(host, port.published, port.protocol)
+    if problem is not None:
+        raise PermanentFailure(
+            f"host port {host}:{port.published}/{port.protocol} of {service} is already in use "
+            f"({problem.strerror}); stop what listens there or publish another port"
+        ) from problem
+
+
+def bind_problem(host: str, number: int, protocol: str = "tcp") -> OSError | None:
+    """Why ``host:number`` cannot be bound now (None: it is free).
 
     Binding without SO_REUSEPORT fails while anyone listens there, even a server that itself allows port
     sharing (Caddy does), which would otherwise split connections between two instances without an error.
     """
-    if port.published is None:
-        return
-    kind = socket.SOCK_STREAM if port.protocol == "tcp" else socket.SOCK_DGRAM
-    host = port.host_ip or "0.0.0.0"
+    kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, kind) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT leftovers are no conflict
         try:
-            probe.bind((host, port.published))
+            probe.bind((host.strip("[]"), number))
         except OSError as exc:
-            raise RuntimeFailure(
-                f"host port {host}:{port.published}/{port.protocol} of {service} is already in use "
-                f"({exc.strerror}); stop what listens there or publish another port"
-            ) from exc
+            return exc
+    return None

@@ -25,7 +25,7 @@ from typing import Any
 import psutil
 
 from unistack.config.model import Healthcheck, Project, Service
-from unistack.errors import NotSupported, RuntimeFailure
+from unistack.errors import NotSupported, PermanentFailure, RuntimeFailure
 from unistack.runtimes import logfiles
 from unistack.runtimes.base import Handle, ProbeResult, StopResult
 from unistack.runtimes.host import check_port_free, signal_number
@@ -154,9 +154,9 @@ class ProcessRuntime:
                 popen = _popen_in_session(argv, cwd, env, log_fd)
             except FileNotFoundError as exc:
                 if not Path(cwd).is_dir():
-                    raise RuntimeFailure(f"working_dir {cwd} does not exist") from exc
+                    raise PermanentFailure(f"working_dir {cwd} does not exist") from exc
                 missing = exc.filename if exc.filename else argv[0]
-                raise RuntimeFailure(f"command not found: {missing!r} (x-unistack.process.{what})") from exc
+                raise PermanentFailure(f"command not found: {missing!r} (x-unistack.process.{what})") from exc
             except OSError as exc:
                 raise RuntimeFailure(f"cannot run {argv[0]!r} (x-unistack.process.{what}): {exc.strerror}") from exc
             finally:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from unistack.config.model import Project, Service
-from unistack.errors import ConfigError, NotSupported, Problem, RuntimeFailure
+from unistack.errors import ConfigError, NotSupported, PermanentFailure, Problem, RuntimeFailure
 from unistack.runtimes.docker.base_image import BuildResult, Emit, bootstrap_base, image_size, split_name
 
 CA_NAME = "unistack-ca.crt"
@@ -363,7 +363,7 @@ def ensure_service_image(client: Any, project: Project, service: Service, emit: 
     if plan is None:
         name = image_name(project, service)
         if _pull(client, name, emit)[0] is None:
-            raise RuntimeFailure(
+            raise PermanentFailure(
                 f"service {service.name!r} runs image {name}, which is not here, and no registry answered; "
                 "give the service a `build` section, or `docker load` the image"
             )

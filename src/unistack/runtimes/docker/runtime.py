@@ -28,7 +28,7 @@ import psutil
 import requests
 
 from unistack.config.model import Healthcheck, Project, Service
-from unistack.errors import NotSupported, RuntimeFailure
+from unistack.errors import NotSupported, PermanentFailure, RuntimeFailure
 from unistack.runtimes import logfiles
 from unistack.runtimes.base import Handle, ProbeResult, StopResult
 from unistack.runtimes.docker import images, resources, spec
@@ -158,7 +158,9 @@ class DockerRuntime:
         try:
             return str(client.images.get(image).id)
         except docker.errors.ImageNotFound:
-            raise RuntimeFailure(f"image {image!r} of service {service.name!r} is still missing after setup") from None
+            raise PermanentFailure(
+                f"image {image!r} of service {service.name!r} is still missing after setup"
+            ) from None
 
     # ----------------------------------------------------------------- containers
 
@@ -444,7 +446,7 @@ def _check_owner(project: Project, service: Service, info: dict[str, Any]) -> No
     if not mine:
         name = info.get("Name", "").lstrip("/")
         owner = labels.get(resources.STATE_DIR_LABEL) or labels.get(resources.PROJECT_LABEL) or "something else"
-        raise RuntimeFailure(
+        raise PermanentFailure(
             f"a container named {name!r} already exists and belongs to {owner}, not to this instance; "
             f"remove it (docker rm -f {name}) or use another project name (-p)"
         )
@@ -472,7 +474,7 @@ def _start_failure(service: Service, exc: docker.errors.APIError) -> RuntimeFail
             if match
             else ", ".join(str(p.published) for p in service.ports if p.published is not None)
         )
-        return RuntimeFailure(
+        return PermanentFailure(
             f"host port {ports} of {service.name} is already in use ({text}); "
             "stop what listens there or publish another port"
         )
