@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from unistack.config.checks import check_for_process_runtime
     from unistack.config.envfile import parse_dotenv
     from unistack.config.interpolation import interpolate
-    from unistack.config.loading import load
+    from unistack.config.loading import examine, load, load_detailed
     from unistack.config.merging import merge, merge_texts
     from unistack.config.model import (
         Dependency,
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         Service,
     )
     from unistack.config.rendering import render
+    from unistack.config.sources import Loaded, VariableSource
 
 # Imported on first use: the daemon needs only the model, not the YAML parser and the loader behind it.
 _WHERE = {
@@ -35,6 +36,10 @@ _WHERE = {
     "parse_dotenv": "envfile",
     "interpolate": "interpolation",
     "load": "loading",
+    "load_detailed": "loading",
+    "examine": "loading",
+    "Loaded": "sources",
+    "VariableSource": "sources",
     "merge": "merging",
     "merge_texts": "merging",
     "render": "rendering",
@@ -54,15 +59,19 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Dependency",
     "Healthcheck",
+    "Loaded",
     "Notifier",
     "Port",
     "ProcessSpec",
     "Project",
     "RestartPolicy",
     "Service",
+    "VariableSource",
     "check_for_process_runtime",
+    "examine",
     "interpolate",
     "load",
+    "load_detailed",
     "merge",
     "merge_texts",
     "parse_dotenv",

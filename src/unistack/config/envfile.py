@@ -10,7 +10,7 @@ same file. Never touches os.environ.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from unistack.config.interpolation import InterpolationError, interpolate
@@ -43,6 +43,11 @@ def parse_dotenv(text: str, env: Mapping[str, str] | None = None, *, file: Path 
 
 def read_env_file(path: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
     """Read and parse one ``.env`` file; a missing file is a ConfigError naming it."""
+    return read_env_file_lines(path, env)[0]
+
+
+def read_env_file_lines(path: Path, env: Mapping[str, str] | None = None) -> tuple[dict[str, str], dict[str, int]]:
+    """Read and parse one ``.env`` file: its values, and the line where each was set (the last time)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -51,7 +56,9 @@ def read_env_file(path: Path, env: Mapping[str, str] | None = None) -> dict[str,
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(Problem(f"cannot read env file {path}: {exc}.", file=path)) from None
-    return parse_dotenv(text, env, file=path)
+    parser = _Parser(text, env or {}, path)
+    values = parser.parse()
+    return values, parser.lines(values)
 
 
 class _Parser:
@@ -62,17 +69,23 @@ class _Parser:
         self.env = env
         self.file = file
         self.out: dict[str, str] = {}
+        self.starts: dict[str, int] = {}  # where each key was last set (an offset; lines counted only when asked)
 
     @property
     def line(self) -> int:
         return self.text.count("\n", 0, self.pos) + 1
+
+    def lines(self, keys: Iterable[str]) -> dict[str, int]:
+        return {k: self.text.count("\n", 0, self.starts[k]) + 1 for k in keys if k in self.starts}
 
     def error(self, message: str, fix: str | None = None) -> ConfigError:
         return ConfigError(Problem(message, file=self.file, line=self.line, fix=fix))
 
     def parse(self) -> dict[str, str]:
         while self._statement_start():
+            start = self.pos
             key, inherited = self._key()
+            self.starts[key] = start
             if inherited:
                 value = self.env.get(key)
                 if value is not None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from unistack.config.yamlfile import KeyPath, Locations, Override, dotted
@@ -29,11 +30,95 @@ class InterpolationError(ConfigError):
         self.variable = variable
 
 
+@dataclass(frozen=True)
+class VariableUse:
+    """One use of a variable in a document: where (file, line, key path) and how (the operator and its argument).
+
+    ``operator`` is None for ``$VAR`` / ``${VAR}``, else one of ``:-``, ``-``, ``:?``, ``?``, ``:+``, ``+``;
+    ``argument`` is the default, message or alternative as written.
+    """
+
+    variable: str
+    key: KeyPath
+    file: Path | None = None
+    line: int | None = None
+    operator: str | None = None
+    argument: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.operator in (":?", "?")
+
+    @property
+    def has_default(self) -> bool:
+        return self.operator in (":-", "-")
+
+    def where(self, base: Path | None = None) -> str:
+        """``compose.yaml:35 x-database-url`` (the file relative to ``base`` when it lies below it)."""
+        file = ""
+        if self.file is not None:
+            file = str(self.file)
+            if base is not None and self.file.is_relative_to(base):
+                file = str(self.file.relative_to(base))
+            if self.line is not None:
+                file += f":{self.line}"
+        return f"{file} {dotted(self.key)}".strip()
+
+
+@dataclass
+class MissingVariables:
+    """What interpolating found unset, collected instead of raised: ``required`` uses (``${VAR:?msg}``; the value
+    is replaced by ``marker(VAR)``) and ``unset`` uses without a default (``$VAR``, ``${VAR}``: empty)."""
+
+    required: list[VariableUse] = field(default_factory=list)
+    unset: list[VariableUse] = field(default_factory=list)
+
+    def problems(self, base: Path | None, fix: Callable[[str], str]) -> list[Problem]:
+        """One Problem per required variable that is not set, naming every place that uses it (required or not)."""
+        uses: dict[str, list[VariableUse]] = {}
+        for use in self.required:
+            uses.setdefault(use.variable, []).append(use)
+        for use in self.unset:
+            if use.variable in uses:
+                uses[use.variable].append(use)
+        problems = []
+        for name, found in uses.items():
+            found = sorted(dict.fromkeys(found), key=lambda u: (str(u.file or ""), u.line or 0))
+            places = []
+            for use in found:
+                note = use.argument.strip()
+                redundant = not note or note.lower().startswith(f"set {name.lower()}")
+                places.append(use.where(base) + ("" if redundant else f': "{note}"'))
+            first = found[0]
+            problems.append(
+                Problem(
+                    f"{name} is not set (required by {', '.join(dict.fromkeys(places))})",
+                    file=first.file,
+                    line=first.line,
+                    key=dotted(first.key),
+                    fix=fix(name),
+                    variable=name,
+                )
+            )
+        return problems
+
+
+def marker(name: str) -> str:
+    """What a required variable that is not set becomes when loading leniently."""
+    return f"<{name} not set>"
+
+
+def default_fix(name: str) -> str:
+    return f"set {name} in .env, environments/<env>.env or your shell"
+
+
 @dataclass
 class _Context:
     env: Mapping[str, str]
     on_missing: Callable[[str], None] | None = None
     errors: list[InterpolationError] | None = None  # collect instead of raising
+    on_required: Callable[[str, str], str] | None = None  # (name, message) -> the value instead of an error
+    on_use: Callable[[str, str | None, str], None] | None = None  # (name, operator, argument) of every use
 
     def fail(self, error: InterpolationError) -> str:
         if self.errors is None:
@@ -100,6 +185,8 @@ def _invalid(template: str) -> InterpolationError:
 
 
 def _lookup(name: str, ctx: _Context) -> str:
+    if ctx.on_use is not None:
+        ctx.on_use(name, None, "")
     value = ctx.env.get(name)
     if value is None:
         if ctx.on_missing is not None:
@@ -119,6 +206,8 @@ def _braced(inner: str, template: str, ctx: _Context) -> str:
     if operator is None:
         return ctx.fail(_invalid(template))
     argument = rest[len(operator) :]
+    if ctx.on_use is not None:
+        ctx.on_use(name, operator, argument)
     value = ctx.env.get(name)
     unset_or_empty = not value
     if operator == ":-":
@@ -131,6 +220,8 @@ def _braced(inner: str, template: str, ctx: _Context) -> str:
         return "" if value is None else _substitute(argument, ctx)
     if (operator == ":?" and unset_or_empty) or (operator == "?" and value is None):
         message = _substitute(argument, ctx)
+        if ctx.on_required is not None:
+            return ctx.on_required(name, message)
         text = f"required variable {name} is missing a value"
         return ctx.fail(InterpolationError(f"{text}: {message}" if message else text, variable=name))
     return value or ""
@@ -143,14 +234,21 @@ def interpolate_tree(
     locations: Locations | None = None,
     path: KeyPath = (),
     on_missing: Callable[[str], None] | None = None,
+    missing: MissingVariables | None = None,
 ) -> Any:
     """Interpolate every string value (never a key) of a document.
 
-    Raises one ConfigError listing every problem (each missing required variable with its file, line and key
-    path), not just the first.
+    Raises one ConfigError listing every problem: each required variable that is not set once, with every place
+    that uses it (file, line and key path), and each invalid template. With ``missing``, variables that are not
+    set are recorded there instead (a required one's value becomes ``marker(name)``), and only invalid templates
+    raise.
     """
     problems: list[Problem] = []
-    result = _tree(value, path, env, locations or Locations(), problems, on_missing)
+    collect = MissingVariables() if missing is None else missing
+    result = _tree(value, path, env, locations or Locations(), problems, on_missing, collect)
+    if missing is None and collect.required:
+        first = collect.required[0].file
+        problems.extend(collect.problems(first.parent if first else None, default_fix))
     if problems:
         raise ConfigError(problems)
     return result
@@ -163,22 +261,61 @@ def _tree(
     locations: Locations,
     problems: list[Problem],
     on_missing: Callable[[str], None] | None,
+    missing: MissingVariables,
 ) -> Any:
     if isinstance(value, str):
-        ctx = _Context(env, on_missing, errors=[])
+        if "$" not in value:
+            return value
+
+        def unset(name: str) -> None:
+            file, line = locations.find(path)
+            missing.unset.append(VariableUse(name, path, file, line))
+            if on_missing is not None:
+                on_missing(name)
+
+        def required(name: str, message: str) -> str:
+            file, line = locations.find(path)
+            missing.required.append(VariableUse(name, path, file, line, ":?", message))
+            return marker(name)
+
+        ctx = _Context(env, unset, errors=[], on_required=required)
         result = _substitute(value, ctx)
         for error in ctx.errors or ():
-            fix = (
-                f"set {error.variable} in the environment, in .env or in environments/<env>.env."
-                if error.variable
-                else "write a literal $ as $$, and variables as $NAME or ${NAME}."
-            )
+            fix = "write a literal $ as $$, and variables as $NAME or ${NAME}."
             problems.append(locations.problem(path, f"error while interpolating {dotted(path)}: {error.message}", fix))
         return result
     if isinstance(value, dict):
-        return {k: _tree(v, (*path, k), env, locations, problems, on_missing) for k, v in value.items()}
+        return {k: _tree(v, (*path, k), env, locations, problems, on_missing, missing) for k, v in value.items()}
     if isinstance(value, list):
-        return [_tree(v, (*path, i), env, locations, problems, on_missing) for i, v in enumerate(value)]
+        return [_tree(v, (*path, i), env, locations, problems, on_missing, missing) for i, v in enumerate(value)]
     if isinstance(value, Override):
-        return Override(_tree(value.value, path, env, locations, problems, on_missing))
+        return Override(_tree(value.value, path, env, locations, problems, on_missing, missing))
     return value
+
+
+def variable_uses(value: Any, locations: Locations, path: KeyPath = ()) -> list[VariableUse]:
+    """Every use of a variable in a document's values (as written: defaults are looked into whether or not they
+    would be used), with its place."""
+    uses: list[VariableUse] = []
+    _uses(value, path, locations, uses)
+    return uses
+
+
+def _uses(value: Any, path: KeyPath, locations: Locations, uses: list[VariableUse]) -> None:
+    if isinstance(value, str):
+        if "$" not in value:
+            return
+        file, line = locations.find(path)
+
+        def use(name: str, operator: str | None, argument: str) -> None:
+            uses.append(VariableUse(name, path, file, line, operator, argument))
+
+        _substitute(value, _Context({}, errors=[], on_required=lambda name, message: "", on_use=use))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _uses(v, (*path, k), locations, uses)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _uses(v, (*path, i), locations, uses)
+    elif isinstance(value, Override):
+        _uses(value.value, path, locations, uses)

@@ -18,10 +18,18 @@ from typing import TYPE_CHECKING, Any
 from unistack.config import discover
 from unistack.config.checks import run_checks
 from unistack.config.composition import apply_extends, apply_includes, apply_profiles
-from unistack.config.envfile import read_env_file
-from unistack.config.interpolation import InterpolationError, interpolate, interpolate_tree
+from unistack.config.envfile import read_env_file_lines
+from unistack.config.interpolation import (
+    InterpolationError,
+    MissingVariables,
+    VariableUse,
+    interpolate,
+    interpolate_tree,
+    variable_uses,
+)
 from unistack.config.merging import merge
 from unistack.config.normalize import Normalizer
+from unistack.config.sources import Loaded, VariableSource
 from unistack.config.yamlfile import Locations, YamlDocument, read_yaml_file, strip_markers
 from unistack.errors import ConfigError, Problem
 
@@ -52,6 +60,15 @@ class Loading:
     doc: dict[str, Any] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     project: Project | None = None
+    lenient: bool = False  # required variables that are not set: a marker value and ``missing_problems``
+    env_paths: list[Path] = field(default_factory=list)  # the env files read, in order
+    variable_sources: dict[str, VariableSource] = field(default_factory=dict)  # shell, env file:line, unistack
+    missing: MissingVariables = field(default_factory=MissingVariables)
+    missing_problems: list[Problem] = field(default_factory=list)  # one per required variable not set (lenient)
+
+
+_SHELL = VariableSource("shell")
+_UNISTACK = VariableSource("unistack")
 
 
 def discover_files(s: Loading) -> None:
@@ -80,9 +97,16 @@ def read_env(s: Loading) -> None:
     if s.env_file is not None:
         paths.append(s.env_file)
     values: dict[str, str] = {}
+    sources: dict[str, VariableSource] = {}
     for path in paths:
-        values.update(read_env_file(path, {**values, **s.os_env}))
+        found, lines = read_env_file_lines(path, {**values, **s.os_env})
+        values.update(found)
+        for key in found:
+            sources[key] = VariableSource("file", path, lines.get(key))
+    s.env_paths = paths
     s.variables = {**values, **s.os_env}
+    sources.update(dict.fromkeys(s.os_env, _SHELL))  # the shell wins over the files
+    s.variable_sources = sources
 
 
 def read_yaml(s: Loading) -> None:
@@ -125,7 +149,11 @@ def name_project(s: Loading) -> None:
                     )
                 )
     s.state_dir = discover.state_dir(s.project_dir, s.name, s.variables)
+    given = s.variables
     s.variables = discover.unistack_variables(s.name, s.env_name, s.state_dir, s.variables)
+    for key, value in s.variables.items():
+        if key.startswith("UNISTACK_") and given.get(key) != value:
+            s.variable_sources[key] = _UNISTACK
 
 
 def interpolate_documents(s: Loading) -> None:
@@ -134,11 +162,22 @@ def interpolate_documents(s: Loading) -> None:
         locations = Locations()
         locations.add(document.path, document.lines)
         try:
-            s.data.append(interpolate_tree(document.data, s.variables, locations=locations))
+            s.data.append(interpolate_tree(document.data, s.variables, locations=locations, missing=s.missing))
         except ConfigError as exc:
             problems.extend(exc.problems)
+    if s.missing.required:
+        s.missing_problems = s.missing.problems(s.project_dir, lambda name: _set_it(s, name))
+        if not s.lenient:
+            problems = [*s.missing_problems, *problems]
     if problems:
         raise ConfigError(problems)
+
+
+def _set_it(s: Loading, name: str) -> str:
+    """How to set a variable: in the environment's env file (else the last env file read, else .env) or the shell."""
+    target = s.env_file or (s.env_paths[-1] if s.env_paths else s.project_dir / ".env")
+    shown = target.relative_to(s.project_dir) if target.is_relative_to(s.project_dir) else target
+    return f"set {name} in {shown} or your shell"
 
 
 def include(s: Loading) -> None:
@@ -236,6 +275,34 @@ STEPS: list[Callable[[Loading], None]] = [
 ]
 
 
+def _start(
+    files: Sequence[str | Path] | None,
+    env: Mapping[str, str] | None,
+    project_name: str | None,
+    env_name: str | None,
+    env_files: Sequence[str | Path] | None,
+    profiles: Sequence[str],
+    cwd: Path | None,
+) -> Loading:
+    os_env = dict(os.environ if env is None else env)
+    return Loading(
+        requested_files=[Path(f) for f in files] if files else None,
+        os_env=os_env,
+        project_name=project_name,
+        env_name=env_name or os_env.get("UNISTACK_ENV") or discover.DEFAULT_ENV,
+        requested_env_files=[Path(f) for f in env_files] if env_files is not None else None,
+        requested_profiles=list(profiles),
+        cwd=(cwd or Path.cwd()).resolve(),
+    )
+
+
+def _run(state: Loading, on_state_dir: Callable[[Path], None] | None) -> None:
+    for step in STEPS:
+        step(state)
+        if step is name_project and on_state_dir is not None:
+            on_state_dir(state.state_dir)
+
+
 def load(
     files: Sequence[str | Path] | None = None,
     *,
@@ -255,19 +322,91 @@ def load(
     read and the project is named), before the rest is checked; it must not create anything, since the
     configuration may still turn out to be invalid. Raises ConfigError listing every problem found.
     """
-    os_env = dict(os.environ if env is None else env)
-    state = Loading(
-        requested_files=[Path(f) for f in files] if files else None,
-        os_env=os_env,
-        project_name=project_name,
-        env_name=env_name or os_env.get("UNISTACK_ENV") or discover.DEFAULT_ENV,
-        requested_env_files=[Path(f) for f in env_files] if env_files is not None else None,
-        requested_profiles=list(profiles),
-        cwd=(cwd or Path.cwd()).resolve(),
-    )
-    for step in STEPS:
-        step(state)
-        if step is name_project and on_state_dir is not None:
-            on_state_dir(state.state_dir)
+    state = _start(files, env, project_name, env_name, env_files, profiles, cwd)
+    _run(state, on_state_dir)
     assert state.project is not None
     return state.project
+
+
+def examine(
+    files: Sequence[str | Path] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    project_name: str | None = None,
+    env_name: str | None = None,
+    env_files: Sequence[str | Path] | None = None,
+    profiles: Sequence[str] = (),
+    cwd: Path | None = None,
+    lenient: bool = True,
+    on_state_dir: Callable[[Path], None] | None = None,
+) -> Loaded:
+    """Load as ``load`` does, and say where every value came from; never raises ConfigError.
+
+    The result's ``project`` is None when the configuration does not load, and ``problems`` says why. With
+    ``lenient``, a required variable that is not set does not stop the loading: its value becomes a marker
+    (``<NAME not set>``) and it is listed in ``missing``, one Problem per variable.
+    """
+    state = _start(files, env, project_name, env_name, env_files, profiles, cwd)
+    state.lenient = lenient
+    problems: list[Problem] = []
+    try:
+        _run(state, on_state_dir)
+    except ConfigError as exc:
+        problems = exc.problems
+    if state.lenient and state.missing_problems and problems:
+        problems = [*state.missing_problems, *problems]
+    return _loaded(state, problems)
+
+
+def load_detailed(
+    files: Sequence[str | Path] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    project_name: str | None = None,
+    env_name: str | None = None,
+    env_files: Sequence[str | Path] | None = None,
+    profiles: Sequence[str] = (),
+    cwd: Path | None = None,
+    lenient: bool = False,
+) -> Loaded:
+    """``examine``, raising ConfigError when the configuration does not load (``lenient``: missing required
+    variables do not count, they are in ``missing``)."""
+    loaded = examine(
+        files,
+        env=env,
+        project_name=project_name,
+        env_name=env_name,
+        env_files=env_files,
+        profiles=profiles,
+        cwd=cwd,
+        lenient=lenient,
+    )
+    loaded.checked()
+    return loaded
+
+
+def _loaded(s: Loading, problems: list[Problem]) -> Loaded:
+    uses: list[VariableUse] = []
+    for document in s.documents:
+        locations = Locations()
+        locations.add(document.path, document.lines)
+        uses.extend(variable_uses(document.data, locations))
+    sources = dict(s.variable_sources)
+    for use in uses:
+        if use.has_default and use.variable not in sources:
+            sources[use.variable] = VariableSource("default", use.file, use.line)
+    return Loaded(
+        project=s.project,
+        env_name=s.env_name,
+        project_dir=s.project_dir,
+        files=list(s.files),
+        env_files=list(s.env_paths),
+        variables=dict(s.variables),
+        variable_sources=sources,
+        uses=uses,
+        locations=s.locations,
+        missing=list(s.missing_problems),
+        problems=list(problems),
+        state_dir=s.state_dir if s.name else None,
+        name=s.name,
+    )
