@@ -233,7 +233,12 @@ class Daemon:
             self._configure(project, runtime_name, environ)
             engine, _ = self._require()
             selected = engine.selection(request.get("services") or None)
-            await engine.up(selected)
+            try:
+                await engine.up(selected)
+            except UnistackError:
+                if not any(st.handle for st in engine.status.values()):
+                    self._forget()  # nothing started (the runtime could not prepare): leave no instance behind
+                raise
             self._save_now()
             return dict.fromkeys(selected, "started")
         if runtime_name != self.runtime_name:
@@ -248,13 +253,19 @@ class Daemon:
         return done
 
     async def _down(self, volumes: bool, timeout: float | None) -> dict[str, Any]:
-        if self.engine is not None and self.runtime is not None:
-            await self.engine.close(timeout)
-            await self.runtime.cleanup(self.engine.project, volumes)
-        state.remove_state(self.state_dir)
-        self.engine = None
-        asyncio.get_running_loop().call_later(0.05, self.done.set)
+        try:
+            if self.engine is not None and self.runtime is not None:
+                await self.engine.close(timeout)
+                await self.runtime.cleanup(self.engine.project, volumes)
+        finally:  # even when the runtime fails (an engine gone): this daemon's instance is down
+            self._forget()
         return {"stopped": True}
+
+    def _forget(self) -> None:
+        """No instance any more: the state files go, and the daemon exits once it has answered."""
+        state.remove_state(self.state_dir)
+        self.engine = self.runtime = None
+        asyncio.get_running_loop().call_later(0.05, self.done.set)
 
     # ----------------------------------------------------------------- events and state
 
