@@ -21,7 +21,7 @@ from unistack.printer import Printer, ps_table
 @pass_options
 def ps(opts: Options, fmt: str, services: tuple[str, ...]) -> None:
     """List the services with state, health, restarts and the last health check."""
-    project = opts.project()
+    project = opts.project(saved_ok=True)  # the files may no longer load
     selected = check_services(project, services)
     client = daemon_client.existing(project.state_dir)
     rows = client.ps(selected) if client is not None else []
@@ -35,7 +35,7 @@ def ps(opts: Options, fmt: str, services: tuple[str, ...]) -> None:
 @pass_options
 def logs(opts: Options, follow: bool, tail: str, services: tuple[str, ...]) -> None:
     """Print the services' output."""
-    project = opts.project()
+    project = opts.project(saved_ok=True)  # the files may no longer load
     names = check_services(project, services) or list(project.services)
     if tail != "all" and not tail.isdigit():
         raise UsageError(f"--tail takes a number of lines or 'all', not {tail!r}")

@@ -106,7 +106,7 @@ def _project_json(project: Project) -> str:
 @pass_options
 def down(opts: Options, volumes: bool, timeout: float | None) -> None:
     """Stop the services and remove what the instance made (its data too with -v)."""
-    project = opts.project()
+    project = opts.project(saved_ok=True)  # the files may no longer load
     printer = Printer(list(project.services))
     with state.instance_lock(project.state_dir, on_wait=lambda: waiting_for_lock(printer)):
         client = daemon_client.existing(project.state_dir)
@@ -123,7 +123,7 @@ def down(opts: Options, volumes: bool, timeout: float | None) -> None:
 
 
 def _change(opts: Options, cmd: str, services: tuple[str, ...], timeout: float | None = None) -> None:
-    project = opts.project()
+    project = opts.project(saved_ok=cmd == "stop")  # stopping needs no files
     selected = check_services(project, services)
     printer = Printer(list(project.services))
     with state.instance_lock(project.state_dir, on_wait=lambda: waiting_for_lock(printer)):

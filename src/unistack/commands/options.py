@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ import click
 
 from unistack import config
 from unistack.control import state
-from unistack.errors import ConfigError, UsageError
+from unistack.errors import ConfigError, StateError, UsageError
 from unistack.printer import Printer
 from unistack.runtimes import DOCKER, PROCESS
 
@@ -44,13 +45,13 @@ class Options:
     _project: Project | None = field(default=None, repr=False)
     _runtime_name: RuntimeName | None = field(default=None, repr=False)
 
-    def project(self, on_state_dir: Callable[[Path], None] | None = None) -> Project:
+    def project(self, on_state_dir: Callable[[Path], None] | None = None, *, saved_ok: bool = False) -> Project:
+        """The loaded project. ``saved_ok`` (commands that only look at or stop a running instance): when the files
+        no longer load but the instance runs, the project it was started with (saying so on stderr)."""
+        if self._project is None and saved_ok:
+            self._project = self._project_or_saved(on_state_dir)
         if self._project is None:
-            files: Sequence[str] | None = self.files or None
-            default_dir = os.environ.get("UNISTACK_DEFAULT_DIR")
-            cwd = None
-            if files is None and default_dir and not compose_file_above(Path.cwd()):
-                cwd = Path(default_dir)
+            files, cwd = self._where()
             collecting = gc.isenabled()
             gc.disable()  # a load makes many objects and little cyclic garbage: ~10 % of its time went to the GC
             try:
@@ -67,6 +68,49 @@ class Options:
                 if collecting:
                     gc.enable()
         return self._project
+
+    def _where(self) -> tuple[Sequence[str] | None, Path | None]:
+        """The files asked for, and the folder to look from (the launcher's default folder when none is above)."""
+        files: Sequence[str] | None = self.files or None
+        default_dir = os.environ.get("UNISTACK_DEFAULT_DIR")
+        if files is None and default_dir and not compose_file_above(Path.cwd()):
+            return files, Path(default_dir)
+        return files, None
+
+    def _project_or_saved(self, on_state_dir: Callable[[Path], None] | None) -> Project:
+        named: list[Path] = []
+
+        def seen(path: Path) -> None:
+            named.append(path)
+            if on_state_dir is not None:
+                on_state_dir(path)
+
+        try:
+            return self.project(seen)
+        except ConfigError as exc:
+            files, cwd = self._where()
+            state_dir = (
+                named[0]
+                if named
+                else config.find_state_dir(
+                    files,
+                    project_name=self.project_name,
+                    env_name=self.env_name,
+                    env_files=self.env_files or None,
+                    cwd=cwd,
+                )
+            )
+            saved = saved_project(state_dir) if state_dir is not None else None
+            if saved is None:
+                raise
+            why = exc.problems[0].message.rstrip(".") if exc.problems else "it has problems"
+            if exc.problems and exc.problems[0].variable is not None:
+                why = f"{exc.problems[0].variable} is not set"
+            more = f" and {len(exc.problems) - 1} more" if len(exc.problems) > 1 else ""
+            Printer([], stream=sys.stderr).say(
+                f"the configuration does not load ({why}{more}); using the one {saved.name} was started with"
+            )
+            return saved
 
     def runtime_name(self) -> RuntimeName:
         """The runtime asked for; with ``auto``, the one this instance already runs on, else docker when an
@@ -93,6 +137,23 @@ class Options:
             if problems := check_for_docker_runtime(project):
                 raise ConfigError(problems)
         return project
+
+
+def saved_project(state_dir: Path) -> Project | None:
+    """The project a running instance was started with (``project.json``), or None when none runs."""
+    try:
+        running = state.daemon_alive(state_dir) or bool((state.read_state(state_dir) or {}).get("up"))
+        if not running:
+            return None
+        text = state.project_file(state_dir).read_bytes()
+    except (OSError, StateError):
+        return None
+    from unistack.config.model import project_from_json
+
+    try:
+        return project_from_json(text)
+    except ValueError:
+        return None
 
 
 def compose_file_above(folder: Path) -> bool:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from unistack.config.checks import check_for_process_runtime
     from unistack.config.envfile import parse_dotenv
     from unistack.config.interpolation import interpolate
-    from unistack.config.loading import examine, load, load_detailed
+    from unistack.config.loading import examine, find_state_dir, load, load_detailed
     from unistack.config.merging import merge, merge_texts
     from unistack.config.model import (
         Dependency,
@@ -38,6 +38,7 @@ _WHERE = {
     "load": "loading",
     "load_detailed": "loading",
     "examine": "loading",
+    "find_state_dir": "loading",
     "Loaded": "sources",
     "VariableSource": "sources",
     "merge": "merging",
@@ -69,6 +70,7 @@ __all__ = [
     "VariableSource",
     "check_for_process_runtime",
     "examine",
+    "find_state_dir",
     "interpolate",
     "load",
     "load_detailed",

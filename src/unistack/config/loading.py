@@ -328,6 +328,55 @@ def load(
     return state.project
 
 
+def find_state_dir(
+    files: Sequence[str | Path] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    project_name: str | None = None,
+    env_name: str | None = None,
+    env_files: Sequence[str | Path] | None = None,
+    cwd: Path | None = None,
+) -> Path | None:
+    """The instance's state folder as far as it can be told when the files do not load (a compose file or an
+    environment's files deleted, an env file that does not parse, bad YAML): the project's folder is the first
+    file's (or the nearest compose file's, else ``cwd``), and its name ``-p``, else COMPOSE_PROJECT_NAME (the
+    shell, then the env files that still read), else ``name:`` of the files that still parse, else the folder's
+    name. None when even that cannot be told. Never raises ConfigError, never creates anything."""
+    s = _start(files, env, project_name, env_name, env_files, (), cwd)
+    try:
+        discover_files(s)
+    except ConfigError:
+        if s.project_dir == Path():
+            first = s.requested_files[0] if s.requested_files else None
+            if first is not None:
+                s.project_dir = (first if first.is_absolute() else s.cwd / first).parent
+            else:
+                folder = next((d for d in (s.cwd, *s.cwd.parents) if _has_compose_file(d)), s.cwd)
+                s.project_dir = folder
+        s.files = [f for f in s.files if f.is_file()]
+        env_file = s.project_dir / "environments" / f"{s.env_name}.env"
+        s.env_file = env_file if env_file.is_file() else None
+    try:
+        read_env(s)
+    except ConfigError:
+        s.variables = dict(s.os_env)
+    try:
+        read_yaml(s)
+    except ConfigError:
+        pass
+    if not s.files:
+        s.files = [s.project_dir / discover.COMPOSE_NAMES[0]]
+    try:
+        name_project(s)
+    except ConfigError:
+        return None
+    return s.state_dir
+
+
+def _has_compose_file(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in discover.COMPOSE_NAMES)
+
+
 def examine(
     files: Sequence[str | Path] | None = None,
     *,
