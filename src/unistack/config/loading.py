@@ -9,6 +9,7 @@ Never prints, never exits, never writes files. The model (msgspec) is imported o
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -360,10 +361,8 @@ def find_state_dir(
         read_env(s)
     except ConfigError:
         s.variables = dict(s.os_env)
-    try:
+    with contextlib.suppress(ConfigError):  # the files that still parse may name the project
         read_yaml(s)
-    except ConfigError:
-        pass
     if not s.files:
         s.files = [s.project_dir / discover.COMPOSE_NAMES[0]]
     try:
