@@ -6,12 +6,14 @@ The tree::
     ├── UsageError                bad command line (exit 2)
     ├── ConfigError               bad configuration (exit 2); carries a list of Problems
     │   └── (Problem: file, line, key path, message, fix)
+    ├── PortInUse                 a pinned host port is held by someone else; nothing started (exit 2)
     ├── StateError                the instance's state folder or lock cannot be used (exit 1)
     ├── RuntimeFailure            a runtime could not do what was asked (exit 1)
     │   ├── PermanentFailure      ... and retrying cannot help (a port in use, a command not found): fatal at once
     │   └── NotSupported          the chosen runtime cannot give this feature (exit 2)
     ├── ServiceFailure            a service failed, went fatal or never became ready (exit 1)
     └── DaemonError               the supervisor daemon could not be reached or started (exit 1)
+        └── DaemonNotAnswering    it holds the instance but does not answer (stopped, hung)
 
 Third-party exceptions (OSError, docker errors, YAML errors) are translated into this tree at the edge
 where they happen. Only ``cli.py`` prints these and exits.
@@ -76,6 +78,17 @@ class ConfigError(UnistackError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class PortInUse(UnistackError):
+    """Host ports the user pinned (or the file wrote as numbers) are taken: one line per port, naming the holder and
+    the fix. Found before anything starts."""
+
+    exit_code = 2
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = list(lines)
+        super().__init__("\n".join(self.lines))
+
+
 class StateError(UnistackError):
     """The instance's state folder, state file or lock cannot be used."""
 
@@ -102,3 +115,7 @@ class ServiceFailure(UnistackError):
 
 class DaemonError(UnistackError):
     """The per-instance supervisor daemon could not be reached or started."""
+
+
+class DaemonNotAnswering(DaemonError):
+    """The daemon holds the instance but does not answer (stopped with SIGSTOP, or hung)."""

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unistack.control import state
-from unistack.errors import DaemonError, UnistackError
+from unistack.errors import DaemonError, DaemonNotAnswering, UnistackError
 
 if TYPE_CHECKING:
     from unistack.engine.states import ServiceRow
 
 SPAWN_TIMEOUT = 20.0
+ANSWER_WITHIN = 10.0  # seconds a live daemon may take to answer ping or ps (its loop is never blocked that long)
 SPAWN_POLL = 0.003  # seconds between attempts to reach a daemon that is starting (a failed connect costs ~10 us)
 
 # the daemon interpreter started ahead by ``prestart``, until ``spawn`` takes it or ``discard_standby``
@@ -44,10 +45,15 @@ class DaemonClient:
         self.state_dir = state_dir
         self.path = state.socket_path(state_dir)
 
-    def call(self, cmd: str, **args: Any) -> Any:
-        """Send one request and return its result; raise RemoteError with the daemon's message on failure."""
+    def call(self, cmd: str, *, answer_within: float | None = None, **args: Any) -> Any:
+        """Send one request and return its result; raise RemoteError with the daemon's message on failure.
+
+        ``answer_within`` (seconds) bounds the wait for a request that a live daemon answers at once (``ping``,
+        ``ps``): a daemon that holds the instance but does not answer is then named, with the way out.
+        """
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(answer_within)
                 sock.connect(str(self.path))
                 sock.sendall((json.dumps({"cmd": cmd, **args}, default=str) + "\n").encode())
                 data = b""
@@ -56,6 +62,8 @@ class DaemonClient:
                     if not chunk:
                         break
                     data += chunk
+        except TimeoutError as exc:
+            raise self._not_answering(answer_within or 0) from exc
         except OSError as exc:
             raise DaemonError(f"lost the supervisor daemon of {self.state_dir} ({exc.strerror or exc})") from exc
         if not data:
@@ -69,8 +77,17 @@ class DaemonClient:
         """The instance's services as ``ps`` shows them (only ``services`` when some are named)."""
         from unistack.engine.states import rows_from
 
-        rows = rows_from(self.call("ps"))
+        rows = rows_from(self.call("ps", answer_within=ANSWER_WITHIN))
         return [row for row in rows if not services or row.service in services]
+
+    def _not_answering(self, seconds: float) -> DaemonNotAnswering:
+        pid = (state.read_state(self.state_dir) or {}).get("daemon_pid")
+        who = f"(pid {pid}) " if pid else ""
+        return DaemonNotAnswering(
+            f"the supervisor daemon of {self.state_dir} {who}does not answer within {seconds:g} s: it is stopped or "
+            f"hung. If you stopped it, `kill -CONT {pid or 'PID'}`; otherwise `kill -9 {pid or 'PID'}`: the next "
+            "command starts a new daemon, which re-adopts the services (they keep running)"
+        )
 
     @property
     def log(self) -> Path:
@@ -79,7 +96,9 @@ class DaemonClient:
     def responds(self) -> bool:
         """True when a daemon answers; one running older unistack code hands over to a new one first."""
         try:
-            info = self.call("ping")
+            info = self.call("ping", answer_within=ANSWER_WITHIN)
+        except DaemonNotAnswering:
+            raise  # another daemon would only wait for its lock
         except (DaemonError, RemoteError, ValueError):
             return False
         if info.get("code") == state.code_fingerprint():
