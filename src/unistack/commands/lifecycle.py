@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import click
@@ -22,7 +23,9 @@ from unistack.control import client as daemon_client
 from unistack.control import state
 from unistack.engine.states import rows_from
 from unistack.errors import UsageError
+from unistack.ops import ports
 from unistack.printer import Printer, ps_table, wait_report
+from unistack.runtimes import DOCKER
 
 if TYPE_CHECKING:
     from unistack.config.model import Project
@@ -40,21 +43,24 @@ def up(opts: Options, detach: bool, wait: bool, wait_timeout: float | None, serv
     project = opts.checked_project(on_state_dir=daemon_client.standby_for)
     selected = check_services(project, services)
     runtime_name = opts.runtime_name()
+    settled = _settle_ports(opts, project, selected, runtime_name)  # a taken pinned port: exit 2, nothing started
+    project, notes = settled.project, ports.notes_for(settled)
     printer = Printer(list(project.services))
     if wait or detach:
         with state.instance_lock(project.state_dir, on_wait=lambda: waiting_for_lock(printer)):
             done = _send_up(project, selected, runtime_name)
+            ports.save(project.state_dir, settled.choices)
         for name, what in done.items():
             printer.say(f"{name}: {what}")
         if not wait:
             printer.say(f"{project.name}: the supervisor owns the stack; see `unistack ps` and `unistack logs -f`")
-            _say_addresses(printer, project, selected)
+            _say_addresses(printer, project, selected, notes)
             return
         result = daemon_client.ensure(project.state_dir).call("wait", services=selected, timeout=wait_timeout)
         printer.say(wait_report(result))
         if not result["ok"]:
             raise Exit(1)
-        _say_addresses(printer, project, selected)
+        _say_addresses(printer, project, selected, notes)
         return
     import asyncio
 
@@ -63,23 +69,39 @@ def up(opts: Options, detach: bool, wait: bool, wait_timeout: float | None, serv
     def start() -> None:  # in a thread, while the terminal already follows the logs and events
         with state.instance_lock(project.state_dir, on_wait=lambda: waiting_for_lock(printer)):
             _send_up(project, selected, runtime_name)
+            ports.save(project.state_dir, settled.choices)
 
     def started() -> None:
         printer.say(f"{project.name}: started; press Ctrl+C to stop")
-        _say_addresses(printer, project, selected)
+        _say_addresses(printer, project, selected, notes)
 
     runtime = create_runtime(runtime_name)
     raise Exit(asyncio.run(follow.foreground(project, selected, runtime, printer, start, started)))
 
 
-def _say_addresses(printer: Printer, project: Project, selected: list[str]) -> None:
-    """Where the stack is reachable: every published TCP port of the selected services."""
+def _settle_ports(opts: Options, project: Project, selected: list[str], runtime_name: str) -> ports.Settled:
+    """The project with its published host ports free for this instance (see ``ops.ports``): skipped when the
+    ports are another machine's (a Docker engine reached over the network)."""
+    if runtime_name == DOCKER:
+        from unistack.runtimes.docker.engine import is_local
+
+        if not is_local(os.environ):
+            return ports.Settled(project, [])
+    return ports.settle(project, selected, opts.reload, os.environ)
+
+
+def _say_addresses(
+    printer: Printer, project: Project, selected: list[str], notes: Mapping[tuple[str, int], str] | None = None
+) -> None:
+    """Where the stack is reachable: every published TCP port of the selected services (with why, for a port
+    chosen because the preferred one was taken)."""
     for name in selected or list(project.services):
         for port in project.services[name].ports:
             if port.published is not None and port.protocol == "tcp":
                 host = port.host_ip if port.host_ip not in ("", "0.0.0.0", "::") else "127.0.0.1"
                 host = f"[{host}]" if ":" in host else host
-                printer.say(f"{name} is reachable at http://{host}:{port.published}")
+                note = (notes or {}).get((name, port.published))
+                printer.say(f"{name} is reachable at http://{host}:{port.published}" + (f" {note}" if note else ""))
 
 
 def _send_up(project: Project, selected: list[str], runtime_name: str) -> dict[str, str]:
@@ -119,6 +141,7 @@ def down(opts: Options, volumes: bool, timeout: float | None) -> None:
             import asyncio
 
             asyncio.run(create_runtime(opts.runtime_name()).cleanup(project, remove_volumes=True))
+        ports.forget(project.state_dir)  # the next `up` takes the preferred ports again when they are free
     printer.say(f"{project.name}: stopped" + ("; volumes removed" if volumes else ""))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +18,7 @@ import click
 from unistack import config
 from unistack.control import state
 from unistack.errors import ConfigError, StateError, UsageError
+from unistack.ops import ports
 from unistack.printer import Printer
 from unistack.runtimes import DOCKER, PROCESS
 
@@ -51,23 +52,34 @@ class Options:
         if self._project is None and saved_ok:
             self._project = self._project_or_saved(on_state_dir)
         if self._project is None:
-            files, cwd = self._where()
             collecting = gc.isenabled()
             gc.disable()  # a load makes many objects and little cyclic garbage: ~10 % of its time went to the GC
             try:
-                self._project = config.load(
-                    files,
-                    project_name=self.project_name,
-                    env_name=self.env_name,
-                    env_files=self.env_files or None,
-                    profiles=self.profiles,
-                    cwd=cwd,
-                    on_state_dir=on_state_dir,
-                )
+                self._project = self._load(on_state_dir)
+                # the ports an earlier `up` chose for this instance (its preferred ones were taken) apply to every verb
+                if overrides := ports.saved_overrides(self._project.state_dir, os.environ):
+                    self._project = self._load(None, overrides)
             finally:
                 if collecting:
                     gc.enable()
         return self._project
+
+    def reload(self, overrides: Mapping[str, str]) -> Project:
+        """The project loaded again with ``overrides`` set over the OS environment (not kept as ``project()``)."""
+        return self._load(None, overrides)
+
+    def _load(self, on_state_dir: Callable[[Path], None] | None, overrides: Mapping[str, str] | None = None) -> Project:
+        files, cwd = self._where()
+        return config.load(
+            files,
+            env={**os.environ, **overrides} if overrides else None,
+            project_name=self.project_name,
+            env_name=self.env_name,
+            env_files=self.env_files or None,
+            profiles=self.profiles,
+            cwd=cwd,
+            on_state_dir=on_state_dir,
+        )
 
     def _where(self) -> tuple[Sequence[str] | None, Path | None]:
         """The files asked for, and the folder to look from (the launcher's default folder when none is above)."""
