@@ -18,7 +18,7 @@ from typing import NoReturn
 import click
 
 from unistack import __version__
-from unistack.commands import develop, images, inspect, lifecycle
+from unistack.commands import develop, env, images, inspect, lifecycle
 from unistack.commands.options import Exit, Options
 from unistack.control import client as daemon_client
 from unistack.errors import ConfigError, UnistackError
@@ -66,6 +66,7 @@ for verb in (
     images.build,
     images.images_group,
     develop.watch_command,
+    env.env_group,
 ):
     cli.add_command(verb)
 
