@@ -20,6 +20,7 @@ import click
 from unistack import __version__
 from unistack.commands import develop, env, images, inspect, lifecycle
 from unistack.commands.options import Exit, Options
+from unistack.commands.validate import validate_command
 from unistack.control import client as daemon_client
 from unistack.errors import ConfigError, UnistackError
 from unistack.runtimes import RUNTIME_CHOICES
@@ -67,6 +68,7 @@ for verb in (
     images.images_group,
     develop.watch_command,
     env.env_group,
+    validate_command,
 ):
     cli.add_command(verb)
 

@@ -35,10 +35,20 @@ if TYPE_CHECKING:
 @click.option("-d", "--detach", is_flag=True, help="Return once the supervisor owns the stack.")
 @click.option("--wait", is_flag=True, help="Wait until services are running or healthy (implies -d).")
 @click.option("--wait-timeout", type=float, metavar="S", help="Give up waiting after S seconds.")
+@click.option("--validate", "then_validate", is_flag=True, help="Then run `unistack validate` (with --wait).")
 @click.argument("services", nargs=-1)
 @pass_options
-def up(opts: Options, detach: bool, wait: bool, wait_timeout: float | None, services: tuple[str, ...]) -> None:
+def up(
+    opts: Options,
+    detach: bool,
+    wait: bool,
+    wait_timeout: float | None,
+    then_validate: bool,
+    services: tuple[str, ...],
+) -> None:
     """Create and start the services (and what they depend on)."""
+    if then_validate and not wait:
+        raise UsageError("--validate needs --wait: `unistack up --wait --validate`")
     daemon_client.prestart()  # begun already by the entry point, unless ``main`` was called directly
     project = opts.checked_project(on_state_dir=daemon_client.standby_for)
     selected = check_services(project, services)

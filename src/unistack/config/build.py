@@ -2,7 +2,8 @@
 
 Owns the mapping from Compose keys to model fields: ``depends_on``, ``healthcheck`` (seconds, CMD/CMD-SHELL),
 ``restart`` / ``deploy.restart_policy`` merged with ``x-unistack.restart``, ``ports``, the service-level
-``x-unistack.process`` and the top-level ``x-unistack.notify``. Problems in unistack's own keys are collected,
+``x-unistack.process`` and the top-level ``x-unistack.notify`` (and ``x-unistack.validate``, through
+declared_checks.py). Problems in unistack's own keys are collected,
 not raised one by one. Never reads files and never changes the document.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unistack.config.declared_checks import DeclaredChecks
 from unistack.config.model import (
     Dependency,
     Healthcheck,
@@ -71,6 +73,7 @@ class ProjectBuilder:
             volumes={k: dict(v or {}) for k, v in (doc.get("volumes") or {}).items()},
             networks={k: dict(v or {}) for k, v in (doc.get("networks") or {}).items()},
             notify=self.notifiers(doc),
+            validate=DeclaredChecks(self.problem, self.duration).build(doc),
             variables=dict(self.variables),
             spec=doc,
             **fields,

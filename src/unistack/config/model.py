@@ -107,6 +107,49 @@ class Notifier(Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
     timeout: float = 10.0
 
 
+CheckKind = Literal["http", "websocket", "command", "assets", "browser"]
+
+
+class HttpStep(Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One request of an ``http`` check and what its answer must show. ``{name}`` in ``path`` is a value an
+    earlier step saved (``save: {name: dotted.json.path}``); an ``always`` step runs even after a failure (the
+    clean-up of a write round trip)."""
+
+    path: str = "/"
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)
+    origin: str | None = None  # sent as the Origin header
+    body: Any = None  # sent as JSON (``json:`` in the file)
+    expect_status: tuple[int, ...] = ()  # empty: any status below 400
+    expect_header: dict[str, str] = field(default_factory=dict)  # name -> substring, or /regex/
+    expect_no_header: tuple[str, ...] = ()
+    expect_json: dict[str, Any] = field(default_factory=dict)  # dotted.path -> value
+    expect_env: dict[str, str] = field(default_factory=dict)  # dotted.path -> variable of the component's env
+    save: dict[str, str] = field(default_factory=dict)
+    always: bool = False
+
+
+class DeclaredCheck(Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One entry of top-level ``x-unistack.validate``: a check ``unistack validate`` runs against the instance.
+
+    ``service`` is the entry service whose published port the requests go to (default: the one service that
+    publishes a TCP port), or for ``command`` the service whose container (or environment) runs it."""
+
+    name: str
+    component: str
+    kind: CheckKind
+    service: str | None = None
+    write: bool = False  # changes data: skipped in production unless ``validate --write``
+    timeout: float | None = None
+    http: tuple[HttpStep, ...] = ()
+    path: str = "/"  # websocket, assets, browser
+    command: tuple[str, ...] = ()
+    max_age: int = 86400  # assets: the least Cache-Control max-age of a hashed asset (or immutable)
+    encoding: str | None = "gzip"  # assets: asked for with Accept-Encoding, expected in Content-Encoding
+    selector: str | None = None  # browser: an element the page must render
+    text: str | None = None  # browser: a regex the element's text must match
+
+
 class Project(Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
     name: str
     environment: str  # the environment name (local, staging, production, ...)
@@ -117,6 +160,7 @@ class Project(Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
     volumes: dict[str, dict[str, Any]] = field(default_factory=dict)
     networks: dict[str, dict[str, Any]] = field(default_factory=dict)
     notify: tuple[Notifier, ...] = ()
+    validate: tuple[DeclaredCheck, ...] = ()  # top-level x-unistack.validate
     variables: dict[str, str] = field(default_factory=dict)  # the interpolation environment (for redaction)
     spec: dict[str, Any] = field(default_factory=dict)  # the whole resolved Compose document
 

@@ -1,0 +1,265 @@
+"""The built-in isolation checks: only published ports are reachable. One check per running service.
+
+- Host processes: every TCP socket the service's processes listen on (psutil, the whole process tree) must be
+  one of its published ports; any other listener is reachable from the host, so it fails (once a connection to
+  it is seen to succeed). Unix sockets are private by their folder's mode.
+- Containers: the ports the container listens on (its ``/proc/net/tcp*``, read from the host or, failing that,
+  inside it), on each ``internal: true`` network it is on, must be unreachable from the host and from every
+  running container that is not on that network (a connection tried from inside each, by the runtime's exec,
+  with ``python3`` or bash's ``/dev/tcp``). Ports bound to loopback are skipped; Docker's bridge networks that
+  are not internal are reachable from the host by design and are not judged. The container's actual port
+  bindings must be the ones the file publishes.
+
+Never changes a container or a process; every connection attempt is bounded (``CONNECT_TIMEOUT``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from unistack.ops.validate import Check, Context, Outcome, failed, passed, skipped
+
+if TYPE_CHECKING:
+    from unistack.engine.states import ServiceRow
+
+CONNECT_TIMEOUT = 0.5
+LOOPBACK = ("127.", "::1")
+PROBE = (
+    'h=$1; p=$2; if command -v python3 >/dev/null 2>&1; then exec python3 -c "import socket,sys; '
+    "s=socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET); s.settimeout(float(sys.argv[3])); "
+    'sys.exit(0 if s.connect_ex((sys.argv[1], int(sys.argv[2]))) == 0 else 1)" "$h" "$p" "$3"; '
+    "elif command -v bash >/dev/null 2>&1; then if command -v timeout >/dev/null 2>&1; then "
+    'exec timeout "$3" bash -c "exec 3<>/dev/tcp/$h/$p" 2>/dev/null; else exec bash -c "exec 3<>/dev/tcp/$h/$p" '
+    "2>/dev/null; fi; else exit 125; fi"
+)
+NO_PROBE = 125
+
+
+def checks(ctx: Context) -> list[Check]:
+    found = []
+    for row in ctx.rows:
+        if not ctx.wanted(row.service) or not row.live or row.service not in ctx.project.services:
+            continue
+        if ctx.runtime_name == "process" and row.pid:
+            found.append(Check(f"{row.service} isolated", row.service, _bind(host_process, ctx, row)))
+        elif ctx.runtime_name == "docker" and row.container:
+            found.append(Check(f"{row.service} isolated", row.service, _bind(container, ctx, row)))
+    return found
+
+
+def _bind(
+    fn: Callable[[Context, ServiceRow], Awaitable[Outcome]], ctx: Context, row: ServiceRow
+) -> Callable[[], Awaitable[Outcome]]:
+    async def run() -> Outcome:
+        return await fn(ctx, row)
+
+    return run
+
+
+def reachable(host: str, port: int, timeout: float = CONNECT_TIMEOUT) -> bool:
+    """True when a TCP connection to host:port succeeds from here."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect((host, port))
+        except OSError:
+            return False
+    return True
+
+
+# ----------------------------------------------------------------------------- host processes
+
+
+async def host_process(ctx: Context, row: ServiceRow) -> Outcome:
+    assert row.pid is not None
+    published = {port.host_port for port in row.ports if port.protocol == "tcp"}
+    listeners = await asyncio.to_thread(_listeners_of_tree, row.pid)
+    if listeners is None:
+        return skipped(f"cannot read the sockets of pid {row.pid}")
+    extra = sorted((ip, port) for ip, port in listeners if port not in published)
+    leaks = []
+    for ip, port in extra:
+        target = "127.0.0.1" if ip in ("0.0.0.0", "") else "::1" if ip == "::" else ip
+        if await asyncio.to_thread(reachable, target, port):
+            leaks.append(f"{ip or '*'}:{port}")
+    if leaks:
+        return failed(
+            f"listens on TCP {', '.join(leaks)}, which is not published: anything on this host can connect",
+            f"make {row.service} listen on a unix socket (or publish the port in `ports:`)",
+        )
+    shown = ", ".join(f"{ip}:{port}" for ip, port in sorted(listeners)) or "no TCP port (unix sockets only)"
+    return passed(f"listens on {shown}")
+
+
+def _listeners_of_tree(pid: int) -> set[tuple[str, int]] | None:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return None
+    found = set()
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            for conn in process.net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN and conn.laddr:
+                    found.add((conn.laddr.ip, conn.laddr.port))
+    return found
+
+
+# ----------------------------------------------------------------------------- containers
+
+
+async def container(ctx: Context, row: ServiceRow) -> Outcome:
+    from unistack.runtimes.docker import resources
+
+    assert row.container is not None
+    info = await asyncio.to_thread(_inspect, row.container)
+    if info is None:
+        return skipped(f"cannot inspect container {row.container[:12]}")
+    problems = _extra_bindings(ctx, row, info)
+    networks = info.get("NetworkSettings", {}).get("Networks") or {}
+    internal = {
+        resources.network_name(ctx.project, key)
+        for key, definition in ctx.project.networks.items()
+        if (definition or {}).get("internal")
+    }
+    mine = {name: (net.get("IPAddress") or net.get("GlobalIPv6Address")) for name, net in networks.items()}
+    targets = [(name, ip) for name, ip in mine.items() if name in internal and ip]
+    if not targets:
+        return failed("; ".join(problems)) if problems else passed("on no internal network; bindings as published")
+    listeners = await _listening_ports(ctx, row, int(info.get("State", {}).get("Pid") or 0))
+    published = {port.target for port in row.ports}
+    ports = sorted(p for p in listeners if p not in published)
+    if not ports:
+        return failed("; ".join(problems)) if problems else passed("listens on no TCP port of its internal networks")
+    attempts: list[Awaitable[str | None]] = []
+    for network, ip in targets:
+        for port in ports:
+            attempts.append(_from_host(ip, port, network))
+            for other in ctx.rows:
+                other_networks = _networks_of(ctx, other)
+                if other.container and other.live and other.service != row.service and network not in other_networks:
+                    attempts.append(_from_container(ctx, other, ip, port, network))
+    found = [p for p in await asyncio.gather(*attempts) if p]
+    skipped_vantages = [p for p in found if p.startswith("(")]
+    problems += [p for p in found if not p.startswith("(")]
+    if problems:
+        return failed(
+            "; ".join(problems),
+            f"keep {row.service} on internal networks only, and publish nothing it does not need to",
+        )
+    where = ", ".join(f"{ip}:{port} ({network})" for network, ip in targets for port in ports)
+    note = f"; {'; '.join(skipped_vantages)}" if skipped_vantages else ""
+    return passed(f"{where}: unreachable from the host and from services off those networks{note}")
+
+
+def _inspect(container_id: str) -> dict[str, Any] | None:
+    from unistack.runtimes.docker import engine
+
+    try:
+        client = engine.client(timeout=10)
+    except Exception:
+        return None
+    try:
+        info: dict[str, Any] = client.api.inspect_container(container_id)
+        return info
+    except Exception:
+        return None
+    finally:
+        client.close()
+
+
+def _networks_of(ctx: Context, row: ServiceRow) -> set[str]:
+    from unistack.runtimes.docker import resources
+
+    service = ctx.project.services.get(row.service)
+    if service is None:
+        return set()
+    return {resources.network_name(ctx.project, key) for key in resources.service_networks(service)}
+
+
+def _extra_bindings(ctx: Context, row: ServiceRow, info: dict[str, Any]) -> list[str]:
+    declared = {port.host_port for port in row.ports}
+    bindings = (info.get("HostConfig") or {}).get("PortBindings") or {}
+    extra = [
+        f"{spec}->{b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}"
+        for spec, items in bindings.items()
+        for b in items or []
+        if b.get("HostPort") and int(b["HostPort"]) not in declared
+    ]
+    return [f"publishes {', '.join(extra)}, which the file does not"] if extra else []
+
+
+async def _listening_ports(ctx: Context, row: ServiceRow, pid: int) -> set[int]:
+    texts = []
+    for name in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            texts.append(await asyncio.to_thread(Path(f"/proc/{pid}/net/{name}").read_text))
+    if not texts and ctx.runtime is not None:  # not ours to read from the host: read it inside
+        result = await _exec(ctx, row, ["sh", "-c", "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null"])
+        texts = [result[1]] if result is not None else []
+    return {port for text in texts for port in listening(text)}
+
+
+def listening(proc_net_tcp: str) -> set[int]:
+    """The TCP ports in LISTEN state (``0A``) in a /proc/net/tcp(6) table, but those bound to loopback."""
+    ports = set()
+    for line in proc_net_tcp.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 4 or fields[3] != "0A" or fields[0] == "sl":
+            continue
+        address, _, port = fields[1].partition(":")
+        with contextlib.suppress(ValueError):
+            if not _loopback(address):
+                ports.add(int(port, 16))
+    return ports
+
+
+def _loopback(hex_address: str) -> bool:
+    raw = bytes.fromhex(hex_address)
+    if len(raw) == 4:
+        return ipaddress.IPv4Address(raw[::-1]).is_loopback
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+    ip = ipaddress.IPv6Address(words)
+    return ip.is_loopback or (ip.ipv4_mapped is not None and ip.ipv4_mapped.is_loopback)
+
+
+async def _from_host(ip: str, port: int, network: str) -> str | None:
+    if await asyncio.to_thread(reachable, ip, port):
+        return f"reachable from the host at {ip}:{port} ({network} is internal)"
+    return None
+
+
+async def _from_container(ctx: Context, vantage: ServiceRow, ip: str, port: int, network: str) -> str | None:
+    result = await _exec(ctx, vantage, ["sh", "-c", PROBE, "probe", ip, str(port), str(CONNECT_TIMEOUT)])
+    if result is None:
+        return f"(not tried from {vantage.service})"
+    code, _ = result
+    if code == 0:
+        return f"reachable from {vantage.service} (not on {network}) at {ip}:{port}"
+    if code == NO_PROBE:
+        return f"(not tried from {vantage.service}: no python3 or bash in it)"
+    return None
+
+
+async def _exec(ctx: Context, row: ServiceRow, argv: list[str]) -> tuple[int | None, str] | None:
+    from unistack.config.model import Healthcheck
+    from unistack.runtimes.base import Handle
+
+    service = ctx.project.services.get(row.service)
+    if ctx.runtime is None or service is None or row.container is None:
+        return None
+    check = Healthcheck(kind="CMD", test=tuple(argv), timeout=CONNECT_TIMEOUT * 4)
+    result = await ctx.runtime().probe(ctx.project, service, Handle(row.service, row.container, 0.0), check)
+    if result.exit_code is None and "timed out" not in result.output:
+        return None
+    return result.exit_code, result.output
