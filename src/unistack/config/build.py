@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from unistack.config.declared_checks import DeclaredChecks
+from unistack.config.manifests import DependencyReader, refuse_in_production
 from unistack.config.model import (
     Dependency,
     Healthcheck,
@@ -68,6 +69,7 @@ class ProjectBuilder:
     def project(self, doc: dict[str, Any], **fields: Any) -> Project:
         specs = doc.get("services") or {}
         services = {name: self.service(name, spec, set(specs)) for name, spec in specs.items()}
+        refuse_in_production(fields.get("environment"), services, self.problem)
         return Project(
             services=services,
             volumes={k: dict(v or {}) for k, v in (doc.get("volumes") or {}).items()},
@@ -117,6 +119,7 @@ class ProjectBuilder:
             ports=tuple(ports),
             profiles=tuple(str(p) for p in spec.get("profiles") or ()),
             process=self.process(where, spec),
+            dependencies=DependencyReader(self.problem, self.duration, self.project_dir).read(where, spec),
             spec=spec,
         )
 

@@ -123,7 +123,7 @@ SERVICE_KEYS = frozenset(
 TOP_LEVEL_KEYS = frozenset(
     ["configs", "include", "models", "name", "networks", "secrets", "services", "version", "volumes"]
 )
-UNISTACK_SERVICE_KEYS = frozenset(["process", "restart"])
+UNISTACK_SERVICE_KEYS = frozenset(["process", "restart", "dependencies"])
 
 
 def _unknown(key: str, known: frozenset[str]) -> str:
@@ -267,6 +267,9 @@ def check_for_process_runtime(project: Project) -> list[Problem]:
                     "these settings to a compose.<env>.yaml that only container environments load.",
                 )
             )
+    from unistack.config.manifests import runtime_problems
+
+    problems.extend(runtime_problems(project, containers=False))
     return problems
 
 

@@ -252,6 +252,7 @@ _SPECIAL: list[tuple[Path, Merger]] = [
     (("services", "*", "entrypoint"), _replace),
     (("services", "*", "healthcheck", "test"), _replace),
     (("services", "*", "x-unistack", "process", "command"), _replace),
+    (("services", "*", "x-unistack", "dependencies", "install"), _replace),
     (("services", "*", "ulimits", "*"), _replace),
     (("services", "*", "environment"), _KV),
     (("services", "*", "labels"), _KV),

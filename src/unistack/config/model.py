@@ -85,6 +85,28 @@ class ProcessSpec(Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
     environment: dict[str, str] = field(default_factory=dict)
 
 
+class Manifest(Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One file of ``x-unistack.dependencies.manifests``: where it is on the host and, for containers, where the
+    container keeps its copy (the file is copied there before the install runs inside)."""
+
+    path: Path  # absolute, on the host
+    target: str | None = None  # absolute, in the container
+
+
+class DependencySpec(Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``x-unistack.dependencies`` (development): the files a service's dependencies are declared in, and how to
+    install them into the running service when one of them changes; the service is restarted once the install
+    succeeded, and keeps running as it was when it failed.
+
+    Host processes run ``x-unistack.process.setup`` again (an installer that does only what changed), or
+    ``install`` in the working folder when there is no setup step; containers get the changed files copied to
+    their ``target`` and ``install`` run inside the running container, as its user, in its working folder."""
+
+    manifests: tuple[Manifest, ...]
+    install: tuple[str, ...] = ()  # argv; a string is stored as ("/bin/sh", "-c", string)
+    timeout: float = 600.0  # seconds an install may take before it is stopped (and counts as failed)
+
+
 class Service(Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
     name: str
     depends_on: dict[str, Dependency] = field(default_factory=dict)
@@ -96,6 +118,7 @@ class Service(Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
     ports: tuple[Port, ...] = ()
     profiles: tuple[str, ...] = ()
     process: ProcessSpec | None = None
+    dependencies: DependencySpec | None = None  # x-unistack.dependencies
     spec: dict[str, Any] = field(default_factory=dict)  # the resolved Compose service mapping
 
 

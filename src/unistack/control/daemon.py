@@ -4,7 +4,9 @@ Started detached by the client (``python -m unistack.control.daemon STATE_DIR``)
 (``python -m unistack.control.daemon --standby``), which imports its code and then waits for ``go STATE_DIR`` on
 its stdin before it touches any instance. It holds ``daemon.lock`` for
 its life, re-adopts what a previous daemon left running (from ``state.json``), serves JSON requests on the
-control socket, saves state after every change, appends every event to ``logs/events.jsonl``, delivers
+control socket, saves state after every change, appends every event to ``logs/events.jsonl``, follows the
+services' dependency manifests (``control.manifests``: a change installs into the running service, then restarts
+it), delivers
 ``service_fatal`` to the notifiers, rotates logs, and on SIGTERM/SIGINT stops the stack and exits.
 
 Requests (one JSON object per line; one JSON reply per line):
@@ -24,7 +26,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -38,6 +40,9 @@ from unistack.engine.supervisor import Engine
 from unistack.errors import UnistackError
 from unistack.runtimes import create_runtime
 from unistack.runtimes.base import Handle, Runtime
+
+if TYPE_CHECKING:
+    from unistack.control.manifests import ManifestWatcher
 
 HOUSEKEEPING_EVERY = 10.0
 REQUEST_LIMIT = 256 * 1024 * 1024  # one request is one line; ``up`` carries the whole project
@@ -59,6 +64,7 @@ class Daemon:
         self._events = state.events_log(state_dir)
         self._events_fd: int | None = None  # opened once: a start of 100 services writes ~1000 events
         self.code = state.code_fingerprint()
+        self._manifests: ManifestWatcher | None = None  # only while a service declares x-unistack.dependencies
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -121,6 +127,7 @@ class Daemon:
         if wanted:  # exactly those: a finished one-shot (a migration) must not run again
             await engine.up(wanted, adopted=adopted, with_dependencies=False)
         self._save_now()
+        self._follow_manifests()
 
     async def _stop_strays(self, runtime: Runtime, known: set[str]) -> None:
         """Stop incarnations that no daemon tracks (started just before the previous daemon died)."""
@@ -140,10 +147,35 @@ class Daemon:
 
     async def _terminate(self) -> None:
         async with self.lock:
+            await self._unfollow_manifests()
             if self.engine is not None:
                 await self.engine.close()
                 self._save_now()
         self.done.set()
+
+    def _follow_manifests(self) -> None:
+        """Watch the dependency manifests the services declare (x-unistack.dependencies): a change installs into
+        the running service, then restarts it. Nothing is imported or watched while none declares any."""
+        engine = self.engine
+        if engine is None:
+            return
+        if self._manifests is None:
+            if not any(service.dependencies for service in engine.project.services.values()):
+                return
+            from unistack.control.manifests import ManifestWatcher, fingerprint
+            from unistack.engine.manifests import ManifestFollower
+
+            follower = ManifestFollower(
+                engine, fingerprint=fingerprint, exclusive=lambda: self.lock, on_event=self._event
+            )
+            self._manifests = ManifestWatcher(follower, self._event)
+        self._manifests.update()
+
+    async def _unfollow_manifests(self) -> None:
+        """Stop watching; an install in progress is stopped and nothing is restarted."""
+        if self._manifests is not None:
+            watcher, self._manifests = self._manifests, None
+            await watcher.close()
 
     async def _housekeeping(self) -> None:
         while not self.done.is_set():
@@ -240,6 +272,7 @@ class Daemon:
                     self._forget()  # nothing started (the runtime could not prepare): leave no instance behind
                 raise
             self._save_now()
+            self._follow_manifests()
             return dict.fromkeys(selected, "started")
         if runtime_name != self.runtime_name:
             raise UnistackError(
@@ -250,10 +283,12 @@ class Daemon:
         engine, _ = self._require()
         done = await engine.reconcile(project, request.get("services") or None)
         self._save_now()
+        self._follow_manifests()
         return done
 
     async def _down(self, volumes: bool, timeout: float | None) -> dict[str, Any]:
         try:
+            await self._unfollow_manifests()
             if self.engine is not None and self.runtime is not None:
                 await self.engine.close(timeout)
                 await self.runtime.cleanup(self.engine.project, volumes)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 EventKind = Literal[
     "setup",  # the setup step (install, build) began or ended
+    "install",  # a dependency manifest changed: installing into the running service, what it installed, restarting
     "starting",  # an incarnation is being started
     "started",  # it runs (no healthcheck) or its checks begin
     "healthy",

@@ -53,6 +53,15 @@ class Runtime(Protocol):
     async def setup(self, project: Project, service: Service) -> ProbeResult:
         """Run the service's setup step (install, build) to completion; ok when there is none."""
 
+    def install_step(self, service: Service) -> str | None:
+        """What ``install`` runs for this service's ``x-unistack.dependencies``, in words (None: nothing)."""
+
+    async def install(self, project: Project, service: Service, handle: Handle | None) -> ProbeResult:
+        """Install what the service's changed dependency manifests ask for into its running incarnation ``handle``
+        (None: it is between two incarnations), which keeps running meanwhile; ``output`` ends with what the
+        installer printed. Host processes run the setup step again; containers get the manifests copied in and
+        the install command run inside. Cancellation stops the installer."""
+
     async def start(self, project: Project, service: Service) -> Handle:
         """Start one incarnation; raise RuntimeFailure (with the reason) when it cannot start at all."""
 

@@ -31,6 +31,7 @@ from unistack.runtimes.base import Handle, ProbeResult, StopResult
 from unistack.runtimes.host import check_port_free, signal_number
 
 OUTPUT_LIMIT = 4000
+INSTALL_OUTPUT = 64 * 1024  # bytes of an install's output kept for the summary of what it installed
 ADOPTED_POLL = 0.5
 SPAWN_THREADS = 8  # Popen blocks until the child has exec'ed (1-20 ms on a busy machine): a layer's spawns overlap
 CHILD_POLL = (0.01, 0.25)  # first and longest interval between polls of a child when the kernel has no pidfds
@@ -188,6 +189,42 @@ class ProcessRuntime:
             raise
         tail = "\n".join(logfiles.tail_lines(self.log_path(project, service.name), 15))
         return ProbeResult(code == 0, code, tail)
+
+    def install_step(self, service: Service) -> str | None:
+        if service.dependencies is None:
+            return None
+        argv, _ = self._installer(service)
+        return " ".join(argv) if argv else None
+
+    def _installer(self, service: Service) -> tuple[tuple[str, ...], Path | None]:
+        """The setup step (the host's installer, which does only what changed), else ``install``; and where."""
+        cwd = service.process.working_dir if service.process else None
+        if service.process is not None and service.process.setup:
+            return service.process.setup, cwd
+        return (service.dependencies.install if service.dependencies else ()), cwd
+
+    async def install(self, project: Project, service: Service, handle: Handle | None) -> ProbeResult:
+        """Run the installer beside the running process, its output appended to the service's log (and returned:
+        what was appended meanwhile, the service's own lines included)."""
+        argv, cwd = self._installer(service)
+        if not argv:
+            return ProbeResult(False, None, f"{service.name} has no setup step or install command")
+        log_path = self.log_path(project, service.name)
+        offset = _size(log_path)
+        try:
+            proc = await self._spawn(project, service, argv, cwd or project.working_dir, "setup")
+        except RuntimeFailure as exc:
+            return ProbeResult(False, None, str(exc))
+        try:
+            code = exit_status(await proc.wait())
+        except asyncio.CancelledError:
+            _signal_group(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await proc.wait()
+            _signal_group(proc.pid, signal.SIGKILL)
+            raise
+        return ProbeResult(code == 0, code, _read_from(log_path, offset, INSTALL_OUTPUT))
 
     async def start(self, project: Project, service: Service) -> Handle:
         argv, cwd = self._spec(service)
@@ -401,6 +438,26 @@ class _Child:
         await asyncio.shield(self._eof)
         await self.wait()
         return bytes(self._output)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _read_from(path: Path, offset: int, limit: int) -> str:
+    """What was appended to ``path`` since it was ``offset`` bytes long (its last ``limit`` bytes); after a
+    rotation meanwhile (the file is shorter), its last ``limit`` bytes."""
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            start = offset if offset <= size else 0
+            handle.seek(max(start, size - limit))
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def _timed(create: Callable[[], _Created]) -> tuple[float, _Created]:

@@ -31,7 +31,7 @@ from unistack.config.model import Healthcheck, Project, Service
 from unistack.errors import NotSupported, PermanentFailure, RuntimeFailure
 from unistack.runtimes import logfiles
 from unistack.runtimes.base import Handle, ProbeResult, StopResult
-from unistack.runtimes.docker import images, resources, spec
+from unistack.runtimes.docker import images, installs, resources, spec
 from unistack.runtimes.docker import logs as docker_logs
 from unistack.runtimes.docker.engine import (
     Errors,
@@ -137,6 +137,33 @@ class DockerRuntime:
         finally:
             log.close()
         return ProbeResult(True, 0, "\n".join(logfiles.tail_lines(path, 15)))
+
+    def install_step(self, service: Service) -> str | None:
+        deps = service.dependencies
+        return f"{' '.join(deps.install)} in its container" if deps is not None and deps.install else None
+
+    async def install(self, project: Project, service: Service, handle: Handle | None) -> ProbeResult:
+        """The changed manifests copied into the running container and its install command run there (output in
+        the build log, which ``logs`` shows first); no image is built."""
+        if handle is None:
+            return ProbeResult(False, None, f"{service.name} has no running container to install into")
+        path = docker_logs.build_log_path(project, service.name)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            log = _LineLog(path)
+        except OSError as exc:
+            return ProbeResult(False, None, f"cannot open the build log {path}: {exc.strerror}")
+        run = installs.Install(self.environ, handle.ident, service, log.emit)
+        try:
+            return await in_thread(run.run)
+        except asyncio.CancelledError:
+            threading.Thread(target=run.abandon, daemon=True).start()
+            raise
+        except (RuntimeFailure, *Errors) as exc:
+            log.emit(str(exc))
+            return ProbeResult(False, None, explain(exc))
+        finally:
+            log.close()
 
     def _ensure_image(self, project: Project, service: Service, emit: Callable[[str], None]) -> None:
         images.ensure_service_image(self.client(), project, service, emit)

@@ -139,6 +139,9 @@ def check_for_docker_runtime(project: Project) -> list[Problem]:
         translation.run()
         for key, message in translation.refusals:
             problems.append(Problem(message, file=file, key=f"services.{name}.{key}"))
+    from unistack.config.manifests import runtime_problems
+
+    problems.extend(runtime_problems(project, containers=True))
     return problems
 
 
