@@ -34,7 +34,9 @@ COMPOSE = """\
         - {name: assets, component: web, assets: {path: /, max_age: 3600}}
         - {name: database, component: db, http: {path: /api/ready, expect_json: {checks.database.ok: true}}}
         - {name: environment, component: api, http: {path: /api/info, expect_env: {environment: ENVIRONMENT}}}
-        - {name: no cors, component: api, http: {path: /api/x, origin: "https://evil.example", expect_no_header: [access-control-allow-origin]}}
+        - name: no cors
+          component: api
+          http: {path: /api/x, origin: "https://evil.example", expect_no_header: [access-control-allow-origin]}
         - {name: live, component: api, websocket: {path: /api/ws}}
         - name: round trip
           component: api
