@@ -6,7 +6,9 @@
 - Containers: the ports the container listens on (its ``/proc/net/tcp*``, read from the host or, failing that,
   inside it), on each ``internal: true`` network it is on, must be unreachable from the host and from every
   running container that is not on that network (a connection tried from inside each, by the runtime's exec,
-  with ``python3`` or bash's ``/dev/tcp``). Ports bound to loopback are skipped; Docker's bridge networks that
+  with ``python3`` or bash's ``/dev/tcp``). A connection counts only when a control port nothing listens on is
+  refused at the same address (an intercepting proxy on the way accepts every connection). Ports bound to
+  loopback are skipped; Docker's bridge networks that
   are not internal are reachable from the host by design and are not judged. The container's actual port
   bindings must be the ones the file publishes.
 
@@ -30,14 +32,27 @@ if TYPE_CHECKING:
 
 CONNECT_TIMEOUT = 0.5
 LOOPBACK = ("127.", "::1")
-PROBE = (
-    'h=$1; p=$2; if command -v python3 >/dev/null 2>&1; then exec python3 -c "import socket,sys; '
-    "s=socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET); s.settimeout(float(sys.argv[3])); "
-    'sys.exit(0 if s.connect_ex((sys.argv[1], int(sys.argv[2]))) == 0 else 1)" "$h" "$p" "$3"; '
-    "elif command -v bash >/dev/null 2>&1; then if command -v timeout >/dev/null 2>&1; then "
-    'exec timeout "$3" bash -c "exec 3<>/dev/tcp/$h/$p" 2>/dev/null; else exec bash -c "exec 3<>/dev/tcp/$h/$p" '
-    "2>/dev/null; fi; else exit 125; fi"
-)
+# connects to $1:$2 and to $1:$3 (a port nothing listens on) from inside a container, each bounded by $4 seconds:
+# exit 0: the port answered and the control did not (reached); 3: both answered (something on the way accepts every
+# connection, e.g. an intercepting proxy: the container was not shown to be reached); 1: not reached; 125: no tool
+PROBE = """
+c() {
+  if command -v python3 >/dev/null 2>&1; then
+    python3 -c "import socket,sys; s=socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)
+s.settimeout(float(sys.argv[3]))
+sys.exit(0 if s.connect_ex((sys.argv[1], int(sys.argv[2]))) == 0 else 1)" "$1" "$2" "$3"
+  elif command -v bash >/dev/null 2>&1; then
+    if command -v timeout >/dev/null 2>&1; then timeout "$3" bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
+    else bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; fi
+  else return 125; fi
+}
+c "$1" "$2" "$4"; a=$?
+[ "$a" = 125 ] && exit 125
+[ "$a" != 0 ] && exit 1
+c "$1" "$3" "$4" && exit 3
+exit 0
+"""
+INTERCEPTED = 3
 NO_PROBE = 125
 
 
@@ -141,16 +156,17 @@ async def container(ctx: Context, row: ServiceRow) -> Outcome:
     ports = sorted(p for p in listeners if p not in published)
     if not ports:
         return failed("; ".join(problems)) if problems else passed("listens on no TCP port of its internal networks")
+    control = next(p for p in (1, 9, 65534, 65533) if p not in listeners)  # a port nothing listens on
     attempts: list[Awaitable[str | None]] = []
     for network, ip in targets:
         for port in ports:
-            attempts.append(_from_host(ip, port, network))
+            attempts.append(_from_host(ip, port, control, network))
             for other in ctx.rows:
                 other_networks = _networks_of(ctx, other)
                 if other.container and other.live and other.service != row.service and network not in other_networks:
-                    attempts.append(_from_container(ctx, other, ip, port, network))
+                    attempts.append(_from_container(ctx, other, ip, port, control, network))
     found = [p for p in await asyncio.gather(*attempts) if p]
-    skipped_vantages = [p for p in found if p.startswith("(")]
+    skipped_vantages = list(dict.fromkeys(p for p in found if p.startswith("(")))
     problems += [p for p in found if not p.startswith("(")]
     if problems:
         return failed(
@@ -233,19 +249,28 @@ def _loopback(hex_address: str) -> bool:
     return ip.is_loopback or (ip.ipv4_mapped is not None and ip.ipv4_mapped.is_loopback)
 
 
-async def _from_host(ip: str, port: int, network: str) -> str | None:
-    if await asyncio.to_thread(reachable, ip, port):
-        return f"reachable from the host at {ip}:{port} ({network} is internal)"
-    return None
+async def _from_host(ip: str, port: int, control: int, network: str) -> str | None:
+    """A connection counts only when the control port on the same address is refused: otherwise whatever accepts
+    it is on the way (an intercepting proxy accepts connections to any address), not the container."""
+    if not await asyncio.to_thread(reachable, ip, port):
+        return None
+    if await asyncio.to_thread(reachable, ip, control):
+        return f"(from the host, every port of {ip} answers: intercepted on the way)"
+    return f"reachable from the host at {ip}:{port} ({network} is internal)"
 
 
-async def _from_container(ctx: Context, vantage: ServiceRow, ip: str, port: int, network: str) -> str | None:
-    result = await _exec(ctx, vantage, ["sh", "-c", PROBE, "probe", ip, str(port), str(CONNECT_TIMEOUT)])
+async def _from_container(
+    ctx: Context, vantage: ServiceRow, ip: str, port: int, control: int, network: str
+) -> str | None:
+    argv = ["sh", "-c", PROBE, "probe", ip, str(port), str(control), str(CONNECT_TIMEOUT)]
+    result = await _exec(ctx, vantage, argv)
     if result is None:
         return f"(not tried from {vantage.service})"
     code, _ = result
     if code == 0:
         return f"reachable from {vantage.service} (not on {network}) at {ip}:{port}"
+    if code == INTERCEPTED:
+        return f"(from {vantage.service}, every port of {ip} answers: intercepted on the way)"
     if code == NO_PROBE:
         return f"(not tried from {vantage.service}: no python3 or bash in it)"
     return None
