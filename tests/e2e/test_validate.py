@@ -71,6 +71,12 @@ def test_junit_and_text_output(stack: Stack) -> None:
     assert "passed, 0 failed" in text
 
 
+def test_up_wait_validate_validates_after_up(stack: Stack) -> None:
+    result = stack.cli("up", "--wait", "--wait-timeout", "120", "--validate", timeout=240)
+    assert "passed, 0 failed" in result.stdout, result.stdout
+    restored(stack)
+
+
 def test_an_instance_that_is_not_up_is_bad_usage(stack: Stack) -> None:
     absent = copy.copy(stack)
     absent.project = "e2e-validate-absent"

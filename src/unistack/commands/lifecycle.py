@@ -71,6 +71,10 @@ def up(
         if not result["ok"]:
             raise Exit(1)
         _say_addresses(printer, project, selected, notes)
+        if then_validate:
+            from unistack.commands.validate import check_up_and_validate
+
+            check_up_and_validate(opts, project, selected)
         return
     import asyncio
 
