@@ -158,6 +158,7 @@ class Session:
 async def _drive(page_ws: str, url: str, declared: DeclaredCheck, deadline: float) -> Outcome:
     from websockets.asyncio.client import connect
 
+    began = time.monotonic()
     selector = declared.selector or "body"
     pattern = re.compile(declared.text) if declared.text else None
     expression = (
@@ -184,7 +185,7 @@ async def _drive(page_ws: str, url: str, declared: DeclaredCheck, deadline: floa
                 shown = "not on the page" if text is None else f"shows {text.strip()[:80]!r}"
                 problems = "; ".join(session.problems[:3])
                 return failed(
-                    f"{url}: {selector} {shown} after {declared.timeout or 25:g}s"
+                    f"{url}: {selector} {shown} after {time.monotonic() - began:.1f}s"
                     + (f"; {problems}" if problems else ""),
                     f"see `unistack logs {declared.component}`",
                 )
