@@ -116,13 +116,20 @@ async def run_http(ctx: Context, declared: DeclaredCheck, base: str, entry: str)
             if step.origin is not None:
                 headers["origin"] = step.origin
             try:
-                response = await http.request(
-                    step.method,
-                    path,
-                    headers=headers,
-                    json=step.body if step.body is not None else None,
-                    timeout=remaining,
+                async with asyncio.timeout(remaining):  # the whole exchange (httpx's timeouts are per phase)
+                    response = await http.request(
+                        step.method,
+                        path,
+                        headers=headers,
+                        json=step.body if step.body is not None else None,
+                        timeout=remaining,
+                    )
+            except TimeoutError:
+                failure = failure or failed(
+                    f"{step.method} {path}: no answer within {remaining:.3g}s",
+                    f"see `unistack logs {declared.component}`",
                 )
+                continue
             except httpx.HTTPError as exc:
                 failure = failure or _transport_failure(exc, f"{step.method} {path}", entry, declared, remaining)
                 continue
@@ -292,10 +299,13 @@ async def run_websocket(ctx: Context, declared: DeclaredCheck, base: str, entry:
     url = "ws" + base.removeprefix("http") + declared.path
     connect = ctx.ws_connect or open_websocket
     try:
-        what = await connect(url, {"origin": base}, budget)
-    except (OSError, TimeoutError) as exc:
+        async with asyncio.timeout(budget):
+            what = await connect(url, {"origin": base}, budget)
+    except TimeoutError:
+        return failed(f"{url}: no upgrade within {budget:g}s", f"see `unistack logs {declared.component}`")
+    except OSError as exc:
         component = entry if isinstance(exc, ConnectionRefusedError) else None
-        return failed(f"{url}: {exc or 'no answer within ' + format(budget, 'g') + 's'}", "", component)
+        return failed(f"{url}: {exc}", f"see `unistack logs {component or declared.component}`", component)
     except ValueError as exc:  # the handshake was refused (a status other than 101, bad headers)
         return failed(f"{url}: {exc}", f"see `unistack logs {declared.component}`")
     return passed(f"{url}: {what}")
@@ -307,7 +317,9 @@ async def open_websocket(url: str, headers: Mapping[str, str], timeout: float) -
     from websockets.exceptions import InvalidHandshake, WebSocketException
 
     try:
-        async with connect(url, additional_headers=dict(headers), open_timeout=timeout, proxy=None) as ws:
+        async with connect(
+            url, additional_headers=dict(headers), open_timeout=timeout, close_timeout=1, proxy=None
+        ) as ws:
             status = ws.response.status_code if ws.response is not None else 101
         return f"upgraded ({status})"
     except InvalidHandshake as exc:
