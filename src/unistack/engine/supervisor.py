@@ -20,7 +20,7 @@ from unistack.engine import policy
 from unistack.engine.clock import Clock, SystemClock
 from unistack.engine.events import Event, EventKind, iso
 from unistack.engine.health import CheckRecord, HealthTracker
-from unistack.engine.states import ServiceRow
+from unistack.engine.states import LIVE, ServiceRow
 from unistack.engine.status import ServiceStatus, WaitReport, dependency_verdict
 from unistack.errors import PermanentFailure, RuntimeFailure
 from unistack.runtimes.base import Handle, ProbeResult, Runtime
@@ -227,7 +227,7 @@ class Engine:
     async def describe(self, name: str) -> str:
         """One paragraph on why a service is not ready: state, reason, last check, last log lines."""
         st = self.status[name]
-        parts = [f"{name} is {st.state}" + (f" ({st.health})" if st.health != "none" else "")]
+        parts = [f"{name} is {st.state}" + (f" ({st.health})" if st.health != "none" and st.state in LIVE else "")]
         if st.reason:
             parts.append(st.reason)
         if st.last_check is not None and not st.last_check.ok:
