@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -170,10 +170,8 @@ class ManifestFollower:
         runtime = self.engine.runtime
         self._emit("install", name, f"{name}: {files} changed; installing ({runtime.install_step(service)})", **data)
         began = self.clock.now()
-        try:
-            async with asyncio.timeout(deps.timeout):
-                result = await runtime.install(project, service, self.engine.status[name].handle)
-        except TimeoutError:
+        result = await self._within(runtime.install(project, service, self.engine.status[name].handle), deps.timeout)
+        if result is None:
             result = ProbeResult(False, None, f"the install took longer than {deps.timeout:g}s and was stopped")
         took = self.clock.now() - began
         self._again_if_rewritten(name, before)
@@ -201,6 +199,19 @@ class ManifestFollower:
                 return
             self._emit("install", name, f"{name}: {files} changed; {summary} ({took:.1f}s); restarting", **data)
             await self.engine.restart([name])
+
+    async def _within(self, install: Coroutine[Any, Any, ProbeResult], seconds: float) -> ProbeResult | None:
+        """The install's result, or None when it ran past ``seconds`` on the engine's clock (then it is stopped)."""
+        running = asyncio.ensure_future(install)
+        timer = asyncio.ensure_future(self.clock.sleep(seconds))
+        try:
+            await asyncio.wait({running, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+            if not running.done():
+                running.cancel()
+                await asyncio.wait({running}, timeout=10)  # the runtime stops the installer (bounded)
+        return running.result() if not running.cancelled() else None
 
     def _again_if_rewritten(self, name: str, before: dict[Path, str | None]) -> None:
         """A manifest that changed while the install ran (saved again, or rewritten by the installer, as npm does
