@@ -76,6 +76,17 @@ def sample(proc: psutil.Process, seconds: float, probe_log: Path) -> dict[str, A
     }
 
 
+def with_manifest(text: str, folder: Path, name: str, wanted: bool) -> str:
+    """The service's YAML, declaring x-unistack.dependencies (a manifest of its own, installed by ``true``) when
+    ``wanted``: the daemon then watches the manifests too."""
+    if not wanted:
+        return text
+    manifest = folder / f"{name}.manifest"
+    manifest.write_text("one\n")
+    declared = f'    x-unistack:\n      dependencies: {{manifests: ["{manifest}"], install: ["true"]}}\n'
+    return text.replace("    x-unistack:\n", declared, 1)
+
+
 def _lines(path: Path) -> int:
     """Probes so far: each appends one line."""
     try:
@@ -91,6 +102,11 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=2.0, help="seconds between up --wait and sampling")
     parser.add_argument("--services", type=int, default=SERVICES, help=f"how many services (default {SERVICES})")
     parser.add_argument(
+        "--manifests",
+        action="store_true",
+        help="each service declares x-unistack.dependencies (a manifest of its own): the daemon watches them too",
+    )
+    parser.add_argument(
         "--raise-daemon-request-limit",
         action="store_true",
         help="as in startup.py: needed above ~30 services until the daemon accepts larger requests",
@@ -104,6 +120,7 @@ def main() -> int:
         "services": services,
         "daemon_request_limit_raised_by_bench": args.raise_daemon_request_limit,
         "healthcheck_interval_s": args.interval,
+        "manifests_followed": services if args.manifests else 0,
         "targets": {"cpu_percent_of_one_core": TARGET_CPU_PERCENT, "rss_mb": TARGET_RSS_MB},
     }
     began = time.monotonic()
@@ -117,14 +134,19 @@ def main() -> int:
         (folder / "compose.yaml").write_text(
             "services:\n"
             + "".join(
-                service_yaml(
+                with_manifest(
+                    service_yaml(
+                        f"svc{i}",
+                        ready_after=0.0,
+                        marker=markers / f"svc{i}.ready",
+                        interval=f"{args.interval:g}s",
+                        start_period="10s",
+                        start_interval="100ms",
+                        probe_log=probe_log,
+                    ),
+                    folder,
                     f"svc{i}",
-                    ready_after=0.0,
-                    marker=markers / f"svc{i}.ready",
-                    interval=f"{args.interval:g}s",
-                    start_period="10s",
-                    start_interval="100ms",
-                    probe_log=probe_log,
+                    args.manifests,
                 )
                 for i in range(services)
             )

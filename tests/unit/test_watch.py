@@ -393,7 +393,12 @@ def test_the_stack_local_overlay_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COMPOSE_PROJECT_NAME", raising=False)
     project = config.load([str(stack / "compose.yaml")], env={}, env_name="local")
     rules, warnings = watch.load_rules(project, ["backend", "frontend"])
-    assert warnings == []
+    # the manifests' rebuild rules are left to the daemon, which installs into the running containers
+    assert [w.split(" is one of its x-unistack.dependencies manifests")[0] for w in warnings] == [
+        "backend: ./backend/pyproject.toml",
+        "frontend: ./frontend/package.json",
+        "frontend: ./frontend/package-lock.json",
+    ]
     result = watch.plan(
         rules,
         {
@@ -408,5 +413,5 @@ def test_the_stack_local_overlay_rules(monkeypatch: pytest.MonkeyPatch) -> None:
         "frontend": ["/app/index.html", "/app/public/favicon.svg"],
     }
     assert result.restart == ("backend",) and result.rebuild == ()
-    rebuild = watch.plan(rules, {stack / "backend/pyproject.toml": False, stack / "frontend/package.json": False})
-    assert rebuild.rebuild == ("backend", "frontend")
+    manifests = watch.plan(rules, {stack / "backend/pyproject.toml": False, stack / "frontend/package.json": False})
+    assert not manifests

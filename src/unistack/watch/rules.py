@@ -122,6 +122,13 @@ def load_rules(project: Project, services: Sequence[str] = ()) -> tuple[list[Wat
             problems.extend(Problem(message, file, key=key) for message in messages)
             if rule is None:
                 continue
+            manifests = {m.path for m in service.dependencies.manifests} if service.dependencies else set()
+            if rule.action == "rebuild" and rule.path in manifests:
+                warnings.append(
+                    f"{name}: {shown(project, rule.path)} is one of its x-unistack.dependencies manifests, which "
+                    "the daemon installs into the running container (no image build); its rebuild rule is skipped"
+                )
+                continue
             if rule.action in SYNCING and any(rule.path == b or b in rule.path.parents for b in binds):
                 warnings.append(
                     f"{name}: {shown(project, rule.path)} is bind-mounted into the container, which sees your "
