@@ -19,6 +19,8 @@ from unistack.commands.options import Exit, Options, check_services, create_runt
 from unistack.control import client as daemon_client
 from unistack.control import state
 from unistack.errors import UsageError
+from unistack.runtimes import PROCESS
+from unistack.runtimes import runtime_name as runtime_name_of
 
 if TYPE_CHECKING:
     from unistack.config.model import Project
@@ -91,7 +93,7 @@ def validate_instance(
             running = from_data(data, ProjectModel)
         except ValueError:  # saved by another unistack version: no drift check
             running = None
-    runtime_name = str(saved.get("runtime") or "process")
+    runtime_name = runtime_name_of(str(saved.get("runtime") or PROCESS))
     ctx = Context(
         project=project,
         running=running,

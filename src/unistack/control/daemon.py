@@ -38,7 +38,7 @@ from unistack.engine.health import CheckRecord
 from unistack.engine.states import STATES
 from unistack.engine.supervisor import Engine
 from unistack.errors import UnistackError
-from unistack.runtimes import create_runtime
+from unistack.runtimes import PROCESS, create_runtime
 from unistack.runtimes.base import Handle, Runtime
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class Daemon:
         self.state_dir = state_dir
         self.engine: Engine | None = None
         self.runtime: Runtime | None = None
-        self.runtime_name = "process"
+        self.runtime_name: str = PROCESS
         self.environ: dict[str, str] = {}
         self.done = asyncio.Event()
         self.lock = asyncio.Lock()  # one changing request at a time
@@ -94,10 +94,10 @@ class Daemon:
         raw_project = state.read_project(self.state_dir) if saved and saved.get("up") else None
         if not saved or raw_project is None:
             # nothing to re-adopt; still never leave an incarnation of this instance running untracked
-            await self._stop_strays(create_runtime((saved or {}).get("runtime", "process")), set())
+            await self._stop_strays(create_runtime((saved or {}).get("runtime", PROCESS)), set())
             return
         project = model.from_data(raw_project, Project)
-        self._configure(project, saved.get("runtime", "process"), saved.get("environ") or {})
+        self._configure(project, saved.get("runtime", PROCESS), saved.get("environ") or {})
         engine, runtime = self._require()
         adopted: dict[str, Handle] = {}
         wanted: list[str] = []

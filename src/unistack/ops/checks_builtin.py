@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from unistack.ops.validate import Check, Context, Outcome, constant, failed, passed, skipped
+from unistack.runtimes import PROCESS, RuntimeName
 
 if TYPE_CHECKING:
     from unistack.config.model import Project, Service
@@ -130,8 +131,8 @@ def _changed_keys(before: dict[str, Any], after: dict[str, Any], prefix: str = "
     return list(dict.fromkeys(k.replace("spec.environment", "environment") for k in keys))
 
 
-def service_environment(project: Project, service: Service, runtime_name: str) -> dict[str, str]:
+def service_environment(project: Project, service: Service, runtime_name: RuntimeName) -> dict[str, str]:
     """The environment the service runs with in this runtime (a host process: x-unistack.process's over it)."""
-    if runtime_name == "process" and service.process is not None:
+    if runtime_name == PROCESS and service.process is not None:
         return dict(service.process.environment)
     return dict(service.environment)

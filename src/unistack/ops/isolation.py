@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unistack.ops.validate import Check, Context, Outcome, failed, passed, skipped
+from unistack.runtimes import DOCKER, PROCESS
 
 if TYPE_CHECKING:
     from unistack.engine.states import ServiceRow
@@ -61,9 +62,9 @@ def checks(ctx: Context) -> list[Check]:
     for row in ctx.rows:
         if not ctx.wanted(row.service) or not row.live or row.service not in ctx.project.services:
             continue
-        if ctx.runtime_name == "process" and row.pid:
+        if ctx.runtime_name == PROCESS and row.pid:
             found.append(Check(f"{row.service} isolated", row.service, _bind(host_process, ctx, row)))
-        elif ctx.runtime_name == "docker" and row.container:
+        elif ctx.runtime_name == DOCKER and row.container:
             found.append(Check(f"{row.service} isolated", row.service, _bind(container, ctx, row)))
     return found
 

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
+from unistack.runtimes import RuntimeName
+
 if TYPE_CHECKING:
     import httpx
 
@@ -84,7 +86,7 @@ class Context:
     project: Project
     running: Project | None
     rows: list[ServiceRow]
-    runtime_name: str
+    runtime_name: RuntimeName
     selected: Sequence[str] = ()
     timeout: float = DEFAULT_TIMEOUT
     write: bool = False

@@ -26,7 +26,7 @@ import psutil
 
 from unistack.config.model import Healthcheck, Project, Service
 from unistack.errors import NotSupported, PermanentFailure, RuntimeFailure
-from unistack.runtimes import logfiles
+from unistack.runtimes import PROCESS, logfiles
 from unistack.runtimes.base import Handle, ProbeResult, StopResult
 from unistack.runtimes.host import check_port_free, signal_number
 
@@ -55,7 +55,7 @@ def instance_variables(project: Project) -> dict[str, str]:
 
 
 class ProcessRuntime:
-    name = "process"
+    name = PROCESS
 
     def __init__(self, base_environment: dict[str, str] | None = None) -> None:
         self.base_environment = dict(os.environ if base_environment is None else base_environment)

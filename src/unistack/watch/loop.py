@@ -29,6 +29,7 @@ from unistack.control import client as daemon_client
 from unistack.control import state
 from unistack.engine.states import ServiceRow
 from unistack.errors import NotSupported, RuntimeFailure, UnistackError, UsageError
+from unistack.runtimes import DOCKER
 from unistack.watch.planning import (
     Debouncer,
     FileSync,
@@ -51,7 +52,7 @@ PROCESS_MODE = (
 
 def run(project: Project, services: Sequence[str], runtime_name: str, say: Callable[[str], None]) -> None:
     """``unistack watch``: act on changes until Ctrl+C or until the instance goes down."""
-    if runtime_name != "docker":
+    if runtime_name != DOCKER:
         raise NotSupported(f"{project.name} uses the process runtime: {PROCESS_MODE}")
     if daemon_client.existing(project.state_dir) is None:
         raise UsageError(f"{project.name} is not up; run `unistack up -d` first, then `unistack watch`")

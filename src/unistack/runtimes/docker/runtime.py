@@ -29,7 +29,7 @@ import requests
 
 from unistack.config.model import Healthcheck, Project, Service
 from unistack.errors import NotSupported, PermanentFailure, RuntimeFailure
-from unistack.runtimes import logfiles
+from unistack.runtimes import DOCKER, logfiles
 from unistack.runtimes.base import Handle, ProbeResult, StopResult
 from unistack.runtimes.docker import images, installs, resources, spec
 from unistack.runtimes.docker import logs as docker_logs
@@ -51,7 +51,7 @@ KILL_WAIT = 10.0  # seconds to wait for a container to exit after SIGKILL
 
 
 class DockerRuntime:
-    name = "docker"
+    name = DOCKER
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self.environ = dict(os.environ if environ is None else environ)
