@@ -62,6 +62,19 @@ def test_the_healthy_stack_validates(stack: Stack) -> None:
     assert not left, f"the round trip left notes behind: {left}"
 
 
+def test_the_page_renders_in_chromium(stack: Stack) -> None:
+    """`--browser`: headless Chromium loads the page through the proxy and sees the notes it fetched."""
+    from unistack.ops.browser import find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("no Chromium on this machine (Debian's chromium package)")
+    restored(stack)
+    _, results = validate(stack, "--browser")
+    rendered = next(r for r in results if r["name"] == "page renders the notes")
+    assert rendered["verdict"] == "pass", rendered
+    assert "no console errors" in rendered["detail"]
+
+
 def test_junit_and_text_output(stack: Stack) -> None:
     junit = stack.cli("validate", "--format", "junit", "--timeout", TIMEOUT)
     root = ET.fromstring(junit.stdout.encode())

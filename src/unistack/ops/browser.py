@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from unistack.ops.checks_http import NoEntry, entry_url
 from unistack.ops.validate import Context, Outcome, failed, passed, skipped
@@ -139,6 +140,8 @@ class Session:
             self.problems.append("console error: " + " ".join(args)[:200])
         elif method == "Log.entryAdded" and (params.get("entry") or {}).get("level") == "error":
             entry = params["entry"]
+            if urlsplit(str(entry.get("url", ""))).path == "/favicon.ico":
+                return  # asked for by the browser itself, not by the page: a site without one is not broken
             self.problems.append(
                 f"{entry.get('source', 'log')} error: {entry.get('text', '')[:160]} {entry.get('url', '')}"
             )
