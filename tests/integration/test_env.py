@@ -121,6 +121,14 @@ def test_look_and_stop_commands_use_the_saved_project_when_the_files_do_not_load
     logs = instance.wait_for(lambda: (r := instance.run("--env", "stg", "logs")) and "hello" in r.stdout and r)
     assert note in logs.stderr
 
+    validate = instance.run("--env", "stg", "validate", "--format", "json")
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    assert note in validate.stderr
+    verdicts = {r["name"]: r for r in json.loads(validate.stdout)}
+    assert verdicts["app ready"]["verdict"] == "pass"
+    assert verdicts["configuration unchanged"]["verdict"] == "skip"
+    assert "TOKEN is not set" in verdicts["configuration unchanged"]["detail"]
+
     (instance.folder / "compose.yaml").unlink()  # the file itself gone
     stop = instance.run("--env", "stg", "stop")
     assert stop.returncode == 0, stop.stderr

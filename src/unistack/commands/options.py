@@ -45,6 +45,7 @@ class Options:
     runtime: str
     _project: Project | None = field(default=None, repr=False)
     _runtime_name: RuntimeName | None = field(default=None, repr=False)
+    files_problem: str | None = field(default=None, repr=False)  # why the saved project stands in for the files
 
     def project(self, on_state_dir: Callable[[Path], None] | None = None, *, saved_ok: bool = False) -> Project:
         """The loaded project. ``saved_ok`` (commands that only look at or stop a running instance): when the files
@@ -119,9 +120,8 @@ class Options:
             if exc.problems and exc.problems[0].variable is not None:
                 why = f"{exc.problems[0].variable} is not set"
             more = f" and {len(exc.problems) - 1} more" if len(exc.problems) > 1 else ""
-            Printer([], stream=sys.stderr).say(
-                f"the configuration does not load ({why}{more}); using the one {saved.name} was started with"
-            )
+            self.files_problem = f"the configuration does not load ({why}{more})"
+            Printer([], stream=sys.stderr).say(f"{self.files_problem}; using the one {saved.name} was started with")
             return saved
 
     def runtime_name(self) -> RuntimeName:

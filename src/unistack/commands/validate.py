@@ -45,7 +45,7 @@ def validate_command(
     opts: Options, fmt: str, timeout: float, browser: bool, write: bool, services: tuple[str, ...]
 ) -> None:
     """Check that the running instance works end to end (exit 1 names what does not)."""
-    project = opts.project()
+    project = opts.project(saved_ok=True)  # the files may no longer load: the instance still can be checked
     selected = check_services(project, services)
     if browser and not any(c.kind == "browser" for c in project.validate):
         click.echo("note: --browser: the project declares no browser check (x-unistack.validate)", err=True)
@@ -55,7 +55,9 @@ def validate_command(
         if find_chromium() is None:
             click.echo("note: --browser: no Chromium found (apt-get install chromium); browser checks skip", err=True)
     began = time.monotonic()
-    results = validate_instance(project, selected, timeout=timeout, browser=browser, write=write)
+    results = validate_instance(
+        project, selected, timeout=timeout, browser=browser, write=write, files_problem=opts.files_problem
+    )
     elapsed = time.monotonic() - began
     from unistack.ops import report
 
@@ -76,6 +78,7 @@ def validate_instance(
     timeout: float = 5.0,
     browser: bool = False,
     write: bool = False,
+    files_problem: str | None = None,
 ) -> list[CheckResult]:
     """Every check against the running instance of ``project``; UsageError when it is not up."""
     from unistack.config.model import Project as ProjectModel
@@ -104,6 +107,7 @@ def validate_instance(
         write=write,
         browser=browser,
         runtime=functools.cache(lambda: create_runtime(runtime_name)),
+        files_problem=files_problem,
     )
     return asyncio.run(run_checks(plan(ctx), timeout))
 

@@ -87,6 +87,8 @@ def _epoch(iso: str) -> float:
 
 def drift(ctx: Context) -> Outcome:
     running = ctx.running
+    if ctx.files_problem is not None:
+        return skipped(f"{ctx.files_problem}: nothing to compare the running configuration with")
     if running is None:
         return skipped("the instance saved no configuration (project.json) to compare with")
     changes = differences(running, ctx.project, [n for n in {**running.services, **ctx.project.services}])

@@ -81,7 +81,8 @@ WsConnect = Callable[[str, Mapping[str, str], float], Awaitable[str]]
 @dataclass
 class Context:
     """What the checks read. ``project`` is what the files give now; ``running`` what the daemon runs (its
-    ``project.json``; None when it saved none). ``transport``, ``ws_connect`` and ``runtime`` are seams."""
+    ``project.json``; None when it saved none; ``project`` too when the files do not load, and ``files_problem``
+    says why). ``transport``, ``ws_connect`` and ``runtime`` are seams."""
 
     project: Project
     running: Project | None
@@ -97,6 +98,7 @@ class Context:
     transport: httpx.AsyncBaseTransport | None = None
     ws_connect: WsConnect | None = None
     runtime: Callable[[], Runtime] | None = None
+    files_problem: str | None = None  # the files did not load: ``project`` is the one the instance was started with
 
     def row(self, service: str) -> ServiceRow | None:
         return next((row for row in self.rows if row.service == service), None)
