@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from unistack.config.checks import check_for_process_runtime
     from unistack.config.envfile import parse_dotenv
+    from unistack.config.examining import examine, find_state_dir, load_detailed
     from unistack.config.interpolation import interpolate
-    from unistack.config.loading import examine, find_state_dir, load, load_detailed
+    from unistack.config.loading import load
     from unistack.config.merging import merge, merge_texts
     from unistack.config.model import (
         Dependency,
@@ -36,9 +37,9 @@ _WHERE = {
     "parse_dotenv": "envfile",
     "interpolate": "interpolation",
     "load": "loading",
-    "load_detailed": "loading",
-    "examine": "loading",
-    "find_state_dir": "loading",
+    "load_detailed": "examining",
+    "examine": "examining",
+    "find_state_dir": "examining",
     "Loaded": "sources",
     "VariableSource": "sources",
     "merge": "merging",
