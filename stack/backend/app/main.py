@@ -12,6 +12,7 @@ from functools import cache
 
 from fastapi import FastAPI
 
+from app.api.errors import install_error_handlers
 from app.api.main import api_router
 from app.api.middleware import BodyLimitMiddleware, NoStoreMiddleware
 from app.core.config import LogLevel, Settings, get_settings
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         detail=str(UploadTooLarge(settings.max_upload_bytes)),
     )
     app.add_middleware(NoStoreMiddleware, prefix=API_PREFIX)  # added last, so outermost: it marks every 413 too
+    install_error_handlers(app)  # a pool exhausted past DB_POOL_TIMEOUT: 503 with Retry-After
     app.include_router(api_router, prefix=API_PREFIX)
     return app
 

@@ -70,6 +70,9 @@ def test_get_settings_names_what_is_wrong_without_values(monkeypatch: pytest.Mon
         ({"environment": "production", "debugpy_listen": "5678"}, "DEBUGPY_LISTEN must be empty"),
         ({"debugpy_listen": "localhost:http"}, "expected host:port or a port"),
         ({"debugpy_listen": "70000"}, "expected host:port or a port"),
+        ({"db_pool_size": 0}, "greater than 0"),
+        ({"db_max_overflow": -1}, "greater than or equal to 0"),
+        ({"db_pool_timeout": -0.5}, "greater than or equal to 0"),
     ],
 )
 def test_bad_values_are_refused(changes: dict[str, Any], message: str) -> None:

@@ -9,7 +9,16 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, PositiveInt, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["local", "staging", "production"]
@@ -32,6 +41,11 @@ class Settings(BaseSettings):
     # A secret (it usually holds the password), so it has no default and is never shown.
     # libpq style works too: `postgresql:///app?host=/path/to/run` is read as `postgresql+psycopg://...`.
     database_url: SecretStr
+    # The connection pool (see `core.db`): DB_POOL_SIZE kept open, DB_MAX_OVERFLOW more opened under load, and how
+    # long a request waits for one (DB_POOL_TIMEOUT, seconds) before it is refused with 503 and Retry-After.
+    db_pool_size: PositiveInt = 5
+    db_max_overflow: NonNegativeInt = 10
+    db_pool_timeout: NonNegativeFloat = 2.0
     uploads_dir: Path = Path("uploads")
     max_upload_bytes: PositiveInt = 10 * 1024 * 1024
     environment: Environment = "local"

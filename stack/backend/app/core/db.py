@@ -1,7 +1,8 @@
 """The database engine and sessions, built from the settings when asked (never at import).
 
-Owns the translation of DATABASE_URL into a SQLAlchemy URL for psycopg 3. Knows nothing of the tables
-(`app.models`) or of the queries (`app.crud`).
+Owns the translation of DATABASE_URL into a SQLAlchemy URL for psycopg 3, and the pool's bounds. Knows nothing of
+the tables (`app.models`) or of the queries (`app.crud`); what a client is told when the pool is exhausted is
+`api.errors`'s.
 """
 
 from sqlalchemy import URL, Engine, create_engine, make_url
@@ -29,7 +30,12 @@ def database_url(settings: Settings) -> URL:
 
 
 def make_engine(settings: Settings) -> Engine:
-    """A pooled engine, without `pool_pre_ping`.
+    """A pooled engine whose checkouts wait at most DB_POOL_TIMEOUT seconds, without `pool_pre_ping`.
+
+    The pool holds DB_POOL_SIZE connections and opens up to DB_MAX_OVERFLOW more under load. A request that finds
+    them all in use waits DB_POOL_TIMEOUT seconds (SQLAlchemy's default is 30) and then gets
+    `sqlalchemy.exc.TimeoutError`, which `api.errors` answers with 503 and `Retry-After`: under more load than the
+    database can take, clients are refused at once and told when to come back, rather than left hanging.
 
     Pre-ping costs a round trip (`SELECT 1`) on every checkout, i.e. on every request, to guard against a
     connection the server dropped while it sat in the pool. Over a local unix socket that happens when PostgreSQL
@@ -37,7 +43,13 @@ def make_engine(settings: Settings) -> Engine:
     or one failed /api/ready probe; the healthcheck asks every 5 s), SQLAlchemy recognises the disconnect and
     invalidates the whole pool, and every later checkout opens a fresh connection.
     """
-    return create_engine(database_url(settings), connect_args={"connect_timeout": 5})
+    return create_engine(
+        database_url(settings),
+        connect_args={"connect_timeout": 5},
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+    )
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
