@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from app.api.errors import install_error_handlers
 from app.api.main import api_router
 from app.api.middleware import BodyLimitMiddleware, NoStoreMiddleware
+from app.core.access_log import quiet_ready_probes
 from app.core.config import LogLevel, Settings, get_settings
 from app.resources import open_resources
 from app.uploads import UploadTooLarge
@@ -26,7 +27,8 @@ _LOG_HANDLER = "stack-backend-stdout"
 
 
 def configure_logging(level: LogLevel) -> None:
-    """Sends the `app.*` loggers to stdout at LOG_LEVEL (uvicorn's own loggers follow its --log-level)."""
+    """Sends the `app.*` loggers to stdout at LOG_LEVEL (uvicorn's own loggers follow its --log-level), and keeps
+    the healthcheck's successful readiness probes out of uvicorn's access log (app/core/access_log.py)."""
     logger = logging.getLogger("app")
     logger.setLevel(level.upper())
     if not any(handler.get_name() == _LOG_HANDLER for handler in logger.handlers):
@@ -34,6 +36,7 @@ def configure_logging(level: LogLevel) -> None:
         handler.set_name(_LOG_HANDLER)
         handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
         logger.addHandler(handler)
+    quiet_ready_probes()
 
 
 def start_debugger(address: tuple[str, int]) -> None:
