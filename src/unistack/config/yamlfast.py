@@ -9,12 +9,12 @@ None as soon as it meets anything else: tags (``!reset``, ``!override``), anchor
 reused anchor, aliases as keys or inside flow collections (but a merge key's list), merges of anything but
 aliases to mappings, multi-line plain or quoted scalars, empty block scalars or ones whose leading blank lines
 hold spaces, directives, document markers, tabs, numbers other than plain decimal integers, dates, duplicate
-keys, or anything malformed. The caller then parses the text with ruamel, which gives the same result, or the
-error with its line. For what it accepts, the result is exactly what ``yamlfile`` makes of ruamel's output,
-quirks included: an alias as a sequence item is on its anchor's line; merged
-keys come after the mapping's own keys, on the mapping's line (none at the top), and what is below them keeps
-its lines. tests/unit/config/test_yamlfast.py compares the two on every YAML text of the test suites and on
-thousands of mutations of them.
+keys, anything malformed, or anything near the bounds of ``yamlbounds`` (nesting, values copied by aliases).
+The caller then parses the text with ruamel, which gives the same result, or the error with its line. For what it
+accepts, the result is exactly what ``yamlfile`` makes of ruamel's output, quirks included: an alias as a sequence
+item is on its anchor's line; merged keys come after the mapping's own keys, on the mapping's line (none at the
+top), and what is below them keeps its lines. tests/unit/config/test_yamlfast.py compares the two on every YAML text
+of the test suites and on thousands of mutations of them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
+from unistack.config.yamlbounds import MAX_ALIAS_VALUES, MAX_DEPTH
 from unistack.config.yamlvalues import INDICATORS, Unsupported, block, inline, plain, quoted
 
 KeyPath = tuple[str | int, ...]
@@ -49,6 +50,7 @@ class _Anchor(NamedTuple):
     value: Any
     line: int
     lines: list[tuple[KeyPath, int | None]]
+    height: int  # the longest path below the value (0 for a scalar)
 
 
 def parse(text: str) -> tuple[dict[str, Any], dict[KeyPath, int]] | None:
@@ -93,6 +95,7 @@ class _Reader:
         self.lines: dict[KeyPath, int] = {}
         self.anchors: dict[str, _Anchor] = {}
         self.merged: set[KeyPath] = set()  # keys that came from a '<<': on their mapping's line
+        self.copied = 0  # values that aliases and merge keys copied in (yamlbounds: near the bound, ruamel reads)
 
     # ----------------------------------------------------------------- block structure
 
@@ -102,6 +105,8 @@ class _Reader:
         return self.mapping(indent, path)
 
     def mapping(self, indent: int, path: KeyPath) -> dict[str, Any]:
+        if len(path) >= MAX_DEPTH:
+            raise Unsupported  # too deep: ruamel refuses it with its line
         rows = self.rows
         out: dict[str, Any] = {}
         sources: list[_Anchor] | None = None
@@ -143,6 +148,8 @@ class _Reader:
         return out
 
     def sequence(self, indent: int, path: KeyPath) -> list[Any]:
+        if len(path) >= MAX_DEPTH:
+            raise Unsupported
         rows = self.rows
         items: list[Any] = []
         while self.i < len(rows):
@@ -221,7 +228,7 @@ class _Reader:
             raise Unsupported  # a reused anchor: ruamel warns
         table: list[tuple[KeyPath, int | None]] = []
         self.record(value, path, (), table)
-        self.anchors[name] = _Anchor(value, number, table)
+        self.anchors[name] = _Anchor(value, number, table, max((len(relative) for relative, _ in table), default=0))
         return value
 
     def record(self, value: Any, path: KeyPath, relative: KeyPath, table: list[tuple[KeyPath, int | None]]) -> None:
@@ -238,6 +245,7 @@ class _Reader:
         if found is None or found[1] not in self.anchors:
             raise Unsupported  # an undefined alias: ruamel reports it
         target = self.anchors[found[1]]
+        self.copy_in(target, path)
         if item:
             self.lines[path] = target.line
         self.place(target.lines, path, None)
@@ -258,9 +266,16 @@ class _Reader:
             raise Unsupported  # an undefined alias, or not a mapping: ruamel reports it
         return out
 
+    def copy_in(self, target: _Anchor, path: KeyPath) -> None:
+        """Count what an alias or merge copies in; well below the bounds or not at all (ruamel refuses it)."""
+        self.copied += 1 + len(target.lines)
+        if self.copied > MAX_ALIAS_VALUES // 2 or len(path) + target.height > MAX_DEPTH:
+            raise Unsupported
+
     def merge(self, out: dict[str, Any], path: KeyPath, sources: list[_Anchor]) -> None:
         """YAML merge as ruamel does it: after the own keys, each source's keys not yet there, in order."""
         for source in sources:
+            self.copy_in(source, (*path, "<<"))
             taken = {key for key in source.value if key not in out}
             for key, value in source.value.items():
                 if key in taken:

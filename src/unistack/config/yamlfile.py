@@ -4,19 +4,21 @@ Owns the YAML 1.2 round-trip parse (``22:22`` and ``on`` stay strings), Compose'
 tags (kept as ``RESET`` / ``Override(value)`` markers for ``merge``), the side table of line numbers and the
 ``Locations`` that answer "where was this key written?" across several files. Never interpolates, merges or
 interprets Compose keys. Texts in the plain subset of YAML that ``yamlfast`` reads (most Compose files) are read
-by it, about 50 times faster; everything else, and every error, goes through ruamel (imported only then).
+by it, about 50 times faster; everything else, and every error, goes through ruamel (imported only then). Both
+keep to ``yamlbounds``: the file size, the nesting depth and what aliases expand to are bounded.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unistack.config import yamlfast
+from unistack.config import yamlbounds, yamlfast
 from unistack.errors import ConfigError, Problem
 
 KeyPath = tuple[str | int, ...]
@@ -58,6 +60,9 @@ class YamlDocument:
 def read_yaml_file(path: Path) -> YamlDocument:
     """Read and parse one Compose file; a missing or unreadable file is a ConfigError naming it."""
     try:
+        size = path.stat().st_size
+        if size > yamlbounds.MAX_FILE_BYTES:
+            raise yamlbounds.too_big(path, size)
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
@@ -74,6 +79,8 @@ def read_yaml_file(path: Path) -> YamlDocument:
 
 def parse_yaml(text: str, path: Path | None = None) -> YamlDocument:
     """Parse Compose YAML text; syntax errors become a ConfigError with file and line."""
+    if len(text) > yamlbounds.MAX_FILE_BYTES:
+        raise yamlbounds.too_big(path, len(text.encode("utf-8", "surrogatepass")))
     fast = yamlfast.parse(text)
     if fast is not None:
         data, lines = fast
@@ -84,12 +91,20 @@ def parse_yaml(text: str, path: Path | None = None) -> YamlDocument:
 def _parse_with_ruamel(text: str, path: Path | None) -> YamlDocument:
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.composer import MaxDepthExceededError
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     yaml = YAML(typ="rt")
     yaml.version = (1, 2)
+    yaml.max_depth = yamlbounds.MAX_DEPTH + 1  # the top mapping is depth 1
+    yaml.Composer = _bounded_composer()
     try:
         root = yaml.load(text)
+    except MaxDepthExceededError as exc:
+        mark = exc.problem_mark
+        raise yamlbounds.too_deep(path, mark.line + 1 if mark is not None else None) from None
+    except _Refused as exc:
+        raise exc.error(path, exc.line) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -119,6 +134,66 @@ def _parse_with_ruamel(text: str, path: Path | None) -> YamlDocument:
     data = _plain(root, (), lines)
     assert isinstance(data, dict)
     return YamlDocument(path, data, lines)
+
+
+class _Refused(Exception):
+    """Raised inside ruamel's composer: which bound (a ``yamlbounds`` function) and the line of the alias."""
+
+    def __init__(self, error: Callable[[Path | None, int | None], ConfigError], line: int) -> None:
+        super().__init__(line)
+        self.error = error
+        self.line = line
+
+
+@functools.cache
+def _bounded_composer() -> Any:
+    """ruamel's Composer, counting what each alias copies in (as if written out) before it is used.
+
+    ruamel shares an aliased node instead of copying it, so reading a "billion laughs" file is quick; what is
+    bounded here is what converting it to plain data (``_plain``) would make: the values and the depth.
+    """
+    from ruamel.yaml.composer import Composer
+    from ruamel.yaml.events import AliasEvent
+    from ruamel.yaml.nodes import MappingNode, ScalarNode
+
+    class BoundedComposer(Composer):
+        copied = 0
+        measured: dict[int, tuple[int, int]]  # id(node) -> (values, height), for nodes already measured
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.parser.check_event(AliasEvent):
+                event = self.parser.peek_event()
+                target = self.anchors.get(event.anchor)
+                if target is not None:
+                    line = event.start_mark.line + 1
+                    values, height = self.measure(target, line)
+                    self.copied += values
+                    if self.copied > yamlbounds.MAX_ALIAS_VALUES:
+                        raise _Refused(yamlbounds.too_many_aliases, line)
+                    if self.depth + height > yamlbounds.MAX_DEPTH + 1:
+                        raise _Refused(yamlbounds.too_deep, line)
+            return super().compose_node(parent, index)
+
+        def measure(self, node: Any, line: int) -> tuple[int, int]:
+            if not hasattr(self, "measured"):
+                self.measured = {}
+            if isinstance(node, ScalarNode):
+                return 1, 0
+            known = self.measured.get(id(node))
+            if known is not None:
+                return known
+            if node.end_mark is None:  # still being composed: the alias is inside its own anchor
+                raise _Refused(yamlbounds.recursive_alias, line)
+            children = [v for _, v in node.value] if isinstance(node, MappingNode) else node.value
+            values, height = 1, 0
+            for child in children:
+                child_values, child_height = self.measure(child, line)
+                values += child_values
+                height = max(height, child_height + 1)
+            self.measured[id(node)] = (values, height)
+            return values, height
+
+    return BoundedComposer
 
 
 _INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")

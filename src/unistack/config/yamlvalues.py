@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from unistack.config.yamlbounds import MAX_DEPTH
+
 KeyPath = tuple[str | int, ...]
 
 
@@ -155,6 +157,8 @@ def inline(text: str, number: int, path: KeyPath, lines: dict[KeyPath, int]) -> 
 
 def _flow(text: str, start: int, number: int, path: KeyPath, lines: dict[KeyPath, int]) -> tuple[Any, int]:
     """A flow sequence or mapping that ends on this line; returns it and the index after its bracket."""
+    if len(path) >= MAX_DEPTH:
+        raise Unsupported  # too deep: ruamel refuses it with its line
     is_map = text[start] == "{"
     close = "}" if is_map else "]"
     out_map: dict[str, Any] = {}
