@@ -80,7 +80,7 @@ async def test_start_appends_to_the_log_with_environment_and_working_dir(tmp_pat
 
 
 async def test_own_session_and_signal_exit_status(tmp_path: Path) -> None:
-    service = _service(tmp_path, "sleep 30")
+    service = _service(tmp_path, "exec sleep 30")
     runtime, project = await _ready(tmp_path, service)
     handle = await runtime.start(project, service)
     pid = int(handle.ident)

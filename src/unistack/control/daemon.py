@@ -37,9 +37,10 @@ from unistack.engine.events import Event
 from unistack.engine.health import CheckRecord
 from unistack.engine.states import STATES
 from unistack.engine.supervisor import Engine
-from unistack.errors import UnistackError
+from unistack.errors import StateError, UnistackError
 from unistack.runtimes import PROCESS, create_runtime
 from unistack.runtimes.base import Handle, Runtime
+from unistack.runtimes.logwriter import Appender, AppendStream, Dropped
 
 if TYPE_CHECKING:
     from unistack.control.manifests import ManifestWatcher
@@ -62,7 +63,8 @@ class Daemon:
         self._save_next_pending = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._events = state.events_log(state_dir)
-        self._events_fd: int | None = None  # opened once: a start of 100 services writes ~1000 events
+        self._events_out: Appender | None = None  # opened once: a start of 100 services writes ~1000 events
+        self._save_failed = False  # the last state file write failed (a full disk): housekeeping tries again
         self.code = state.code_fingerprint()
         self._manifests: ManifestWatcher | None = None  # only while a service declares x-unistack.dependencies
 
@@ -84,9 +86,10 @@ class Daemon:
             await self.done.wait()
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        if self._events_fd is not None:
-            fd, self._events_fd = self._events_fd, None  # a later event opens it again
-            os.close(fd)
+        if self._events_out is not None:
+            out, self._events_out = self._events_out, None  # a later event opens it again
+            out.finish()
+            os.close(out.fd)
 
     async def _restore(self) -> None:
         """Take over what a previous daemon left: re-adopt live services, restart the rest as wanted."""
@@ -180,6 +183,8 @@ class Daemon:
     async def _housekeeping(self) -> None:
         while not self.done.is_set():
             await asyncio.sleep(HOUSEKEEPING_EVERY)
+            if self._save_failed:
+                self._save_now()
             if self.engine is not None and self.runtime is not None:
                 with contextlib.suppress(Exception):
                     await self.runtime.housekeeping(self.engine.project)
@@ -325,17 +330,16 @@ class Daemon:
 
     def _append_event(self, line: bytes) -> None:
         """One line onto logs/events.jsonl: one write on a descriptor kept open (O_APPEND, unbuffered, so a
-        follower sees it at once and nothing is lost to a kill)."""
-        try:
-            if self._events_fd is None:
+        follower sees it at once and nothing is lost to a kill). A full disk drops events (whole lines, never a
+        torn one), counted: the first event written after says how many."""
+        if self._events_out is None:
+            try:
                 self._events.parent.mkdir(parents=True, exist_ok=True)
-                self._events_fd = os.open(self._events, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            os.write(self._events_fd, line)
-        except OSError:
-            if self._events_fd is not None:  # reopened at the next event
-                with contextlib.suppress(OSError):
-                    os.close(self._events_fd)
-                self._events_fd = None
+                fd = os.open(self._events, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            except OSError:
+                return  # tried again at the next event
+            self._events_out = Appender(fd, _dropped_events)
+        self._events_out.write(line)
 
     def _save_next(self) -> None:
         """Save first thing in the event loop's next iteration, before it handles any new input or timer.
@@ -354,6 +358,8 @@ class Daemon:
             asyncio.get_running_loop().call_later(SAVE_DELAY, self._save_now)
 
     def _save_now(self) -> None:
+        """Write the state file. A write that fails (a full disk) keeps the previous file whole and is tried
+        again at the next change or housekeeping round; the daemon goes on from what it holds in memory."""
         self._save_pending = self._save_next_pending = False
         if self.engine is None or self.done.is_set():
             return
@@ -370,21 +376,33 @@ class Daemon:
                 "desired": engine.is_wanted(name),
                 "last_check": None if check is None else check.__dict__,
             }
-        state.write_state(
-            self.state_dir,
-            {
-                "up": True,
-                "runtime": self.runtime_name,
-                "environ": self.environ,
-                "daemon_pid": os.getpid(),
-                "services": services,
-            },
-        )
+        data = {
+            "up": True,
+            "runtime": self.runtime_name,
+            "environ": self.environ,
+            "daemon_pid": os.getpid(),
+            "services": services,
+        }
+        try:
+            state.write_state(self.state_dir, data)
+        except StateError as exc:
+            if not self._save_failed:
+                print(exc, file=sys.stderr)
+            self._save_failed = True
+        else:
+            self._save_failed = False
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _dropped_events(dropped: Dropped) -> bytes:
+    """The event that stands for those a full disk refused, written before the next one that fits."""
+    message = f"{dropped.describe('events')} (logs/events.jsonl could not be written)"
+    data = {"dropped_events": dropped.lines, "dropped_bytes": dropped.size}
+    return (Event("error", None, message, time.time(), data).to_json() + "\n").encode()
 
 
 def _watch_children_with_pidfds(loop: asyncio.AbstractEventLoop) -> None:
@@ -449,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     if fd is None:
         print(f"another daemon already runs for {state_dir}", file=sys.stderr)
         return 0
+    # the daemon's output (daemon.log) never raises: a traceback printed on a full disk must not become another
+    sys.stdout = sys.stderr = AppendStream(Appender(2))
     # what is imported stays for the daemon's life: out of the collector's way (a full collection would walk
     # every module each time)
     gc.freeze()

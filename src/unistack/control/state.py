@@ -83,16 +83,21 @@ def project_file(state_dir: Path) -> Path:
 
 def _write_private(path: Path, data: Any) -> None:
     """Write atomically (temp file + rename), readable by the owner only (it may hold secrets); a str is written
-    as it is (JSON text already)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    as it is (JSON text already). A write that fails (StateError) leaves the previous file as it was."""
     tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     # json.dumps, not json.dump: dump streams through the pure-Python encoder (about 10x slower), and the daemon
     # writes the state file at every start and stop
     text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"), default=str)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        tmp.replace(path)
+    except OSError as exc:  # a full disk: the old file stays as it was, whole
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StateError(f"cannot write {path}: {exc.strerror or exc}; the previous {path.name} is kept") from exc
 
 
 def write_state(state_dir: Path, data: dict[str, Any]) -> None:

@@ -1,8 +1,9 @@
 """Service log files of the host-process runtime: rotation, tail and follow.
 
-Children write straight into ``logs/<service>.log`` opened with O_APPEND, so they outlive the supervisor and
-keep logging while it is replaced. Rotation is copy-then-truncate (logrotate's ``copytruncate``), which an
-O_APPEND writer survives. Following reopens a file that shrank (rotated) or appeared (first start), so
+Each child's output goes through its log writer (``logwriter.py``) into ``logs/<service>.log`` opened with
+O_APPEND; neither depends on the supervisor, so they keep logging while it is replaced. Rotation is
+copy-then-truncate (logrotate's ``copytruncate``), which an O_APPEND writer survives (a copy a full disk cuts
+short is removed, nothing truncated). Following reopens a file that shrank (rotated) or appeared (first start), so
 ``logs -f`` follows a service across restarts and rotations.
 """
 
@@ -31,7 +32,12 @@ def rotate_if_needed(path: Path, max_bytes: int = MAX_BYTES, keep: int = KEEP) -
         older = path.with_name(f"{path.name}.{n}")
         if older.exists():
             older.replace(path.with_name(f"{path.name}.{n + 1}"))
-    shutil.copyfile(path, path.with_name(f"{path.name}.1"))
+    copy = path.with_name(f"{path.name}.1")
+    try:
+        shutil.copyfile(path, copy)
+    except OSError:  # a full disk: no half copy left taking space, and nothing truncated
+        copy.unlink(missing_ok=True)
+        raise
     with path.open("r+b") as fh:
         fh.truncate(0)
     return True

@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -35,8 +36,11 @@ INSTALL_OUTPUT = 64 * 1024  # bytes of an install's output kept for the summary 
 ADOPTED_POLL = 0.5
 SPAWN_THREADS = 8  # Popen blocks until the child has exec'ed (1-20 ms on a busy machine): a layer's spawns overlap
 CHILD_POLL = (0.01, 0.25)  # first and longest interval between polls of a child when the kernel has no pidfds
+WRITER_DRAIN = 0.25  # seconds a log writer is given to write what a process printed last, once it exited
+LOG_WRITER = Path(__file__).with_name("logwriter.py")
 
-_Created = tuple[subprocess.Popen[bytes], int | None]  # a process and the descriptor its output is read from
+# a process, the descriptor its output is read from (probes), and the log writer its output goes through (services)
+_Created = tuple[subprocess.Popen[bytes], int | None, subprocess.Popen[bytes] | None]
 
 
 def exit_status(returncode: int) -> int:
@@ -135,11 +139,14 @@ class ProcessRuntime:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._pool(), _timed, create)
         try:
-            began, (popen, fd) = await asyncio.shield(future)
+            began, (popen, fd, writer) = await asyncio.shield(future)
         except asyncio.CancelledError:
             future.add_done_callback(_undo_spawn)
             raise
-        return _Child(popen, fd, loop, began)
+        child = _Child(popen, fd, loop, began)
+        if writer is not None:
+            child.writer = _Child(writer, None, loop, began)
+        return child
 
     async def _spawn(self, project: Project, service: Service, argv: tuple[str, ...], cwd: Path, what: str) -> _Child:
         """Start ``argv`` in its own session, its output appended to the service's log file."""
@@ -151,18 +158,20 @@ class ProcessRuntime:
                 log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             except OSError as exc:
                 raise RuntimeFailure(f"cannot open the log file {log_path}: {exc.strerror}") from exc
+            writer, out_fd = _start_log_writer(service.name, log_path, log_fd) or (None, log_fd)
             try:
-                popen = _popen_in_session(argv, cwd, env, log_fd)
-            except FileNotFoundError as exc:
-                if not Path(cwd).is_dir():
-                    raise PermanentFailure(f"working_dir {cwd} does not exist") from exc
-                missing = exc.filename if exc.filename else argv[0]
-                raise PermanentFailure(f"command not found: {missing!r} (x-unistack.process.{what})") from exc
+                return _popen_in_session(argv, cwd, env, out_fd), None, writer
             except OSError as exc:
-                raise RuntimeFailure(f"cannot run {argv[0]!r} (x-unistack.process.{what}): {exc.strerror}") from exc
+                if writer is not None:  # it ends at once: nobody else holds the pipe's other end
+                    os.close(out_fd)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        writer.wait(5)
+                    writer = None
+                raise _spawn_failure(exc, argv, cwd, what) from exc
             finally:
                 os.close(log_fd)
-            return popen, None
+                if writer is not None:
+                    os.close(out_fd)  # the writer sees the end of file once the service's side is closed too
 
         return await self._popen(create)
 
@@ -187,6 +196,7 @@ class ProcessRuntime:
                     await proc.wait()
             _signal_group(proc.pid, signal.SIGKILL)
             raise
+        await proc.output_written()
         tail = "\n".join(logfiles.tail_lines(self.log_path(project, service.name), 15))
         return ProbeResult(code == 0, code, tail)
 
@@ -224,6 +234,7 @@ class ProcessRuntime:
                     await proc.wait()
             _signal_group(proc.pid, signal.SIGKILL)
             raise
+        await proc.output_written()
         return ProbeResult(code == 0, code, _read_from(log_path, offset, INSTALL_OUTPUT))
 
     async def start(self, project: Project, service: Service) -> Handle:
@@ -279,6 +290,7 @@ class ProcessRuntime:
         if proc is not None:
             code = await proc.wait()
             self._children.pop(handle.ident, None)
+            await proc.output_written()  # its last lines in the file before anyone reads the log's tail
             return exit_status(code)
         while _alive(int(handle.record["pid"]), float(handle.record["create_time"])):
             await asyncio.sleep(ADOPTED_POLL)
@@ -318,7 +330,7 @@ class ProcessRuntime:
                 raise
             finally:
                 os.close(write_fd)
-            return popen, read_fd
+            return popen, read_fd, None
 
         try:
             proc = await self._popen(create)
@@ -348,6 +360,37 @@ def _popen_in_session(argv: Sequence[str], cwd: Path, env: dict[str, str], out_f
     )
 
 
+def _spawn_failure(exc: OSError, argv: Sequence[str], cwd: Path, what: str) -> RuntimeFailure:
+    if isinstance(exc, FileNotFoundError):
+        if not Path(cwd).is_dir():
+            return PermanentFailure(f"working_dir {cwd} does not exist")
+        missing = exc.filename if exc.filename else argv[0]
+        return PermanentFailure(f"command not found: {missing!r} (x-unistack.process.{what})")
+    return RuntimeFailure(f"cannot run {argv[0]!r} (x-unistack.process.{what}): {exc.strerror}")
+
+
+def _start_log_writer(service: str, log_path: Path, log_fd: int) -> tuple[subprocess.Popen[bytes], int] | None:
+    """The log writer of one service process (``logwriter.py``): its stdin a new pipe, its stdout the log file.
+    Returns it and the pipe's end the service writes to; None when it cannot start (the service then writes
+    straight into the file, as it would without one)."""
+    read_fd, write_fd = os.pipe()
+    try:
+        writer = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(LOG_WRITER), service, str(log_path)],
+            stdin=read_fd,
+            stdout=log_fd,
+            stderr=subprocess.DEVNULL,
+            env={},
+            start_new_session=True,
+        )
+    except OSError:
+        os.close(write_fd)
+        return None
+    finally:
+        os.close(read_fd)
+    return writer, write_fd
+
+
 _POOL_LOCK = threading.Lock()
 _KEPT_OUTPUT = 4 * OUTPUT_LIMIT + 8  # bytes: enough for OUTPUT_LIMIT whole characters of UTF-8 after a cut
 
@@ -375,6 +418,7 @@ class _Child:
             self._poller = loop.create_task(self._poll())
         else:
             loop.add_reader(self._pidfd, self._reap)
+        self.writer: _Child | None = None  # the log writer its output goes through
         self._output = bytearray()
         self._output_fd = output_fd
         self._eof: asyncio.Future[None] = loop.create_future()
@@ -433,6 +477,14 @@ class _Child:
         """The raw return code (``-N`` when killed by signal N). Any number of callers may wait, and be cancelled."""
         return await asyncio.shield(self._exited)
 
+    async def output_written(self, timeout: float = WRITER_DRAIN) -> None:
+        """Once the process has exited: wait (up to ``timeout``) until its log writer has written everything,
+        which it has when it ends (a process it left behind that still holds the output keeps it going)."""
+        if self.writer is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self.writer.wait()
+
     async def communicate(self) -> bytes:
         """The (last ``_KEPT_OUTPUT`` bytes of) output once the pipe is at its end and the process has exited."""
         await asyncio.shield(self._eof)
@@ -468,11 +520,14 @@ def _undo_spawn(future: asyncio.Future[tuple[float, _Created]]) -> None:
     """The caller of a spawn was cancelled while the thread ran ``Popen``: kill what it started, and reap it."""
     if future.cancelled() or future.exception() is not None:
         return
-    began, (popen, fd) = future.result()
+    began, (popen, fd, writer) = future.result()
     _signal_group(popen.pid, signal.SIGKILL)
     if fd is not None:
         os.close(fd)
-    _Child(popen, None, asyncio.get_running_loop(), began)
+    loop = asyncio.get_running_loop()
+    _Child(popen, None, loop, began)
+    if writer is not None:
+        _Child(writer, None, loop, began)  # it ends once the killed group's output is closed
 
 
 def _alive(pid: int, created: float) -> bool:

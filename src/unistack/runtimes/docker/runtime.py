@@ -45,6 +45,7 @@ from unistack.runtimes.docker.engine import (
     parse_time,
 )
 from unistack.runtimes.host import check_port_free, signal_number
+from unistack.runtimes.logwriter import Appender
 
 OUTPUT_LIMIT = 4000
 KILL_WAIT = 10.0  # seconds to wait for a container to exit after SIGKILL
@@ -391,21 +392,24 @@ class DockerRuntime:
 
 
 class _LineLog:
-    """Appends lines to the build log, one write each (setup's ``emit`` runs in a build thread)."""
+    """Appends lines to the build log, one write each (setup's ``emit`` runs in a build thread); lines a full
+    disk refuses are dropped and counted (``logwriter.Appender``), so a build never fails for its log."""
 
     def __init__(self, path: Path) -> None:
-        self._fh = path.open("a", encoding="utf-8")
+        self._out: Appender | None = Appender(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
         self._lock = threading.Lock()
 
     def emit(self, line: str) -> None:
         with self._lock:
-            if not self._fh.closed:
-                self._fh.write(line.rstrip("\n") + "\n")
-                self._fh.flush()
+            if self._out is not None:
+                self._out.write((line.rstrip("\n") + "\n").encode("utf-8", "replace"))
 
     def close(self) -> None:
         with self._lock:
-            self._fh.close()
+            if self._out is not None:
+                out, self._out = self._out, None
+                out.finish()
+                os.close(out.fd)
 
 
 class _Exec:
