@@ -52,7 +52,9 @@ def logs(opts: Options, follow: bool, tail: str, services: tuple[str, ...]) -> N
 
 @click.command("config")
 @click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+@click.option("--no-redact", is_flag=True, help="Print secret values as they are (for piping into other tools).")
 @pass_options
-def config_command(opts: Options, fmt: str) -> None:
-    """Print the resolved configuration (secrets redacted)."""
-    click.echo(config.render(opts.project(), "json" if fmt == "json" else "yaml"), nl=False)
+def config_command(opts: Options, fmt: str, no_redact: bool) -> None:
+    """Print the resolved configuration, a Compose file that reads back to the same project (secrets redacted)."""
+    text = config.render(opts.project(), "json" if fmt == "json" else "yaml", redacted=not no_redact)
+    click.echo(text, nl=False)

@@ -222,7 +222,9 @@ def normalise(s: Loading) -> None:
             s.problems.append(s.locations.problem((section,), f"{section} must be a mapping of names."))
             s.doc[section] = {}
         else:
-            s.doc[section] = {str(k): (v if v is not None else {}) for k, v in value.items()}
+            s.doc[section] = normalizer.resources(
+                section, {str(k): (v if v is not None else {}) for k, v in value.items()}
+            )
     s.doc["name"] = s.name
     s.problems.extend(normalizer.problems)
 

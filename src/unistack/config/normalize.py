@@ -10,6 +10,7 @@ every problem is reported at once. Never decides what is active, never checks ac
 from __future__ import annotations
 
 import os.path
+import posixpath
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -168,8 +169,13 @@ def parse_volume(value: Any, base_dir: Path) -> dict[str, Any]:
             entry["read_only"] = True
         if "nocopy" in modes and not is_path:
             entry["volume"] = {"nocopy": True}
+        if is_path:  # as Compose expands the short syntax: a missing host folder is created
+            selinux = [m for m in modes if m in ("z", "Z")]
+            entry["bind"] = {**({"selinux": selinux[0]} if selinux else {}), "create_host_path": True}
     if entry.get("type") == "bind" and isinstance(entry.get("source"), str):
         entry["source"] = str(resolve_path(entry["source"], base_dir))
+    if isinstance(entry.get("target"), str) and entry["target"].startswith("/"):
+        entry["target"] = posixpath.normpath(entry["target"])  # as Compose cleans it: no trailing slash
     return entry
 
 
@@ -297,10 +303,38 @@ class Normalizer:
             out["build"] = {"context": out["build"]}
         build = out.get("build")
         if isinstance(build, dict) and isinstance(build.get("context"), str) and "://" not in build["context"]:
-            out["build"] = {**build, "context": str(resolve_path(build["context"], self.project_dir))}
+            build = out["build"] = {**build, "context": str(resolve_path(build["context"], self.project_dir))}
+        if isinstance(build, dict) and isinstance(
+            build.get("args"), list
+        ):  # as environment: a bare NAME from the shell
+            arguments = self.field((*where, "build", "args"), self._arguments, build["args"], "write NAME: value.")
+            out["build"] = {**build, "args": arguments or {}}
+        develop = out.get("develop")
+        if isinstance(develop, dict) and isinstance(develop.get("watch"), list):
+            out["develop"] = {**develop, "watch": [self._watch_rule(rule) for rule in develop["watch"]]}
         if isinstance(out.get("profiles"), str):
             out["profiles"] = [out["profiles"]]
         return out
+
+    def _arguments(self, value: Any) -> dict[str, str]:
+        return environment_mapping(value, self.variables)
+
+    def _watch_rule(self, rule: Any) -> Any:
+        """A ``develop.watch`` rule with its path resolved against the project folder, as Compose resolves it."""
+        if isinstance(rule, dict) and isinstance(rule.get("path"), str) and rule["path"]:
+            return {**rule, "path": str(resolve_path(rule["path"], self.project_dir))}
+        return rule
+
+    def resources(self, section: str, value: dict[str, Any]) -> dict[str, Any]:
+        """Top-level ``secrets`` / ``configs`` with their ``file`` resolved against the project folder."""
+        if section not in ("secrets", "configs"):
+            return value
+        return {
+            name: {**spec, "file": str(resolve_path(spec["file"], self.project_dir))}
+            if isinstance(spec, dict) and isinstance(spec.get("file"), str)
+            else spec
+            for name, spec in value.items()
+        }
 
     def _environment(self, name: str, out: dict[str, Any]) -> None:
         where: KeyPath = ("services", name)

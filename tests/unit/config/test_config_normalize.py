@@ -76,6 +76,7 @@ def test_volumes(tmp_path: Path) -> None:
         "source": str(tmp_path / "data"),
         "target": "/data",
         "read_only": True,
+        "bind": {"create_host_path": True},  # as Compose expands the short syntax
     }
     assert parse_volume("pgdata:/var/lib/postgresql", tmp_path) == {
         "type": "volume",
