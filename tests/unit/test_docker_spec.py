@@ -9,7 +9,7 @@ import pytest
 
 from unistack import config
 from unistack.config.model import Healthcheck, Project
-from unistack.errors import NotSupported, RuntimeFailure
+from unistack.errors import ConfigError, NotSupported, RuntimeFailure
 from unistack.runtimes.base import Handle, StopResult
 from unistack.runtimes.docker import resources, spec
 from unistack.runtimes.docker.engine import parse_time_ns
@@ -233,7 +233,7 @@ def test_what_cannot_be_carried_out_is_refused_all_at_once(tmp_path: Path) -> No
         networks: [back]
         ports: ["80:80"]
         pull_policy: always
-        volumes: [{type: bind, source: ./x, target: /x, bind: {selinux: z}}, "nowhere:/n"]
+        volumes: [{type: bind, source: ./x, target: /x, bind: {selinux: z}}]
         deploy: {replicas: 2, resources: {reservations: {devices: [{capabilities: [gpu]}]}}}
         secrets: [{source: token, mode: 0400}]
       db: {image: busybox}
@@ -245,7 +245,7 @@ def test_what_cannot_be_carried_out_is_refused_all_at_once(tmp_path: Path) -> No
     message = str(refused.value)
     for key in ("links", "gpus", "network_mode cannot be combined", "ports cannot be published", "pull_policy"):
         assert key in message
-    assert "selinux" in message and "'nowhere'" in message and "deploy.replicas" in message
+    assert "selinux" in message and "deploy.replicas" in message  # an undeclared volume: the loader refuses it
     assert "reservations.devices" in message and "secrets[0].mode" in message
     problems = spec.check_for_docker_runtime(load(tmp_path, text))
     keys = {p.key for p in problems}
@@ -254,8 +254,11 @@ def test_what_cannot_be_carried_out_is_refused_all_at_once(tmp_path: Path) -> No
 
 
 def test_a_service_needs_an_image_or_a_build(tmp_path: Path) -> None:
-    with pytest.raises(NotSupported, match="image is missing"):
+    with pytest.raises(ConfigError, match="neither an image nor a build"):  # refused by the loader, as Compose does
         plan(tmp_path, "services:\n  app:\n    command: [sleep, '1']\n")
+    process_only = "services:\n  app:\n    x-unistack: {process: {command: [sleep, '1']}}\n"
+    with pytest.raises(NotSupported, match="image is missing"):  # a host-process service, asked to run on docker
+        plan(tmp_path, process_only)
 
 
 def test_engine_times_and_stamped_lines() -> None:

@@ -13,6 +13,7 @@ import difflib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from unistack.config.references import check_references, check_something_to_run
 from unistack.config.yamlfile import Locations
 from unistack.errors import Problem
 
@@ -221,7 +222,14 @@ def check_port_conflicts(doc: Document, locations: Locations) -> list[Problem]:
     return problems
 
 
-CHECKS: list[Check] = [check_unknown_keys, check_dependencies_exist, check_no_cycles, check_port_conflicts]
+CHECKS: list[Check] = [
+    check_unknown_keys,
+    check_dependencies_exist,
+    check_no_cycles,
+    check_port_conflicts,
+    check_references,  # references.py: declared volumes, networks, secrets, configs; something to run
+    check_something_to_run,
+]
 
 
 def run_checks(doc: Document, locations: Locations) -> list[Problem]:
