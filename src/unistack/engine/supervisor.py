@@ -23,7 +23,7 @@ from unistack.engine.health import CheckRecord, HealthTracker
 from unistack.engine.states import LIVE, ServiceRow
 from unistack.engine.status import ServiceStatus, WaitReport, dependency_verdict
 from unistack.errors import PermanentFailure, RuntimeFailure
-from unistack.runtimes.base import Handle, ProbeResult, Runtime
+from unistack.runtimes.base import Handle, ProbeResult, Runtime, StopResult
 
 LOG_TAIL = 20
 RUNNER_STOP_TIMEOUT = 15.0  # seconds a cancelled runner gets to end before its process is stopped anyway
@@ -376,7 +376,7 @@ class Engine:
                 return code, False
             exited.cancel()
             result = await self.runtime.stop(handle, svc.stop_signal, svc.stop_grace_period)
-            self._report_kill(name, result.killed, svc.stop_grace_period)
+            self._report_kill(name, result, svc.stop_grace_period)
             self.status[name].handle = None
             return result.exit_code, True
         finally:
@@ -556,11 +556,13 @@ class Engine:
         result = await self.runtime.stop(handle, svc.stop_signal, grace)
         st.handle, st.exit_code = None, result.exit_code
         st.state, st.health = "stopped", "none"
-        self._report_kill(name, result.killed, grace)
+        self._report_kill(name, result, grace)
         self._emit("stopped", name, f"{name} stopped", exit_code=result.exit_code)
 
-    def _report_kill(self, name: str, killed: bool, grace: float) -> None:
-        if killed:
+    def _report_kill(self, name: str, result: StopResult, grace: float) -> None:
+        if result.frozen:
+            self._emit("killed", name, f"{name} was frozen (stopped or paused) and was killed (SIGKILL) at once")
+        elif result.killed:
             self._emit("killed", name, f"{name} did not stop within {grace:g}s and was killed (SIGKILL)")
 
     # ----------------------------------------------------------------- plumbing

@@ -26,8 +26,9 @@ class ProbeResult:
 
 @dataclass(frozen=True)
 class StopResult:
-    killed: bool  # True when the grace period ran out and the incarnation was killed
+    killed: bool  # True when the incarnation was killed (the grace period ran out, or it was frozen)
     exit_code: int | None
+    frozen: bool = False  # stopped (SIGSTOP) or paused: killed at once, with no grace period it could not use
 
 
 @dataclass
@@ -76,7 +77,10 @@ class Runtime(Protocol):
         """Run the healthcheck once against this incarnation, bounded by ``check.timeout``."""
 
     async def stop(self, handle: Handle, signal_name: str, grace: float) -> StopResult:
-        """Send ``signal_name``; after ``grace`` seconds kill. Return whether it had to kill."""
+        """Send ``signal_name``; after ``grace`` seconds kill. Return whether it had to kill.
+
+        A frozen incarnation (its main process stopped by SIGSTOP, or a paused container) cannot act on a signal:
+        it is killed at once instead of being waited for (``frozen``)."""
 
     async def adopt(self, project: Project, service: Service, record: dict[str, Any]) -> Handle | None:
         """Find a live incarnation a previous supervisor started, or None if it is gone."""

@@ -3,8 +3,9 @@
 Owns starting a service's ``x-unistack.process`` command in its own session (so it has its own process group
 and outlives a killed supervisor), its environment (the OS environment, then ``environment``, then
 ``x-unistack.process.environment``, then the ``UNISTACK_*`` variables), its log file, probes run beside it,
-stopping the whole group (signal, grace, SIGKILL), re-adopting a live process by pid and start time, and the
-instance's folders (``run/`` 0700, ``logs/``, ``volumes/<name>``). It never decides when to restart.
+stopping the whole group (signal, grace, SIGKILL; a stopped (SIGSTOP) leader is killed at once), re-adopting
+a live process by pid and start time, and the instance's folders (``run/`` 0700, ``logs/``,
+``volumes/<name>``). It never decides when to restart.
 """
 
 from __future__ import annotations
@@ -299,8 +300,15 @@ class ProcessRuntime:
     async def stop(self, handle: Handle, signal_name: str, grace: float) -> StopResult:
         pgid = int(handle.record.get("pgid", handle.record["pid"]))
         sig = signal_number(signal_name)
-        _signal_group(pgid, sig)
         code: int | None = None
+        if _frozen(int(handle.record["pid"])):
+            # stopped (SIGSTOP): it cannot act on its stop signal, so a grace period would be waited out for nothing
+            _signal_group(pgid, signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10):
+                    code = await self.wait(handle)
+            return StopResult(killed=True, exit_code=code, frozen=True)
+        _signal_group(pgid, sig)
         killed = False
         # asyncio.timeout, never wait_for: on Python 3.11 wait_for can swallow a cancellation that races with
         # the inner result, and a probe loop that misses its cancellation never ends (a stop then hangs)
@@ -534,6 +542,14 @@ def _alive(pid: int, created: float) -> bool:
     try:
         proc = psutil.Process(pid)
         return abs(proc.create_time() - created) < 0.05 and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _frozen(pid: int) -> bool:
+    """True when the process is stopped (state T: SIGSTOP, SIGTSTP), so it handles no signal but SIGKILL."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_STOPPED
     except psutil.Error:
         return False
 

@@ -4,7 +4,8 @@ Owns the instance's networks and named volumes (``prepare``/``cleanup``, as ``do
 making sure a service's image exists (``setup``: built through ``docker.images``, its output in
 ``logs/<service>.build.log``), creating or reusing the container ``<project>-<service>-1`` (reused while its
 config hash and image are unchanged, so its log continues across restarts), health probes run inside it with
-exec, stopping it (signal, grace, SIGKILL), re-adopting it after a supervisor restart, and its logs. Docker's
+exec, stopping it (signal, grace, SIGKILL; a paused container or one whose main process is stopped is killed at
+once), re-adopting it after a supervisor restart, and its logs. Docker's
 own restart policy and image HEALTHCHECK are never used: the engine decides restarts and runs the probes.
 Blocking SDK calls run in daemon threads (``engine.in_thread``); errors become RuntimeFailure here.
 Never decides when to restart.
@@ -260,6 +261,9 @@ class DockerRuntime:
 
     async def stop(self, handle: Handle, signal_name: str, grace: float) -> StopResult:
         number = signal_number(signal_name)
+        frozen = await self._frozen(handle)
+        if frozen is not None:  # it cannot act on the stop signal: no grace period waited out for nothing
+            return await self._kill_frozen(handle, paused=frozen == "paused")
         if not await self._kill(handle, number):
             return StopResult(killed=False, exit_code=None)
         killed = False
@@ -274,6 +278,46 @@ class DockerRuntime:
                 async with asyncio.timeout(KILL_WAIT):
                     code = await self.wait(handle)
         return StopResult(killed=killed, exit_code=code)
+
+    async def _frozen(self, handle: Handle) -> str | None:
+        """``paused`` (``docker pause``), ``stopped`` (its main process stopped by SIGSTOP, seen on the host when
+        the engine is local), else None (also when the container is gone, or the engine does not answer)."""
+
+        def look() -> str | None:
+            info = _inspect(self.client().api, handle.ident)
+            state = (info or {}).get("State") or {}
+            if not state.get("Running"):
+                return None
+            if state.get("Paused"):
+                return "paused"
+            pid = int(state.get("Pid") or 0)
+            if pid and is_local(self.environ):
+                with contextlib.suppress(psutil.Error):
+                    if psutil.Process(pid).status() == psutil.STATUS_STOPPED:
+                        return "stopped"
+            return None
+
+        try:
+            return cast(str | None, await in_thread(look))
+        except (RuntimeFailure, *Errors):
+            return None
+
+    async def _kill_frozen(self, handle: Handle, paused: bool) -> StopResult:
+        """SIGKILL at once; a paused container is thawed after it (a frozen cgroup's tasks die only once thawed)."""
+        if not await self._kill(handle, int(signal.SIGKILL)):
+            return StopResult(killed=False, exit_code=None)
+        if paused:
+
+            def unpause() -> None:
+                with contextlib.suppress(*Errors):
+                    self.client().api.unpause(handle.ident)
+
+            await in_thread(unpause)
+        code: int | None = None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(KILL_WAIT):
+                code = await self.wait(handle)
+        return StopResult(killed=True, exit_code=code, frozen=True)
 
     async def _kill(self, handle: Handle, number: int) -> bool:
         """Send a signal; False when the container is gone. A container that already exited is fine."""
