@@ -11,6 +11,7 @@ module is even imported (``unistack.entry``); it learns its instance when told t
 from __future__ import annotations
 
 import gc
+import importlib
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -18,15 +19,46 @@ from typing import NoReturn
 import click
 
 from unistack import __version__
-from unistack.commands import develop, env, images, inspect, lifecycle
 from unistack.commands.options import Exit, Options
-from unistack.commands.validate import validate_command
 from unistack.control import client as daemon_client
 from unistack.errors import ConfigError, UnistackError
 from unistack.runtimes import RUNTIME_CHOICES
 
+# verb -> (module under unistack.commands, attribute): a verb's module is imported only when that verb runs (or
+# for --help), so `ps` does not pay for validate's asyncio or lifecycle's port settling
+VERBS = {
+    "up": ("lifecycle", "up"),
+    "down": ("lifecycle", "down"),
+    "start": ("lifecycle", "start"),
+    "stop": ("lifecycle", "stop"),
+    "restart": ("lifecycle", "restart"),
+    "ps": ("inspect", "ps"),
+    "logs": ("inspect", "logs"),
+    "config": ("inspect", "config_command"),
+    "build": ("images", "build"),
+    "images": ("images", "images_group"),
+    "watch": ("develop", "watch_command"),
+    "env": ("env", "env_group"),
+    "validate": ("validate", "validate_command"),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class Verbs(click.Group):
+    """The group whose verbs (``VERBS``) are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(VERBS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in VERBS:
+            return None
+        module, attribute = VERBS[cmd_name]
+        command = getattr(importlib.import_module(f"unistack.commands.{module}"), attribute)
+        assert isinstance(command, click.Command) and command.name == cmd_name, cmd_name
+        return command
+
+
+@click.group(cls=Verbs, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-f", "--file", "files", multiple=True, metavar="FILE", help="Compose file (repeat to overlay).")
 @click.option("-p", "--project-name", metavar="NAME", help="Project (instance) name.")
 @click.option("--env", "env_name", envvar="UNISTACK_ENV", metavar="NAME", help="Environment (default: local).")
@@ -53,24 +85,6 @@ def cli(
 ) -> None:
     """Run a whole application stack from one Compose file."""
     ctx.obj = Options(files, project_name, env_name, env_files, profiles, runtime)
-
-
-for verb in (
-    lifecycle.up,
-    lifecycle.down,
-    lifecycle.start,
-    lifecycle.stop,
-    lifecycle.restart,
-    inspect.ps,
-    inspect.logs,
-    inspect.config_command,
-    images.build,
-    images.images_group,
-    develop.watch_command,
-    env.env_group,
-    validate_command,
-):
-    cli.add_command(verb)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

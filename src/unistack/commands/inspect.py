@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from unistack import config
 from unistack.commands.options import Options, check_services, create_runtime, pass_options
 from unistack.control import client as daemon_client
+from unistack.control import state
 from unistack.engine.states import rows_to_builtins
-from unistack.errors import UsageError
+from unistack.errors import UnistackError, UsageError
 from unistack.printer import Printer, ps_table
+
+if TYPE_CHECKING:
+    from unistack.config.model import Project
 
 
 @click.command()
@@ -41,6 +46,10 @@ def logs(opts: Options, follow: bool, tail: str, services: tuple[str, ...]) -> N
         raise UsageError(f"--tail takes a number of lines or 'all', not {tail!r}")
     count = None if tail == "all" else int(tail)
     printer = Printer(names)
+    if not follow and count is not None and (lines := _logs_from_daemon(opts, project, names, count)) is not None:
+        for service, text in lines:
+            printer.log(service, text)
+        return
     runtime = create_runtime(opts.runtime_name())
     import asyncio
 
@@ -48,6 +57,16 @@ def logs(opts: Options, follow: bool, tail: str, services: tuple[str, ...]) -> N
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(print_logs(runtime.logs(project, names, count, follow), printer))
+
+
+def _logs_from_daemon(opts: Options, project: Project, names: list[str], count: int) -> list[tuple[str, str]] | None:
+    """``logs --tail N`` read by the instance's daemon (it has the runtime's driver loaded: for containers, the
+    Docker SDK, ~0.1 s to import), the same lines as read here; None when no daemon runs it on this runtime."""
+    if not state.daemon_alive(project.state_dir):
+        return None
+    with contextlib.suppress(UnistackError):  # not answering, older code, another runtime: read them here
+        return daemon_client.DaemonClient(project.state_dir).logs(opts.runtime_name(), names, count)
+    return None
 
 
 @click.command("config")

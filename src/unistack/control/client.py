@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 SPAWN_TIMEOUT = 20.0
 ANSWER_WITHIN = 10.0  # seconds a live daemon may take to answer ping or ps (its loop is never blocked that long)
+LOGS_WITHIN = 2.0  # ... to answer `logs --tail N` before the CLI reads the logs itself
 SPAWN_POLL = 0.003  # seconds between attempts to reach a daemon that is starting (a failed connect costs ~10 us)
 
 # the daemon interpreter started ahead by ``prestart``, until ``spawn`` takes it or ``discard_standby``
@@ -79,6 +80,12 @@ class DaemonClient:
 
         rows = rows_from(self.call("ps", answer_within=ANSWER_WITHIN))
         return [row for row in rows if not services or row.service in services]
+
+    def logs(self, runtime: str, services: Sequence[str], tail: int) -> list[tuple[str, str]] | None:
+        """The last ``tail`` lines of each service's log as (service, text), read by the daemon when it runs the
+        instance on ``runtime``; None when it does not (then read them here)."""
+        lines = self.call("logs", answer_within=LOGS_WITHIN, runtime=runtime, services=list(services), tail=tail)
+        return None if lines is None else [(service, text) for service, text in lines]
 
     def _not_answering(self, seconds: float) -> DaemonNotAnswering:
         pid = (state.read_state(self.state_dir) or {}).get("daemon_pid")

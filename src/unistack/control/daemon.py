@@ -231,6 +231,8 @@ class Daemon:
             return {"handed_over": True}
         if cmd == "ps":
             return self.engine.snapshot() if self.engine else []
+        if cmd == "logs":
+            return await self._logs(request)
         if cmd == "wait":
             engine, _ = self._require()
             report = await engine.wait_ready(services, timeout)
@@ -256,6 +258,17 @@ class Daemon:
                 raise UnistackError(f"unknown request {cmd!r}")
             self._save_now()
             return engine.snapshot()
+
+    async def _logs(self, request: dict[str, Any]) -> list[list[str]] | None:
+        """The last ``tail`` lines of the services' logs, read by this daemon's runtime (``logs --tail N``: the CLI
+        then need not import the Docker SDK); None when the request is not for this runtime or these services."""
+        names, tail = request.get("services") or [], request.get("tail")
+        if self.engine is None or self.runtime is None or request.get("runtime") != self.runtime_name:
+            return None
+        if not isinstance(tail, int) or not names or any(n not in self.engine.project.services for n in names):
+            return None
+        lines = self.runtime.logs(self.engine.project, names, tail, False)
+        return [[line.service, line.text] async for line in lines]
 
     async def _up(self, request: dict[str, Any]) -> dict[str, str]:
         if isinstance(raw := request.get("project_json"), str):  # validated from the text, saved as it came
