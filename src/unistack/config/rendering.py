@@ -8,9 +8,9 @@ redaction, which masks by place, never by searching text:
   CREDENTIAL, ...), in a service's ``environment``, ``x-unistack.process.environment`` and ``build.args``;
 - the password of a URL (``scheme://user:PASSWORD@host``) and the value of ``NAME=value`` where NAME looks secret,
   in any string;
-- an argument (an item of a list, as in ``command: [serve, --key, VALUE]``) equal to a secret's value: a
-  secret-looking variable, a secret-keyed environment value or the variable a top-level secret reads;
-- the ``content`` of a top-level secret.
+- an argument (an item of a list after the first, as in ``command: [serve, --key, VALUE]``) equal to a secret: a
+  secret-looking variable, a secret-keyed environment value or the variable a top-level secret reads (the
+  secret itself shows only that variable's name; a secret's contents never appear in the document).
 
 A secret that happens to equal a word of an unrelated value (``POSTGRES_PASSWORD=gitea``, ``image: gitea/gitea``)
 leaves that value alone. Never changes the Project.
@@ -65,18 +65,15 @@ def redact(value: Any, secrets: set[str], key: str | None = None, parent: str | 
     if isinstance(value, dict):
         return {k: redact(v, secrets, str(k), key) for k, v in value.items()}
     if isinstance(value, list):
-        return [MASK if isinstance(v, str) and v in secrets else redact(v, secrets, None, key) for v in value]
+        return [  # the first item is a program (or CMD), never a secret
+            MASK if index and isinstance(v, str) and v in secrets else redact(v, secrets, None, key)
+            for index, v in enumerate(value)
+        ]
     if isinstance(value, str):
         if parent in _SECRET_MAPPINGS and key is not None and is_secret_key(key) and value:
             return MASK
         return mask_text(value)
     return value
-
-
-def _redact_secret_contents(document: dict[str, Any]) -> None:
-    for secret in (document.get("secrets") or {}).values():
-        if isinstance(secret, dict) and "content" in secret:
-            secret["content"] = MASK
 
 
 def escape(value: Any) -> Any:
@@ -130,7 +127,6 @@ def render(project: Project, fmt: Literal["yaml", "json"] = "yaml", *, redacted:
     document = resolved_document(project)
     if redacted:
         document = redact(document, secret_values(project))
-        _redact_secret_contents(document)
     document = escape(document)
     if fmt == "json":
         return json.dumps(document, indent=2) + "\n"
