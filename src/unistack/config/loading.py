@@ -1,7 +1,7 @@
 """``load``: Compose files in, one validated ``Project`` out, as a list of named steps.
 
 The steps (``STEPS``) run in order on one ``Loading`` record: discover files -> read env files -> read YAML ->
-name the project -> interpolate -> include -> merge overlays -> extends -> profiles -> normalise -> check ->
+name the project -> interpolate -> schema -> include -> merge overlays -> extends -> profiles -> normalise -> check ->
 build the model. Steps that cannot go on without their input (a missing file, bad YAML, missing variables)
 raise at once; the others collect problems, and ``build_model`` raises one ConfigError listing them all.
 Never prints, never exits, never writes files. The model (msgspec) is imported only by the last step.
@@ -171,6 +171,20 @@ def interpolate_documents(s: Loading) -> None:
         raise ConfigError(problems)
 
 
+def validate_schema(s: Loading) -> None:
+    """Each file as written (interpolated, before any merge) against the Compose schema, as Compose does."""
+    from unistack.config.schema import validate
+
+    for index, (document, data) in enumerate(zip(s.documents, s.data, strict=True)):
+        locations = Locations()
+        locations.add(document.path, document.lines)
+        plain = strip_markers(data)
+        problems = validate(plain, locations)
+        if problems:  # reported with everything else; the rest of the file (the faulty values left out) goes on
+            s.problems.extend(problems)
+            s.data[index] = plain
+
+
 def _set_it(s: Loading, name: str) -> str:
     """How to set a variable: in the environment's env file (else the last env file read, else .env) or the shell."""
     target = s.env_file or (s.env_paths[-1] if s.env_paths else s.project_dir / ".env")
@@ -265,6 +279,7 @@ STEPS: list[Callable[[Loading], None]] = [
     read_yaml,
     name_project,
     interpolate_documents,
+    validate_schema,
     include,
     merge_overlays,
     extends,

@@ -94,7 +94,10 @@ services:
 
 
 def test_optional_dependency_on_a_missing_service_is_fine(write: Write, tmp_path: Path) -> None:
-    write("compose.yaml", "services:\n  a:\n    image: a\n    depends_on:\n      ghost: {required: false}\n")
+    write(
+        "compose.yaml",
+        "services:\n  a:\n    image: a\n    depends_on:\n      ghost: {condition: service_started, required: false}\n",
+    )
     service = load(cwd=tmp_path, env={}).services["a"]
     assert service.depends_on == {}
     assert service.spec["depends_on"]["ghost"]["required"] is False

@@ -17,7 +17,7 @@ services:
   web:
     image: web
     depends_on:
-      debug: {required: false}
+      debug: {condition: service_started, required: false}
   db:
     image: db
   debug:
