@@ -56,6 +56,8 @@ def up(
     settled = _settle_ports(opts, project, selected, runtime_name)  # a taken pinned port: exit 2, nothing started
     project, notes = settled.project, ports.notes_for(settled)
     printer = Printer(list(project.services))
+    if opts.runtime_reason is not None:  # --runtime auto: which one, and why
+        printer.say(f"runtime: {runtime_name} ({opts.runtime_reason})")
     if wait or detach:
         with state.instance_lock(project.state_dir, on_wait=lambda: waiting_for_lock(printer)):
             done = _send_up(project, selected, runtime_name)

@@ -46,6 +46,7 @@ class Options:
     _project: Project | None = field(default=None, repr=False)
     _runtime_name: RuntimeName | None = field(default=None, repr=False)
     files_problem: str | None = field(default=None, repr=False)  # why the saved project stands in for the files
+    runtime_reason: str | None = field(default=None, repr=False)  # why ``auto`` chose the runtime it chose
 
     def project(self, on_state_dir: Callable[[Path], None] | None = None, *, saved_ok: bool = False) -> Project:
         """The loaded project. ``saved_ok`` (commands that only look at or stop a running instance): when the files
@@ -125,17 +126,24 @@ class Options:
             return saved
 
     def runtime_name(self) -> RuntimeName:
-        """The runtime asked for; with ``auto``, the one this instance already runs on, else docker when an
-        engine answers, else process."""
+        """The runtime asked for; with ``auto``, the one this instance already runs on, else the one the file can
+        run on (``runtimes.choose_runtime``; why: ``runtime_reason``)."""
         if self._runtime_name is None:
-            recorded = None
-            if self.runtime == "auto":
-                recorded = (state.read_state(self.project().state_dir) or {}).get("runtime")
             if self.runtime == PROCESS:  # nothing to detect: no need to import the runtime drivers (and asyncio)
                 return PROCESS
-            from unistack.runtimes import resolve_runtime_name
+            from unistack.runtimes import answering_engine, choose_runtime, resolve_runtime_name
 
-            self._runtime_name = resolve_runtime_name(self.runtime, recorded)
+            if self.runtime != "auto":
+                self._runtime_name = resolve_runtime_name(self.runtime)
+                return self._runtime_name
+            project = self.project()
+            recorded = (state.read_state(project.state_dir) or {}).get("runtime")
+            if recorded in (PROCESS, DOCKER):
+                self._runtime_name = resolve_runtime_name(recorded)
+                self.runtime_reason = f"{project.name} runs on it until `unistack down`"
+            else:
+                choice = choose_runtime(project, answering_engine)
+                self._runtime_name, self.runtime_reason = choice.name, choice.reason
         return self._runtime_name
 
     def checked_project(self, on_state_dir: Callable[[Path], None] | None = None) -> Project:
