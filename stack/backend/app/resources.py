@@ -1,4 +1,5 @@
-"""What the app opens at startup and closes at shutdown: the uploads folder, the database engine, the broadcaster.
+"""What the app opens at startup and closes at shutdown: the uploads folder, the database engine (and the admission
+of requests to its pool), the broadcaster.
 
 `open_resources` is the body of the app's lifespan; request handlers reach the result through `api.deps`.
 """
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import uploads
 from app.core.config import Settings
-from app.core.db import make_engine, make_session_factory
+from app.core.db import Admission, make_engine, make_session_factory
 from app.events import Broadcaster
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ class Resources:
     engine: Engine
     session_factory: sessionmaker[Session]
     broadcaster: Broadcaster
+    admission: Admission
 
 
 @asynccontextmanager
@@ -38,7 +40,12 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         settings.uploads_dir,
     )
     try:
-        yield Resources(engine=engine, session_factory=make_session_factory(engine), broadcaster=broadcaster)
+        yield Resources(
+            engine=engine,
+            session_factory=make_session_factory(engine),
+            broadcaster=broadcaster,
+            admission=Admission(settings.db_pool_size + settings.db_max_overflow, settings.db_pool_timeout),
+        )
     finally:
         broadcaster.close()
         engine.dispose()

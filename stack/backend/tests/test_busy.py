@@ -1,7 +1,8 @@
 """A database pool exhausted past DB_POOL_TIMEOUT: 503 with Retry-After and a JSON detail, never a hang or a 500.
 
 The pool is made as small as it gets (one connection, no overflow) and the test holds that connection itself, so
-every request that needs the database finds none free.
+every request that needs the database finds none free: the one admitted waits at the pool, the others at the
+admission (`core.db.Admission`), and each is refused after DB_POOL_TIMEOUT.
 """
 
 import threading
@@ -15,7 +16,7 @@ from sqlalchemy import Engine
 
 from app.api.errors import BUSY_DETAIL, RETRY_AFTER_SECONDS
 from app.core.config import Settings
-from app.core.db import make_engine
+from app.core.db import Admission, DatabaseBusy, make_engine
 from app.main import create_app
 
 POOL_TIMEOUT = 0.2
@@ -83,3 +84,28 @@ def test_concurrent_clients_are_each_served_or_refused(busy_client: TestClient) 
     for answer in answers:
         if answer.status_code != 200:
             assert_busy(answer)
+
+
+@pytest.mark.anyio
+async def test_admission_refuses_after_the_timeout_and_admits_again_once_a_slot_is_free() -> None:
+    admission = Admission(slots=2, timeout=0.05)
+    async with admission.slot(), admission.slot():
+        with pytest.raises(DatabaseBusy, match=r"within 0\.05s"):
+            async with admission.slot():
+                pass
+    async with admission.slot():
+        pass
+
+
+@pytest.mark.anyio
+async def test_admission_without_a_timeout_admits_while_a_slot_is_free() -> None:
+    admission = Admission(slots=1, timeout=0)
+    async with admission.slot():
+        with pytest.raises(DatabaseBusy):
+            async with admission.slot():
+                pass
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

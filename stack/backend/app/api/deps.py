@@ -4,9 +4,10 @@ They read what `create_app` and the lifespan put on the app, so a test's app get
 without overrides. Works for HTTP requests and WebSockets alike.
 """
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import Depends
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
@@ -26,9 +27,17 @@ def get_resources(connection: HTTPConnection) -> Resources:
     return resources
 
 
-def get_session(resources: Annotated[Resources, Depends(get_resources)]) -> Iterator[Session]:
-    with resources.session_factory() as session:
-        yield session
+async def get_session(resources: Annotated[Resources, Depends(get_resources)]) -> AsyncIterator[Session]:
+    """A session, once the request is admitted to the database (`core.db.Admission`: else 503 after
+    DB_POOL_TIMEOUT); closed, and its connection returned, as soon as the route returns (not once the response has
+    been sent: a download to a slow client holds no connection)."""
+    async with resources.admission.slot():
+        session = resources.session_factory()
+        try:
+            yield session
+        finally:
+            with anyio.CancelScope(shield=True):  # closed even when the client has gone
+                await anyio.to_thread.run_sync(session.close)
 
 
 def get_broadcaster(resources: Annotated[Resources, Depends(get_resources)]) -> Broadcaster:
@@ -37,5 +46,5 @@ def get_broadcaster(resources: Annotated[Resources, Depends(get_resources)]) -> 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 BroadcasterDep = Annotated[Broadcaster, Depends(get_broadcaster)]
