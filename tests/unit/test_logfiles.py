@@ -1,4 +1,5 @@
-"""Log files of host processes: rotation that an O_APPEND writer survives, tail, and follow across rotation."""
+"""Log files of host processes: rotation that an O_APPEND writer survives, tail, follow across rotation, and
+appending that drops and counts what a full disk refuses (/dev/full stands for the full disk)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 from pathlib import Path
 
 from unistack.runtimes import logfiles
+from unistack.runtimes.logwriter import Appender, AppendStream
 
 
 def test_rotation_copies_then_truncates_and_the_writer_keeps_appending(tmp_path: Path) -> None:
@@ -63,3 +65,38 @@ async def test_follow_prints_new_lines_across_truncation(tmp_path: Path) -> None
     stop.set()
     await asyncio.wait_for(task, 5)
     assert seen == ["old", "new", "fresh"]
+
+
+def test_a_full_disk_drops_whole_writes_and_says_so_when_space_returns(tmp_path: Path) -> None:
+    log = tmp_path / "api.log"
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    saved = os.dup(fd)
+    full = os.open("/dev/full", os.O_WRONLY)  # every write: ENOSPC
+    try:
+        out = Appender(fd)
+        assert out.write(b"before\n")
+        os.dup2(full, fd)
+        assert not out.write(b"one\ntwo\n") and not out.write(b"three")
+        assert out.dropped is not None and (out.dropped.lines, out.dropped.size) == (3, 13)
+        assert "No space left on device" in out.dropped.reason
+        os.dup2(saved, fd)  # space again
+        assert out.write(b"after\n")
+        lines = log.read_text().splitlines()
+        assert lines[0] == "before" and lines[2] == "after"
+        assert lines[1].startswith("[unistack] 3 lines of output (13 bytes) dropped between ")
+        assert lines[1].endswith(": No space left on device")
+        assert (out.total_lines, out.dropped) == (3, None)
+    finally:
+        for each in (fd, saved, full):
+            os.close(each)
+
+
+def test_the_daemons_stream_never_raises_on_a_full_disk() -> None:
+    full = os.open("/dev/full", os.O_WRONLY)
+    try:
+        stream = AppendStream(Appender(full))
+        assert stream.write("Traceback (most recent call last):\n") == 35
+        stream.flush()
+        assert stream.appender.total_lines == 1
+    finally:
+        os.close(full)

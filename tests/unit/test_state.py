@@ -34,3 +34,11 @@ def test_a_damaged_state_file_says_what_to_do(tmp_path: Path, text: str, words: 
     with pytest.raises(StateError, match=words) as raised:
         state.read_state(tmp_path)
     assert "remove it to start afresh" in str(raised.value)
+
+
+def test_a_state_write_that_fails_keeps_the_previous_file_whole(tmp_path: Path) -> None:
+    state.write_state(tmp_path, {"up": True, "services": {"db": {"state": "healthy"}}})
+    (tmp_path / "state.tmp").mkdir()  # the temp file cannot be written (as on a full disk)
+    with pytest.raises(StateError, match=r"cannot write .*state\.json: .*the previous state\.json is kept"):
+        state.write_state(tmp_path, {"up": True, "services": {}})
+    assert state.read_state(tmp_path)["services"] == {"db": {"state": "healthy"}}  # type: ignore[index]

@@ -1,8 +1,8 @@
 """Appending to a log that survives a full disk, and the per-service log writer process that uses it.
 
-A host process's stdout and stderr are a pipe read by a writer of its own (``python -I -S logwriter.py SERVICE
-LOG``, started beside the service in a session of its own, its stdout the service's log file opened O_APPEND).
-The writer copies what comes through the pipe into the file; what the disk refuses (ENOSPC, EDQUOT, EIO, ...)
+A host process's stdout and stderr are a pipe read by a writer of its own (``python -I -S logwriter.py
+<service>.log``, started beside the service in a session of its own, its stdout the service's log file opened
+O_APPEND). The writer copies what comes through the pipe into the file; what the disk refuses (ENOSPC, EDQUOT, EIO, ...)
 is dropped and counted, never raised, so the service never sees a failed write: when space returns, one line
 says how many lines were dropped and when, and logging goes on. The writer ends at the pipe's end of file (the
 service and everything it started have exited or closed their output), so it needs no supervisor: it outlives
@@ -159,7 +159,7 @@ def copy(source: int, appender: Appender) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``logwriter.py SERVICE LOG``: stdin (the service's output) onto stdout (its log file). The arguments are
+    """``logwriter.py <service>.log``: stdin (the service's output) onto stdout (its log file). The argument is
     for ``ps`` to show whose writer this is."""
     # no signal handlers (importing ``signal`` costs more than the rest): in a session of its own, no terminal's
     # signals reach it; it ends at the end of the service's output

@@ -159,7 +159,7 @@ class ProcessRuntime:
                 log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             except OSError as exc:
                 raise RuntimeFailure(f"cannot open the log file {log_path}: {exc.strerror}") from exc
-            writer, out_fd = _start_log_writer(service.name, log_path, log_fd) or (None, log_fd)
+            writer, out_fd = _start_log_writer(project.state_dir, log_path, log_fd) or (None, log_fd)
             try:
                 return _popen_in_session(argv, cwd, env, out_fd), None, writer
             except OSError as exc:
@@ -377,18 +377,19 @@ def _spawn_failure(exc: OSError, argv: Sequence[str], cwd: Path, what: str) -> R
     return RuntimeFailure(f"cannot run {argv[0]!r} (x-unistack.process.{what}): {exc.strerror}")
 
 
-def _start_log_writer(service: str, log_path: Path, log_fd: int) -> tuple[subprocess.Popen[bytes], int] | None:
+def _start_log_writer(state_dir: Path, log_path: Path, log_fd: int) -> tuple[subprocess.Popen[bytes], int] | None:
     """The log writer of one service process (``logwriter.py``): its stdin a new pipe, its stdout the log file.
     Returns it and the pipe's end the service writes to; None when it cannot start (the service then writes
-    straight into the file, as it would without one)."""
+    straight into the file, as it would without one). Its environment names the instance (so it can be found:
+    ``UNISTACK_STATE_DIR``) but no service (so it is never taken for one: ``strays``)."""
     read_fd, write_fd = os.pipe()
     try:
         writer = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(LOG_WRITER), service, str(log_path)],
+            [sys.executable, "-I", "-S", str(LOG_WRITER), log_path.name],
             stdin=read_fd,
             stdout=log_fd,
             stderr=subprocess.DEVNULL,
-            env={},
+            env={"UNISTACK_STATE_DIR": str(state_dir)},
             start_new_session=True,
         )
     except OSError:

@@ -257,13 +257,15 @@ def _ensure_volume(client: docker.DockerClient, plan: ResourcePlan) -> None:
 
 def remove_resources(client: docker.DockerClient, project: Project, remove_volumes: bool) -> list[str]:
     """Like ``docker compose down``: the instance's containers, networks and (when asked) volumes; external ones
-    are never labelled as ours, so they stay. Returns what could not be removed."""
+    are never labelled as ours, so they stay. A container's anonymous volumes go with it, ``-v`` or not (Compose
+    leaves them dangling, one more at every ``up``/``down``: nothing can use them again). Returns what could not
+    be removed."""
     api = client.api
     labels = {"label": label_filters(instance_labels(project.name, project.state_dir))}
     problems = []
     for row in api.containers(all=True, filters=labels):
         with contextlib.suppress(docker.errors.NotFound):
-            api.remove_container(row["Id"], force=True, v=remove_volumes)
+            api.remove_container(row["Id"], force=True, v=True)  # v: its anonymous volumes, never named ones
     for row in api.networks(filters=labels):
         try:
             api.remove_network(row["Id"])
