@@ -129,7 +129,12 @@ def existing(state_dir: Path) -> DaemonClient | None:
         return client
     saved = state.read_state(state_dir)
     if saved and saved.get("up"):
-        return spawn(state_dir)
+        try:
+            return spawn(state_dir)
+        except DaemonError:
+            if saved.get("down") and not (state.read_state(state_dir) or {}).get("up"):
+                return None  # the new daemon finished the `down` its predecessor began, and exited
+            raise
     return None
 
 

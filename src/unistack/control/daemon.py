@@ -67,6 +67,7 @@ class Daemon:
         self._save_failed = False  # the last state file write failed (a full disk): housekeeping tries again
         self.code = state.code_fingerprint()
         self._manifests: ManifestWatcher | None = None  # only while a service declares x-unistack.dependencies
+        self._down_begun: dict[str, Any] | None = None  # a ``down`` in progress (saved: a next daemon finishes it)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -102,12 +103,18 @@ class Daemon:
         project = model.from_data(raw_project, Project)
         self._configure(project, saved.get("runtime", PROCESS), saved.get("environ") or {})
         engine, runtime = self._require()
+        down = saved.get("down")  # the previous daemon died during a `down`: finish it, start nothing
         adopted: dict[str, Handle] = {}
         wanted: list[str] = []
         for name, info in (saved.get("services") or {}).items():
             record = info.get("record")
             service = project.services.get(name)
             handle = await runtime.adopt(project, service, record) if record and service else None
+            if handle is not None and service is not None and info.get("restarting") and down is None:
+                # it died during a `restart` of this service: finish it (the old incarnation goes, a new one starts)
+                await runtime.stop(handle, service.stop_signal, service.stop_grace_period)
+                self._event(Event("stopped", name, f"{name} stopped: finishing its restart", _now()))
+                handle = None
             if name in engine.status:
                 st = engine.status[name]
                 st.restarts = int(info.get("restarts", 0))
@@ -118,7 +125,7 @@ class Daemon:
                 st.restarted_at = [float(at) for at in info.get("restarted_at") or []]
                 if check := info.get("last_check"):
                     st.last_check = CheckRecord(**check)
-            if handle is not None and (service is None or not info.get("desired")):
+            if handle is not None and (service is None or (not info.get("desired") and down is None)):
                 await runtime.stop(handle, "SIGTERM", 10.0)  # left running but no longer wanted
                 self._event(Event("stopped", name, f"{name} stopped: no longer part of the instance", _now()))
                 continue
@@ -127,6 +134,12 @@ class Daemon:
             if info.get("desired"):
                 wanted.append(name)
         await self._stop_strays(runtime, {h.ident for h in adopted.values()})
+        if isinstance(down, dict):  # what is still alive is stopped in reverse order, then the instance is gone
+            self._event(Event("stopping", None, "finishing the `down` a previous supervisor began", _now()))
+            for name, handle in adopted.items():
+                engine.status[name].handle = handle
+            await self._down(bool(down.get("volumes")), down.get("timeout"))
+            return
         if wanted:  # exactly those: a finished one-shot (a migration) must not run again
             await engine.up(wanted, adopted=adopted, with_dependencies=False)
         self._save_now()
@@ -305,6 +318,10 @@ class Daemon:
         return done
 
     async def _down(self, volumes: bool, timeout: float | None) -> dict[str, Any]:
+        """Stop everything and remove what the instance made. Saved as begun first: a daemon killed meanwhile is
+        replaced by one that finishes it (never one that keeps the rest of the stack running)."""
+        self._down_begun = {"volumes": volumes, "timeout": timeout}
+        self._save_now()
         try:
             await self._unfollow_manifests()
             if self.engine is not None and self.runtime is not None:
@@ -323,8 +340,10 @@ class Daemon:
     # ----------------------------------------------------------------- events and state
 
     def _event(self, event: Event) -> None:
-        if event.kind in {"started", "stopped", "exited", "killed"}:
-            self._save_next()  # an incarnation's pid reaches the state file before the daemon handles new input
+        if event.kind in {"started", "stopping", "stopped", "exited", "killed"}:
+            # an incarnation's pid (and a stop that began: a restart or down to finish) reaches the state file before
+            # the daemon handles new input
+            self._save_next()
         elif event.kind not in {"check_failed", "waiting", "setup", "notify_failed"}:
             self._save_soon()
         self._append_event((event.to_json() + "\n").encode())
@@ -387,6 +406,7 @@ class Daemon:
                 "exit_code": st.exit_code,
                 "record": st.handle.record if st.handle else None,
                 "desired": engine.is_wanted(name),
+                "restarting": name in engine.restarting,
                 "last_check": None if check is None else check.__dict__,
             }
         data = {
@@ -395,6 +415,7 @@ class Daemon:
             "environ": self.environ,
             "daemon_pid": os.getpid(),
             "services": services,
+            "down": self._down_begun,
         }
         try:
             state.write_state(self.state_dir, data)

@@ -53,6 +53,9 @@ class Engine:
         self._side_tasks: set[asyncio.Task[None]] = set()
         # why a service's last start cannot succeed by retrying (PermanentFailure): it went fatal at once
         self._cannot_start: dict[str, str] = {}
+        # services a ``restart`` is stopping to start again: still wanted (a daemon killed meanwhile is replaced by
+        # one that finishes the restart, instead of one that leaves them stopped)
+        self.restarting: set[str] = set()
 
     # ----------------------------------------------------------------- public API
 
@@ -107,9 +110,14 @@ class Engine:
         names = set(services or g)
         for name in list(names):
             names |= self._restart_followers(name)
-        for layer in reversed(graph.layers(g)):
-            await asyncio.gather(*(self._stop_one(n, timeout) for n in layer if n in names))
-        await self.up(names, with_dependencies=False, setup=False)
+        wanted = names - self.restarting
+        self.restarting |= wanted
+        try:
+            for layer in reversed(graph.layers(g)):
+                await asyncio.gather(*(self._stop_one(n, timeout) for n in layer if n in names))
+            await self.up(names, with_dependencies=False, setup=False)
+        finally:
+            self.restarting -= wanted
 
     async def reconcile(self, project: Project, services: Iterable[str] | None = None) -> dict[str, str]:
         """Bring a running instance in line with ``project`` as Compose's ``up`` does.
@@ -217,8 +225,9 @@ class Engine:
         await self.stop(None, timeout)
 
     def is_wanted(self, name: str) -> bool:
-        """True while a runner owns the service (starting, running, waiting or backing off)."""
-        return self._is_live(name)
+        """True while a runner owns the service (starting, running, waiting or backing off) or a ``restart`` is
+        replacing it."""
+        return self._is_live(name) or name in self.restarting
 
     def snapshot(self) -> list[ServiceRow]:
         g = self.graph()
