@@ -120,9 +120,10 @@ class Instance:
 
 def tree_rss_mb(root: psutil.Process) -> float:
     total = 0
-    for proc in [root, *root.children(recursive=True)]:
-        with contextlib.suppress(psutil.Error):
-            total += proc.memory_info().rss
+    with contextlib.suppress(psutil.Error):  # a process that ended meanwhile counts for nothing
+        for proc in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += proc.memory_info().rss
     return total / 1e6
 
 
