@@ -529,17 +529,23 @@ def measure_up(tool: Tool, expect: dict[str, str], args: argparse.Namespace) -> 
 def unistack_timeline(tool: Unistack, launch: float, seen: float | None) -> dict[str, Any]:
     """From the daemon's events log: when each service started and turned healthy (or exited), since the launch."""
     per: dict[str, dict[str, float]] = {}
+    setups: dict[str, list[float]] = {}
     adopted = 0
     for e in tool.events(launch - 1):
         kind, service = e.get("kind"), e.get("service")
         adopted += kind == "adopted"
         if service and kind in {"starting", "started", "healthy", "exited"}:
             per.setdefault(service, {}).setdefault(kind, round(float(e["at"]) - launch, 3))
+        if service and kind == "setup":  # first: setting up (an image built), last: set up
+            setups.setdefault(service, []).append(round(float(e["at"]) - launch, 3))
     ready = [v.get("healthy", v.get("exited")) for v in per.values()]
     last = max((x for x in ready if x is not None), default=None)
     out: dict[str, Any] = {"events_all_ready_s": last, "events_per_service_s": per}
     if last is not None and seen is not None:
         out["observation_lag_s"] = round(seen - last, 3)  # ready per the engine -> a `ps` poll reported it
+    spans = {k: round(v[-1] - v[0], 3) for k, v in setups.items() if len(v) > 1 and v[-1] - v[0] > 1.0}
+    if spans:  # `up` built an image: its build context changed after the build at the start (someone's edit)
+        out["images_built_during_up_s"] = spans
     if adopted:
         out["daemon_handovers"] = adopted  # a CLI call replaced the daemon (src/ changed meanwhile): a noisy run
     return out
