@@ -163,6 +163,7 @@ def main() -> int:
                 us = per[name]
                 us["wall_ratio_to_compose_v2"] = r(us["wall_median_s"] / dc["wall_median_s"], 3)
                 us["memory_ratio_to_compose_v2"] = r(us["max_rss_median_mb"] / dc["max_rss_median_mb"], 3)
+                us["cpu_ratio_to_compose_v2"] = r(us["cpu_median_s"] / dc["cpu_median_s"], 3)  # steadier when busy
             report["commands"][label] = per
         report["target"] = "read-only commands no slower than Compose v2 (wall ratio <= 1.0)"
         report["meets_target"] = all(
