@@ -287,14 +287,19 @@ class ProcessRuntime:
         return found
 
     async def wait(self, handle: Handle) -> int | None:
+        """The main process's exit; what it left running in its group is killed then, as a container's processes
+        die with its main process (a killed postmaster's backends would otherwise keep the next one from starting)."""
+        pgid = int(handle.record.get("pgid", handle.record["pid"]))
         proc = self._children.get(handle.ident)
         if proc is not None:
             code = await proc.wait()
             self._children.pop(handle.ident, None)
+            _signal_group(pgid, signal.SIGKILL)
             await proc.output_written()  # its last lines in the file before anyone reads the log's tail
             return exit_status(code)
         while _alive(int(handle.record["pid"]), float(handle.record["create_time"])):
             await asyncio.sleep(ADOPTED_POLL)
+        _signal_group(pgid, signal.SIGKILL)
         return None
 
     async def stop(self, handle: Handle, signal_name: str, grace: float) -> StopResult:
