@@ -94,6 +94,17 @@ def install_daemon_shim(folder: Path) -> None:
     EXTRA_ENV["PYTHONPATH"] = os.pathsep.join(filter(None, [str(shim), os.environ.get("PYTHONPATH")]))
 
 
+def use_code_snapshot(folder: Path) -> None:
+    """Run the CLI and its daemons from a copy of ``src/unistack`` taken now (PYTHONPATH), so edits made to the
+    working tree during a long run neither change the code measured nor make the daemon hand over to a newer one
+    (it does when the package's files change)."""
+    import shutil
+
+    code = folder / "code"
+    shutil.copytree(BENCH.parent / "src" / "unistack", code / "unistack", ignore=shutil.ignore_patterns("__pycache__"))
+    EXTRA_ENV["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), EXTRA_ENV.get("PYTHONPATH")]))
+
+
 def environment() -> dict[str, Any]:
     """What the figures depend on: the code measured, the interpreter, the machine and how busy it is."""
     commit = dirty = None

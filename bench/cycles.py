@@ -9,8 +9,9 @@ the stack's `stack-db` image, built from stack/db when missing, as a container) 
 Each `up --wait` / `down` cycle checks, once `down` returned: the instance's processes (daemon, services, their
 log writers, probes: anything whose command line or environment names the folder) gone within 5 s, the published
 port free, no state file, nothing in run/; for containers, no container or network of the project left, no
-volume but the named one, no new dangling volume. After each `up` the database's log is searched for an unclean
-start ("database system was not properly shut down", "automatic recovery in progress", "was interrupted").
+volume but the named one, none of the anonymous volumes its containers had mounted. After each `up` the
+database's log is searched for an unclean start ("database system was not properly shut down", "automatic
+recovery in progress", "was interrupted").
 Then the daemon-stays cycles: one `up`, then `restart` + `up --wait` N times, sampling the daemon's open
 descriptors, threads, RSS/USS and children after each; the slope is per cycle (least squares).
 
@@ -47,6 +48,7 @@ from _common import (
     q,
     state_dir,
     unistack,
+    use_code_snapshot,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,6 +98,7 @@ services:
     image: stack-db
     command: ["python3", "-m", "http.server", "8000", "--bind", "0.0.0.0", "--directory", "/scratch"]
     ports: ["127.0.0.1:{port}:8000"]
+    init: true  # PID 1 in a container ignores SIGTERM without a handler: an init passes it on
     networks: [back]
     volumes: ["/scratch"]
     environment: {{WEB_PORT: "8000"}}
@@ -148,19 +151,29 @@ class Docker:
 
         self.client = docker.from_env()
         self.client.ping()
-        self.label = {"label": f"com.docker.compose.project={PROJECT}"}
-        self.dangling_before = self.dangling()
+        self.label: dict[str, str | list[str] | bool] = {"label": f"com.docker.compose.project={PROJECT}"}
+        self.mounted: set[str] = set()
 
-    def dangling(self) -> set[str]:
-        return {v.name for v in self.client.volumes.list(filters={"dangling": True})}
+    def note_mounts(self) -> None:
+        """The volumes the project's containers use now (before ``down``), to look for them after."""
+        for container in self.client.containers.list(all=True, filters=self.label):
+            self.mounted |= {m["Name"] for m in container.attrs.get("Mounts", []) if m.get("Type") == "volume"}
 
     def leftovers(self) -> dict[str, int]:
+        import docker.errors
+
         volumes = [v.name for v in self.client.volumes.list(filters=self.label)]
+        left = set()
+        for name in self.mounted - {f"{PROJECT}_db"}:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.volumes.get(name)
+                left.add(name)
+        self.mounted.clear()
         return {
             "containers": len(self.client.containers.list(all=True, filters=self.label)),
             "networks": len(self.client.networks.list(filters=self.label)),
             "volumes_besides_the_named_one": len([v for v in volumes if v != f"{PROJECT}_db"]),
-            "new_dangling_volumes": len(self.dangling() - self.dangling_before),
+            "anonymous_volumes_left": len(left),  # those its containers had mounted
         }
 
     def db_log(self) -> str:
@@ -220,6 +233,8 @@ class Cycles:
             ups.append(self.cli("up", "--wait", "--wait-timeout", "300"))
             starts = self.db_starts()
             clean, unclean = clean + starts[0], unclean + starts[1]
+            if self.docker is not None:
+                self.docker.note_mounts()
             downs.append(self.cli("down"))
             found = self.after_down()
             bad = {k: v for k, v in found.items() if v and k != "processes_gone_s"}
@@ -263,6 +278,8 @@ class Cycles:
             log(f"{self.runtime} restart {n + 1}/{count}: {samples[-1]}")
         same_daemon = daemon.is_running() and json.loads((self.state / "state.json").read_text())["daemon_pid"] == pid
         starts = self.db_starts()
+        if self.docker is not None:
+            self.docker.note_mounts()
         self.cli("down")
         left = self.after_down()
         out: dict[str, Any] = {"cycles": count, "same_daemon_throughout": same_daemon, "db_unclean_starts": starts[1]}
@@ -314,6 +331,7 @@ def main() -> int:
     failed = False
     with tempfile.TemporaryDirectory(prefix="unistack-cycles-") as tmp:
         Path(tmp).chmod(0o755)  # PostgreSQL runs as its own account when started as root: it must reach its folder
+        use_code_snapshot(Path(tmp))
         for runtime in ["process", "docker"] if args.runtime == "all" else [args.runtime]:
             try:
                 report[runtime] = run(runtime, count, Path(tmp))
