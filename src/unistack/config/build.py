@@ -59,7 +59,7 @@ class ProjectBuilder:
     def whole_number(self, key: KeyPath, value: Any) -> int | None:
         if value is None:
             return None
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 18:
             return int(value)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             self.problem(key, f"{value!r} is not a whole number >= 0.")
@@ -129,7 +129,7 @@ class ProjectBuilder:
         key: KeyPath = (*where, "healthcheck")
         test = spec["test"]
         retries = spec.get("retries")  # a bad value was reported by normalize
-        if isinstance(retries, str) and retries.isdigit():
+        if isinstance(retries, str) and retries.isdigit() and len(retries) <= 18:
             retries = int(retries)
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             retries = None
@@ -164,7 +164,8 @@ class ProjectBuilder:
                 fields["backoff_initial"] = self.duration((*key, "delay"), policy["delay"], 1.0)
             if policy.get("window") is not None:
                 fields["reset_after"] = self.duration((*key, "window"), policy["window"], 60.0)
-        extension = (spec.get("x-unistack") or {}).get("restart")
+        unistack = spec.get("x-unistack")
+        extension = unistack.get("restart") if isinstance(unistack, dict) else None  # else reported by process()
         if isinstance(extension, dict):
             key = (*where, "x-unistack", "restart")
             for name in extension:

@@ -236,6 +236,10 @@ def normalise(s: Loading) -> None:
             s.problems.append(s.locations.problem((section,), f"{section} must be a mapping of names."))
             s.doc[section] = {}
         else:
+            for key in [k for k, v in value.items() if v is not None and not isinstance(v, dict)]:
+                # names the schema's pattern does not cover (``a:b``) are not checked by it
+                s.problems.append(s.locations.problem((section, key), f"{section}.{key} must be a mapping or empty."))
+                del value[key]
             s.doc[section] = normalizer.resources(
                 section, {str(k): (v if v is not None else {}) for k, v in value.items()}
             )

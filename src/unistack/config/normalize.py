@@ -70,7 +70,7 @@ def parse_restart(value: Any) -> tuple[str, int | None]:
     if word in RESTART_WORDS and (not count or word == "on-failure"):
         if not count:
             return word, None
-        if count.isdigit():
+        if count.isdigit() and len(count) <= 18:
             return word, int(count)
     known = ", ".join([*RESTART_WORDS, "on-failure:N"])
     raise ValueError(f"restart {text!r} is not one of {known}")
@@ -413,7 +413,7 @@ class Normalizer:
                 self.field((*where, key), parse_duration, out[key], _DURATION_FIX)
         if "retries" in out:
             retries = out["retries"]
-            if isinstance(retries, str) and retries.strip().isdigit():
+            if isinstance(retries, str) and retries.strip().isdigit() and len(retries.strip()) <= 18:
                 retries = out["retries"] = int(retries)
             if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
                 self.problem((*where, "retries"), f"retries must be a whole number >= 0, not {retries!r}.")

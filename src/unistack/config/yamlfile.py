@@ -119,6 +119,14 @@ def _parse_with_ruamel(text: str, path: Path | None) -> YamlDocument:
         ) from None
     except YAMLError as exc:
         raise ConfigError(Problem(f"invalid YAML: {exc}.", file=path)) from None
+    except (TypeError, ValueError) as exc:  # ruamel's constructor: a key that is a mapping or list (``? {a: 1}``)
+        raise ConfigError(
+            Problem(
+                f"invalid YAML: a key that is not a plain value ({exc}).",
+                file=path,
+                fix="Compose keys are names: write them as plain words, not as mappings or lists.",
+            )
+        ) from None
     if root is None:
         return YamlDocument(path, {})
     if not isinstance(root, CommentedMap):
@@ -158,6 +166,11 @@ def _bounded_composer() -> Any:
 
     class BoundedComposer(Composer):
         copied = 0
+
+        def __init__(self, loader: Any = None) -> None:
+            super().__init__(loader)
+            self.warn_double_anchors = False  # a reused anchor: the later one wins, as in Compose (no warning)
+
         measured: dict[int, tuple[int, int]]  # id(node) -> (values, height), for nodes already measured
 
         def compose_node(self, parent: Any, index: Any) -> Any:
