@@ -77,6 +77,8 @@ def parse_restart(value: Any) -> tuple[str, int | None]:
 
 
 def _port_number(text: str) -> int:
+    if not text.strip().isdigit() or len(text.strip()) > 5:
+        raise ValueError(f"{text!r} is not a port number")
     number = int(text)
     if not 0 <= number <= 65535:
         raise ValueError(f"port {number} is out of range 0-65535")
@@ -129,7 +131,7 @@ def parse_port(value: Any) -> list[dict[str, Any]]:
         targets = _port_range(target)
         published_ports: list[int | None] = list(_port_range(published)) if published else [None] * len(targets)
     except ValueError as exc:
-        raise ValueError(f"{text!r} is not a port: {exc}") from None
+        raise ValueError(f"{text!r} is not a valid port: expected a number or 'HOST:CONTAINER' ({exc})") from None
     if len(published_ports) != len(targets):
         if len(targets) == 1:
             published_ports = published_ports[:1]

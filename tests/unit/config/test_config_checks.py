@@ -126,7 +126,7 @@ services:
     )
     problems = _load_problems(tmp_path)
     assert _one(problems, "byte size").line == 4
-    assert _one(problems, "is not a port").key == "services.a.ports[0]"
+    assert _one(problems, "is not a valid port").key == "services.a.ports[0]"
     assert _one(problems, "CMD").line == 6
 
 
