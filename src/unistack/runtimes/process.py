@@ -2,7 +2,9 @@
 
 Owns starting a service's ``x-unistack.process`` command in its own session (so it has its own process group
 and outlives a killed supervisor), its environment (the OS environment, then ``environment``, then
-``x-unistack.process.environment``, then the ``UNISTACK_*`` variables), its log file, probes run beside it,
+``x-unistack.process.environment``, then the ``UNISTACK_*`` variables), its log file (through a log writer
+process of its own, ``logwriter.py``, so a full disk drops lines instead of failing the service), probes run
+beside it,
 stopping the whole group (signal, grace, SIGKILL; a stopped (SIGSTOP) leader is killed at once), re-adopting
 a live process by pid and start time, and the instance's folders (``run/`` 0700, ``logs/``,
 ``volumes/<name>``). It never decides when to restart.
@@ -16,9 +18,7 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,18 +30,21 @@ from unistack.config.model import Healthcheck, Project, Service
 from unistack.errors import NotSupported, PermanentFailure, RuntimeFailure
 from unistack.runtimes import PROCESS, logfiles
 from unistack.runtimes.base import Handle, ProbeResult, StopResult
+from unistack.runtimes.children import (
+    OUTPUT_LIMIT,
+    Child,
+    Created,
+    popen_in_session,
+    signal_group,
+    start_log_writer,
+    timed,
+    undo_spawn,
+)
 from unistack.runtimes.host import check_port_free, signal_number
 
-OUTPUT_LIMIT = 4000
 INSTALL_OUTPUT = 64 * 1024  # bytes of an install's output kept for the summary of what it installed
 ADOPTED_POLL = 0.5
 SPAWN_THREADS = 8  # Popen blocks until the child has exec'ed (1-20 ms on a busy machine): a layer's spawns overlap
-CHILD_POLL = (0.01, 0.25)  # first and longest interval between polls of a child when the kernel has no pidfds
-WRITER_DRAIN = 0.25  # seconds a log writer is given to write what a process printed last, once it exited
-LOG_WRITER = Path(__file__).with_name("logwriter.py")
-
-# a process, the descriptor its output is read from (probes), and the log writer its output goes through (services)
-_Created = tuple[subprocess.Popen[bytes], int | None, subprocess.Popen[bytes] | None]
 
 
 def exit_status(returncode: int) -> int:
@@ -64,7 +67,7 @@ class ProcessRuntime:
 
     def __init__(self, base_environment: dict[str, str] | None = None) -> None:
         self.base_environment = dict(os.environ if base_environment is None else base_environment)
-        self._children: dict[str, _Child] = {}
+        self._children: dict[str, Child] = {}
         self._executor: ThreadPoolExecutor | None = None
 
     # ----------------------------------------------------------------- folders and logs
@@ -130,7 +133,7 @@ class ProcessRuntime:
                 self._executor = ThreadPoolExecutor(SPAWN_THREADS, thread_name_prefix="unistack-spawn")
             return self._executor
 
-    async def _popen(self, create: Callable[[], _Created]) -> _Child:
+    async def _popen(self, create: Callable[[], Created]) -> Child:
         """Run ``create`` (a ``Popen`` and the descriptor its output is read from, if any) in a spawn thread.
 
         The event loop goes on meanwhile. A cancelled caller still gets its child killed and reaped, and its
@@ -138,30 +141,30 @@ class ProcessRuntime:
         child's ``began`` is the wall-clock time the thread began to create it.
         """
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool(), _timed, create)
+        future = loop.run_in_executor(self._pool(), timed, create)
         try:
             began, (popen, fd, writer) = await asyncio.shield(future)
         except asyncio.CancelledError:
-            future.add_done_callback(_undo_spawn)
+            future.add_done_callback(undo_spawn)
             raise
-        child = _Child(popen, fd, loop, began)
+        child = Child(popen, fd, loop, began)
         if writer is not None:
-            child.writer = _Child(writer, None, loop, began)
+            child.writer = Child(writer, None, loop, began)
         return child
 
-    async def _spawn(self, project: Project, service: Service, argv: tuple[str, ...], cwd: Path, what: str) -> _Child:
+    async def _spawn(self, project: Project, service: Service, argv: tuple[str, ...], cwd: Path, what: str) -> Child:
         """Start ``argv`` in its own session, its output appended to the service's log file."""
         log_path = self.log_path(project, service.name)
         env = self.environment(project, service)
 
-        def create() -> _Created:
+        def create() -> Created:
             try:
                 log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             except OSError as exc:
                 raise RuntimeFailure(f"cannot open the log file {log_path}: {exc.strerror}") from exc
-            writer, out_fd = _start_log_writer(project.state_dir, log_path, log_fd) or (None, log_fd)
+            writer, out_fd = start_log_writer(project.state_dir, log_path, log_fd) or (None, log_fd)
             try:
-                return _popen_in_session(argv, cwd, env, out_fd), None, writer
+                return popen_in_session(argv, cwd, env, out_fd), None, writer
             except OSError as exc:
                 if writer is not None:  # it ends at once: nobody else holds the pipe's other end
                     os.close(out_fd)
@@ -191,11 +194,11 @@ class ProcessRuntime:
         try:
             code = exit_status(await proc.wait())
         except asyncio.CancelledError:
-            _signal_group(proc.pid, signal.SIGTERM)
+            signal_group(proc.pid, signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5):
                     await proc.wait()
-            _signal_group(proc.pid, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
             raise
         await proc.output_written()
         tail = "\n".join(logfiles.tail_lines(self.log_path(project, service.name), 15))
@@ -229,11 +232,11 @@ class ProcessRuntime:
         try:
             code = exit_status(await proc.wait())
         except asyncio.CancelledError:
-            _signal_group(proc.pid, signal.SIGTERM)
+            signal_group(proc.pid, signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5):
                     await proc.wait()
-            _signal_group(proc.pid, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
             raise
         await proc.output_written()
         return ProbeResult(code == 0, code, _read_from(log_path, offset, INSTALL_OUTPUT))
@@ -294,12 +297,12 @@ class ProcessRuntime:
         if proc is not None:
             code = await proc.wait()
             self._children.pop(handle.ident, None)
-            _signal_group(pgid, signal.SIGKILL)
+            signal_group(pgid, signal.SIGKILL)
             await proc.output_written()  # its last lines in the file before anyone reads the log's tail
             return exit_status(code)
         while _alive(int(handle.record["pid"]), float(handle.record["create_time"])):
             await asyncio.sleep(ADOPTED_POLL)
-        _signal_group(pgid, signal.SIGKILL)
+        signal_group(pgid, signal.SIGKILL)
         return None
 
     async def stop(self, handle: Handle, signal_name: str, grace: float) -> StopResult:
@@ -308,12 +311,12 @@ class ProcessRuntime:
         code: int | None = None
         if _frozen(int(handle.record["pid"])):
             # stopped (SIGSTOP): it cannot act on its stop signal, so a grace period would be waited out for nothing
-            _signal_group(pgid, signal.SIGKILL)
+            signal_group(pgid, signal.SIGKILL)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(10):
                     code = await self.wait(handle)
             return StopResult(killed=True, exit_code=code, frozen=True)
-        _signal_group(pgid, sig)
+        signal_group(pgid, sig)
         killed = False
         # asyncio.timeout, never wait_for: on Python 3.11 wait_for can swallow a cancellation that races with
         # the inner result, and a probe loop that misses its cancellation never ends (a stop then hangs)
@@ -322,11 +325,11 @@ class ProcessRuntime:
                 code = await self.wait(handle)
         except TimeoutError:
             killed = True
-            _signal_group(pgid, signal.SIGKILL)
+            signal_group(pgid, signal.SIGKILL)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(10):
                     code = await self.wait(handle)
-        _signal_group(pgid, signal.SIGKILL)  # whatever the leader left behind in its group
+        signal_group(pgid, signal.SIGKILL)  # whatever the leader left behind in its group
         return StopResult(killed=killed, exit_code=code)
 
     async def probe(self, project: Project, service: Service, handle: Handle, check: Healthcheck) -> ProbeResult:
@@ -334,10 +337,10 @@ class ProcessRuntime:
         cwd = service.process.working_dir if service.process else project.working_dir
         env = self.environment(project, service)
 
-        def create() -> _Created:
+        def create() -> Created:
             read_fd, write_fd = os.pipe()
             try:
-                popen = _popen_in_session(argv, cwd, env, write_fd)
+                popen = popen_in_session(argv, cwd, env, write_fd)
             except BaseException:
                 os.close(read_fd)
                 raise
@@ -353,24 +356,17 @@ class ProcessRuntime:
             async with asyncio.timeout(check.timeout):
                 out = await proc.communicate()
         except TimeoutError:
-            _signal_group(proc.pid, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
             proc.close_output()
             await proc.wait()
             return ProbeResult(False, None, f"healthcheck timed out after {check.timeout:g}s")
         except asyncio.CancelledError:
-            _signal_group(proc.pid, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
             proc.close_output()
             raise
         text = out.decode("utf-8", "replace")[-OUTPUT_LIMIT:]
         code = exit_status(proc.returncode if proc.returncode is not None else -1)
         return ProbeResult(code == 0, code, text)
-
-
-def _popen_in_session(argv: Sequence[str], cwd: Path, env: dict[str, str], out_fd: int) -> subprocess.Popen[bytes]:
-    """``argv`` in a session (and process group) of its own, stdout and stderr to ``out_fd``, no stdin."""
-    return subprocess.Popen(
-        argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out_fd, stderr=out_fd, start_new_session=True
-    )
 
 
 def _spawn_failure(exc: OSError, argv: Sequence[str], cwd: Path, what: str) -> RuntimeFailure:
@@ -382,128 +378,7 @@ def _spawn_failure(exc: OSError, argv: Sequence[str], cwd: Path, what: str) -> R
     return RuntimeFailure(f"cannot run {argv[0]!r} (x-unistack.process.{what}): {exc.strerror}")
 
 
-def _start_log_writer(state_dir: Path, log_path: Path, log_fd: int) -> tuple[subprocess.Popen[bytes], int] | None:
-    """The log writer of one service process (``logwriter.py``): its stdin a new pipe, its stdout the log file.
-    Returns it and the pipe's end the service writes to; None when it cannot start (the service then writes
-    straight into the file, as it would without one). Its environment names the instance (so it can be found:
-    ``UNISTACK_STATE_DIR``) but no service (so it is never taken for one: ``strays``)."""
-    read_fd, write_fd = os.pipe()
-    try:
-        writer = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(LOG_WRITER), log_path.name],
-            stdin=read_fd,
-            stdout=log_fd,
-            stderr=subprocess.DEVNULL,
-            env={"UNISTACK_STATE_DIR": str(state_dir)},
-            start_new_session=True,
-        )
-    except OSError:
-        os.close(write_fd)
-        return None
-    finally:
-        os.close(read_fd)
-    return writer, write_fd
-
-
 _POOL_LOCK = threading.Lock()
-_KEPT_OUTPUT = 4 * OUTPUT_LIMIT + 8  # bytes: enough for OUTPUT_LIMIT whole characters of UTF-8 after a cut
-
-
-class _Child:
-    """A child process reaped by the event loop: woken by its pidfd (no thread per child), else polled.
-
-    It reaps its process once it exits whether or not anyone waits (the reader or poller holds it until then),
-    and reads the output pipe it may have been given until end of file, keeping its last ``_KEPT_OUTPUT`` bytes.
-    """
-
-    def __init__(
-        self, popen: subprocess.Popen[bytes], output_fd: int | None, loop: asyncio.AbstractEventLoop, began: float
-    ) -> None:
-        self.popen = popen
-        self.pid = popen.pid
-        self.began = began  # wall-clock seconds, taken just before the process was created
-        self._loop = loop
-        self._exited: asyncio.Future[int] = loop.create_future()
-        self._pidfd = -1
-        self._poller: asyncio.Task[None] | None = None
-        try:
-            self._pidfd = os.pidfd_open(popen.pid)  # works on a zombie too: nobody else reaps this pid
-        except (AttributeError, OSError):
-            self._poller = loop.create_task(self._poll())
-        else:
-            loop.add_reader(self._pidfd, self._reap)
-        self.writer: _Child | None = None  # the log writer its output goes through
-        self._output = bytearray()
-        self._output_fd = output_fd
-        self._eof: asyncio.Future[None] = loop.create_future()
-        if output_fd is None:
-            self._eof.set_result(None)
-        else:
-            os.set_blocking(output_fd, False)
-            loop.add_reader(output_fd, self._read)
-
-    @property
-    def returncode(self) -> int | None:
-        return self.popen.returncode
-
-    def _reap(self) -> None:
-        code = self.popen.poll()
-        if code is None:
-            return  # woken early; the pidfd stays readable until the process has exited
-        self._loop.remove_reader(self._pidfd)
-        os.close(self._pidfd)
-        self._pidfd = -1
-        if not self._exited.done():
-            self._exited.set_result(code)
-
-    async def _poll(self) -> None:
-        delay = CHILD_POLL[0]
-        while (code := self.popen.poll()) is None:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, CHILD_POLL[1])
-        if not self._exited.done():
-            self._exited.set_result(code)
-
-    def _read(self) -> None:
-        assert self._output_fd is not None
-        try:
-            data = os.read(self._output_fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if data:
-            self._output += data
-            del self._output[:-_KEPT_OUTPUT]
-            return
-        self.close_output()
-
-    def close_output(self) -> None:
-        """Stop reading the output pipe (at its end, or when the probe is given up)."""
-        if self._output_fd is not None:
-            self._loop.remove_reader(self._output_fd)
-            os.close(self._output_fd)
-            self._output_fd = None
-        if not self._eof.done():
-            self._eof.set_result(None)
-
-    async def wait(self) -> int:
-        """The raw return code (``-N`` when killed by signal N). Any number of callers may wait, and be cancelled."""
-        return await asyncio.shield(self._exited)
-
-    async def output_written(self, timeout: float = WRITER_DRAIN) -> None:
-        """Once the process has exited: wait (up to ``timeout``) until its log writer has written everything,
-        which it has when it ends (a process it left behind that still holds the output keeps it going)."""
-        if self.writer is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self.writer.wait()
-
-    async def communicate(self) -> bytes:
-        """The (last ``_KEPT_OUTPUT`` bytes of) output once the pipe is at its end and the process has exited."""
-        await asyncio.shield(self._eof)
-        await self.wait()
-        return bytes(self._output)
 
 
 def _size(path: Path) -> int:
@@ -526,24 +401,6 @@ def _read_from(path: Path, offset: int, limit: int) -> str:
         return ""
 
 
-def _timed(create: Callable[[], _Created]) -> tuple[float, _Created]:
-    return time.time(), create()
-
-
-def _undo_spawn(future: asyncio.Future[tuple[float, _Created]]) -> None:
-    """The caller of a spawn was cancelled while the thread ran ``Popen``: kill what it started, and reap it."""
-    if future.cancelled() or future.exception() is not None:
-        return
-    began, (popen, fd, writer) = future.result()
-    _signal_group(popen.pid, signal.SIGKILL)
-    if fd is not None:
-        os.close(fd)
-    loop = asyncio.get_running_loop()
-    _Child(popen, None, loop, began)
-    if writer is not None:
-        _Child(writer, None, loop, began)  # it ends once the killed group's output is closed
-
-
 def _alive(pid: int, created: float) -> bool:
     try:
         proc = psutil.Process(pid)
@@ -558,8 +415,3 @@ def _frozen(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_STOPPED
     except psutil.Error:
         return False
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
