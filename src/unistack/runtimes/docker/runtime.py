@@ -45,6 +45,7 @@ from unistack.runtimes.docker.engine import (
     is_local,
     parse_time,
 )
+from unistack.runtimes.docker.frozen import frozen_state
 from unistack.runtimes.host import check_port_free, signal_number
 from unistack.runtimes.logwriter import Appender
 
@@ -280,25 +281,10 @@ class DockerRuntime:
         return StopResult(killed=killed, exit_code=code)
 
     async def _frozen(self, handle: Handle) -> str | None:
-        """``paused`` (``docker pause``), ``stopped`` (its main process stopped by SIGSTOP, seen on the host when
-        the engine is local), else None (also when the container is gone, or the engine does not answer)."""
-
-        def look() -> str | None:
-            info = _inspect(self.client().api, handle.ident)
-            state = (info or {}).get("State") or {}
-            if not state.get("Running"):
-                return None
-            if state.get("Paused"):
-                return "paused"
-            pid = int(state.get("Pid") or 0)
-            if pid and is_local(self.environ):
-                with contextlib.suppress(psutil.Error):
-                    if psutil.Process(pid).status() == psutil.STATUS_STOPPED:
-                        return "stopped"
-            return None
-
+        """``paused`` or ``stopped`` (see ``docker.frozen``), else None (also when no engine answers)."""
+        local = is_local(self.environ)
         try:
-            return cast(str | None, await in_thread(look))
+            return await in_thread(lambda: frozen_state(self.client().api, handle.ident, local))
         except (RuntimeFailure, *Errors):
             return None
 
