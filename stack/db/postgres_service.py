@@ -256,9 +256,9 @@ def let_traverse(folder: Path, account: Account | None) -> None:
     """Let the account pass through ``folder`` (unistack's 0700 run folder) to reach its socket folder.
 
     Adds one ACL entry (user:<account>:--x) so nobody else gains anything; on file systems without ACLs, falls
-    back to o+x (others may traverse, not list; every socket inside keeps its own permissions). unistack resets
-    the run folder to 0700 on each `up`; that does not touch a server already running, and every start of the
-    db service grants this again.
+    back to o+x (others may traverse, not list; every socket inside keeps its own permissions). unistack makes
+    the run folder 0700 again on `up` only when it lets others read or write in it, so this traversal right
+    stays (and every start of the db service grants it again anyway).
     """
     if account is None or can_reach(folder, account):
         return

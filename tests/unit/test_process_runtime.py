@@ -234,3 +234,13 @@ async def test_children_are_polled_without_pidfds(tmp_path: Path, monkeypatch: p
     runtime, project = await _ready(tmp_path, service)
     handle = await runtime.start(project, service)
     assert await asyncio.wait_for(runtime.wait(handle), 10) == 5
+
+
+async def test_prepare_keeps_the_run_folder_private_and_a_traversal_right_granted_in_it(tmp_path: Path) -> None:
+    runtime, project = await _ready(tmp_path)
+    project.run_dir.chmod(0o711)  # what an ACL entry's mask (user:postgres:--x) or o+x shows as
+    await runtime.prepare(project)
+    assert project.run_dir.stat().st_mode & 0o777 == 0o711  # kept: a server starting meanwhile still gets in
+    project.run_dir.chmod(0o755)
+    await runtime.prepare(project)
+    assert project.run_dir.stat().st_mode & 0o777 == 0o700

@@ -79,7 +79,10 @@ class ProcessRuntime:
         try:
             project.state_dir.mkdir(parents=True, exist_ok=True)
             project.run_dir.mkdir(mode=0o700, exist_ok=True)
-            project.run_dir.chmod(0o700)
+            if project.run_dir.stat().st_mode & 0o066:  # private: nobody else may list or write in it
+                # (an ACL's mask or o+x that lets one account traverse it is kept: resetting it on every `up` cut
+                # off a server starting at that moment, such as PostgreSQL opening its socket's lock file)
+                project.run_dir.chmod(0o700)
             project.logs_dir.mkdir(exist_ok=True)
             for volume in project.volumes:
                 (project.volumes_dir / volume).mkdir(parents=True, exist_ok=True)
