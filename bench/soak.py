@@ -5,7 +5,8 @@ a 100 ms backoff capped at 300 ms (so each restarts about three times a second, 
 `flapper` that turns unhealthy 2 s after each start and is restarted for it; one `steady` service probed every
 0.5 s. For `--minutes` (default 10) the daemon is sampled every `--every` seconds: RSS and USS, threads, open
 descriptors, children. The slopes (per minute, least squares) are over the samples after the first tenth of the
-run (warm-up: imports, the spawn pool, first allocations); `restarts` is the total the engine made.
+run (warm-up: imports, the spawn pool, first allocations), and over its second half (growth that levels off
+shows there); `restarts` is the total the engine made.
 
     .venv/bin/python bench/soak.py                  # 10 minutes
     .venv/bin/python bench/soak.py --quick          # 1 minute
@@ -32,6 +33,7 @@ from _common import (
     environment,
     kill_strays,
     log,
+    r,
     state_dir,
     teardown,
     unistack,
@@ -138,6 +140,7 @@ def main() -> int:
                     "last": round(values_[-1], 2),
                     "max": round(max(values_), 2),
                     "slope_per_minute_after_warm_up": None if fit is None else round(fit, 4),
+                    "slope_per_minute_last_half": r(per_minute(times[len(times) // 2 :], values_[len(times) // 2 :])),
                 }
         except Exception as exc:
             failed = True
