@@ -91,6 +91,7 @@ services:
       SLOW_FILE: {slow}
     x-unistack:
       process:
+        setup: ["python3", "../tools/ensure_venv.py", ".venv", ".", "--extra", "dev"]  # the stack's own setup step
         command: ["{alembic}", "-c", "{ini}", "upgrade", "head"]
         working_dir: {backend}
   app:
@@ -115,8 +116,6 @@ def state_parent() -> Iterator[Path]:
 
 
 def test_database_killed_during_a_migration_the_next_up_completes_it(instance: Instance, state_parent: Path) -> None:
-    if not (BACKEND / ".venv" / "bin" / "alembic").exists():
-        pytest.skip("stack/backend/.venv is not set up (the stack's first `up` makes it)")
     migrations = instance.folder / "migrations"
     shutil.copytree(BACKEND / "app" / "alembic", migrations, ignore=shutil.ignore_patterns("__pycache__"))
     ini = instance.folder / "alembic.ini"
@@ -141,7 +140,7 @@ def test_database_killed_during_a_migration_the_next_up_completes_it(instance: I
 
     try:
         # a database at the stack's head (0002), then a new revision deployed: the next `up` runs migrate again
-        instance.run("up", "--wait", "--wait-timeout", "240", check=True, timeout=300)
+        instance.run("up", "--wait", "--wait-timeout", "600", check=True, timeout=700)  # a first run installs
         assert query() == {"version": "0002", "tables": []}
         (migrations / "versions" / "0099_slow.py").write_text(SLOW_REVISION)
         instance.run("up", "-d", check=True, timeout=120)
@@ -166,8 +165,12 @@ def test_database_killed_during_a_migration_the_next_up_completes_it(instance: I
         slow.unlink()
         up = instance.run("up", "--wait", "--wait-timeout", "120", timeout=240)
         assert up.returncode == 0, up.stdout + up.stderr
-        ps = instance.ps()
-        assert ps["migrate"]["exit_code"] == 0 and ps["app"]["state"] == "running"
+        instance.wait_for(  # `--wait` counts a one-shot that is still running as ready: wait for its exit
+            lambda: (row := instance.ps()["migrate"])["state"] == "exited" and row["exit_code"] == 0,
+            timeout=120,
+            message="migrate exited 0",
+        )
+        assert instance.ps()["app"]["state"] == "running"
         assert query() == {"version": "0099", "tables": ["chaos_first", "chaos_second"]}
     finally:
         instance.run("down", "-v", "-t", "10", timeout=120)
