@@ -56,6 +56,7 @@ DB_DIR = REPO / "stack" / "db"
 PROJECT = "cycles"
 UNCLEAN = re.compile(r"not properly shut down|automatic recovery in progress|was interrupted")
 CLEAN = re.compile(r"database system was shut down at")
+START = re.compile(r"LOG:\s+starting PostgreSQL")
 GONE_WITHIN = 5.0
 
 
@@ -189,6 +190,7 @@ class Cycles:
         self.state = state_dir(folder, PROJECT)
         self.docker = Docker() if runtime == "docker" else None
         self.db_offset = 0
+        self.unclean_excerpts: list[str] = []  # the lines before an unclean start: how the server before it ended
         EXTRA_ENV["UNISTACK_RUNTIME"] = runtime  # what _common.unistack runs with
 
     def cli(self, *args: str, timeout: float = 600) -> float:
@@ -207,7 +209,16 @@ class Cycles:
                 data = fh.read()
             self.db_offset += len(data)
             text = data.decode("utf-8", "replace")
-        return len(CLEAN.findall(text)), len(UNCLEAN.findall(text))
+        starts = [m.start() for m in START.finditer(text)]
+        clean = unclean = 0
+        for n, at in enumerate(starts):  # each start of the server: its own lines up to the next start
+            part = text[at : starts[n + 1] if n + 1 < len(starts) else len(text)]
+            if UNCLEAN.search(part):
+                unclean += 1
+                self.unclean_excerpts.append("\n".join(text[:at].splitlines()[-12:] + part.splitlines()[:4]))
+            elif CLEAN.search(part):
+                clean += 1
+        return clean, unclean
 
     def after_down(self) -> dict[str, Any]:
         began = time.monotonic()
@@ -249,6 +260,7 @@ class Cycles:
             "leaks": leaks[:10],
             "db_clean_starts": clean,  # "was shut down at": every start after the first
             "db_unclean_starts": unclean,
+            "db_unclean_excerpts": self.unclean_excerpts[-3:],
         }
 
     def daemon_stays(self, count: int) -> dict[str, Any]:
@@ -283,6 +295,7 @@ class Cycles:
         self.cli("down")
         left = self.after_down()
         out: dict[str, Any] = {"cycles": count, "same_daemon_throughout": same_daemon, "db_unclean_starts": starts[1]}
+        out["db_unclean_excerpts"] = self.unclean_excerpts[-3:]
         for key in ("fds", "threads", "rss_mb", "uss_mb", "children"):
             values = [s[key] for s in samples]
             fit = slope(values)
