@@ -308,3 +308,30 @@ async def _eventually_tail(runtime: DockerRuntime, project: Project, service: st
             return True
         await asyncio.sleep(0.1)
     return False
+
+
+async def test_cleanup_stops_a_running_container_with_its_stop_signal_first(
+    projects: ProjectFactory, runtime: DockerRuntime
+) -> None:
+    """A container that is still running at cleanup (its stop failed, or nothing tracked it) gets its stop_signal
+    and its grace period, as `docker compose down` gives it, not the SIGKILL of a forced removal: a database
+    removed so would start with a recovery."""
+    graceful = """
+    import pathlib, signal, sys, time
+    def leave(number, frame):
+        pathlib.Path("/data/stopped").write_text(signal.Signals(number).name)
+        sys.exit(0)
+    signal.signal(signal.SIGINT, leave)
+    print("up", flush=True)
+    time.sleep(600)
+    """
+    extra = "    stop_signal: SIGINT\n    stop_grace_period: 5s\n    volumes: [data:/data]\n"
+    project = projects("services:" + python_service("app", graceful, extra=extra) + "volumes:\n  data: {}\n")
+    await start_all(runtime, project)
+    assert await _eventually_tail(runtime, project, "app", "up")
+    await runtime.cleanup(project, remove_volumes=False)  # never stopped by the engine
+    handles = await start_all(runtime, project)
+    ok, output = await run_python(runtime, project, handles["app"], 'print(open("/data/stopped").read())')
+    assert ok and output.strip() == "SIGINT", output
+    await runtime.stop(handles["app"], "SIGKILL", 0)
+    await runtime.cleanup(project, remove_volumes=True)

@@ -263,7 +263,14 @@ def remove_resources(client: docker.DockerClient, project: Project, remove_volum
     api = client.api
     labels = {"label": label_filters(instance_labels(project.name, project.state_dir))}
     problems = []
+    graces = {name: service.stop_grace_period for name, service in project.services.items()}
     for row in api.containers(all=True, filters=labels):
+        if row.get("State") == "running":  # not stopped by the engine (its stop failed, or it was never tracked):
+            # stopped as `docker compose down` stops it, its stop_signal then SIGKILL after its grace period, never
+            # killed outright by the removal (a database killed so starts with a recovery)
+            service = (row.get("Labels") or {}).get(SERVICE_LABEL, "")
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                api.stop(row["Id"], timeout=max(1, round(graces.get(service, 10.0))))
         with contextlib.suppress(docker.errors.NotFound):
             api.remove_container(row["Id"], force=True, v=True)  # v: its anonymous volumes, never named ones
     for row in api.networks(filters=labels):
