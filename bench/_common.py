@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -261,3 +262,22 @@ def compose_v2() -> Path:
     except ImportError:
         return Path(sys.executable).with_name("docker-compose")
     return Path(compose.__file__).parent / "docker-compose"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on at this moment."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def port_free(port: int) -> bool:
+    """Whether 127.0.0.1:``port`` can be bound (TIME_WAIT leftovers do not count)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True

@@ -28,7 +28,6 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from typing import Any
 
 import httpx
 
-from _common import busy_warning, environment, log
+from _common import busy_warning, environment, free_port, log
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "stack" / "compose.yaml"
@@ -48,13 +47,6 @@ UP_TIMEOUT = 900.0
 HEAL_TIMEOUT = 180.0
 SERVICES = {"process": ["db", "backend", "proxy", "frontend"], "docker": ["db", "backend", "proxy"]}
 PROJECTS = {"process": "chaos", "docker": "chaos-docker"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Stack:

@@ -27,7 +27,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import statistics
 import sys
 import tempfile
@@ -42,9 +41,11 @@ from _common import (
     EXTRA_ENV,
     busy_warning,
     environment,
+    free_port,
     instance_processes,
     kill_strays,
     log,
+    port_free,
     q,
     state_dir,
     unistack,
@@ -118,23 +119,6 @@ networks:
 volumes:
   db: {{}}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def slope(values: list[float]) -> float | None:

@@ -32,7 +32,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -43,7 +42,7 @@ from typing import Any
 
 import psutil
 
-from _common import busy_warning, environment, log
+from _common import busy_warning, environment, free_port, log
 from loadgen import api_clients, flood, probe, slow_bodies, slow_headers
 
 REPO = Path(__file__).resolve().parent.parent
@@ -221,13 +220,6 @@ def scenarios(instance: Instance, args: argparse.Namespace) -> dict[str, Any]:
         **({"error": stderr.strip()[-300:]} if lock.returncode else {}),
     }
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def docker_answers() -> bool:

@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from _common import busy_warning, environment, log
+from _common import busy_warning, environment, free_port, log
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "stack" / "compose.yaml"
@@ -122,13 +121,6 @@ class Instance:
             yield
         finally:
             subprocess.run(["docker", "unpause", name], check=False, capture_output=True, timeout=60)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def scenarios(instance: Instance) -> dict[str, tuple[str, Callable[[], dict[str, Any]]]]:

@@ -4,7 +4,6 @@ stack's PostgreSQL)."""
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -12,6 +11,8 @@ import docker
 import docker.errors
 import psutil
 import pytest
+
+from tests.loopback import free_port, port_free
 
 from .support import remove_project_resources, requires_engine, unique_name
 from .test_cli import Cli
@@ -48,23 +49,6 @@ networks:
 volumes:
   data: {{}}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def ours(folder: Path) -> list[int]:

@@ -4,11 +4,12 @@ and children (a few cycles here; bench/cycles.py runs 50 with PostgreSQL and mea
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import psutil
 import pytest
+
+from tests.loopback import free_port, port_free
 
 from .conftest import Instance
 
@@ -41,23 +42,6 @@ services:
     environment:
       PORT: "{port}"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def instance_processes(folder: Path) -> list[psutil.Process]:

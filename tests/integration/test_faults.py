@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from tests.loopback import free_port
 
 from .conftest import Instance
 
@@ -52,13 +53,6 @@ def svc(name: str, *, env: str = "", extra: str = "", check: str = MARKER_CHECK,
 {setup}    environment:
       MARKER_DIR: ${{UNISTACK_STATE_DIR}}
 {env}{extra}{check}"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def instance_processes(state_dir: Path) -> dict[int, str]:

@@ -3,7 +3,6 @@ any process) holds it, a pinned one that is taken refuses to start, and a start 
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.loopback import free_port
 
 from .conftest import Instance
 
@@ -31,13 +32,6 @@ WEB = """services:
       process:
         command: ["${PYTHON}", "${SERVICE_PY}"]
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        number: int = sock.getsockname()[1]
-        return number
 
 
 def port_of(instance: Instance, project: str) -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import Instance
+from tests.loopback import free_port
 from unistack.control.state import instance_lock
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,13 +44,6 @@ def quotes() -> dict[str, str]:
 def pattern(line: str) -> re.Pattern[str]:
     parts = re.split(r"<[^<>]*>", line)
     return re.compile(".+?".join(re.escape(p) for p in parts))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def output(result: subprocess.CompletedProcess[str]) -> str:

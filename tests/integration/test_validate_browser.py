@@ -4,12 +4,12 @@ fetched passes; a page that logs a console error or throws fails, quoting what t
 from __future__ import annotations
 
 import json
-import socket
 import sys
 
 import pytest
 
 from tests.integration.conftest import Instance
+from tests.loopback import free_port
 from unistack.ops.browser import find_chromium
 
 pytestmark = pytest.mark.skipif(find_chromium() is None, reason="no Chromium (Debian's chromium package)")
@@ -21,13 +21,6 @@ fetch("/data.json").then(r => r.json()).then(d => { document.getElementById("cou
 </body></html>"""
 NOISY = """<!doctype html><html><body><p id="count">(3)</p>
 <script>console.error("the API said 500"); throw new Error("render failed");</script></body></html>"""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_a_page_that_renders_passes_and_console_errors_fail(instance: Instance) -> None:
