@@ -191,9 +191,16 @@ class ProcessRuntime:
         if service.process is None or not service.process.setup:
             return ProbeResult(True, 0, "")
         try:
-            proc = await self._spawn(project, service, service.process.setup, service.process.working_dir, "setup")
+            code = await self._run_step(project, service, service.process.setup, service.process.working_dir)
         except RuntimeFailure as exc:
             return ProbeResult(False, None, str(exc))
+        tail = "\n".join(logfiles.tail_lines(self.log_path(project, service.name), 15))
+        return ProbeResult(code == 0, code, tail)
+
+    async def _run_step(self, project: Project, service: Service, argv: tuple[str, ...], cwd: Path) -> int:
+        """A setup or install step run to completion, its output in the service's log; stopped (TERM, 5 s, KILL)
+        when cancelled. RuntimeFailure when it cannot be started."""
+        proc = await self._spawn(project, service, argv, cwd, "setup")
         try:
             code = exit_status(await proc.wait())
         except asyncio.CancelledError:
@@ -204,8 +211,7 @@ class ProcessRuntime:
             signal_group(proc.pid, signal.SIGKILL)
             raise
         await proc.output_written()
-        tail = "\n".join(logfiles.tail_lines(self.log_path(project, service.name), 15))
-        return ProbeResult(code == 0, code, tail)
+        return code
 
     def install_step(self, service: Service) -> str | None:
         if service.dependencies is None:
@@ -229,19 +235,9 @@ class ProcessRuntime:
         log_path = self.log_path(project, service.name)
         offset = _size(log_path)
         try:
-            proc = await self._spawn(project, service, argv, cwd or project.working_dir, "setup")
+            code = await self._run_step(project, service, argv, cwd or project.working_dir)
         except RuntimeFailure as exc:
             return ProbeResult(False, None, str(exc))
-        try:
-            code = exit_status(await proc.wait())
-        except asyncio.CancelledError:
-            signal_group(proc.pid, signal.SIGTERM)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(5):
-                    await proc.wait()
-            signal_group(proc.pid, signal.SIGKILL)
-            raise
-        await proc.output_written()
         return ProbeResult(code == 0, code, _read_from(log_path, offset, INSTALL_OUTPUT))
 
     async def start(self, project: Project, service: Service) -> Handle:
