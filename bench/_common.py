@@ -281,3 +281,27 @@ def port_free(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+def stack_environment(runtime: str, port: int) -> dict[str, str]:
+    """The environment a benchmark runs the real stack with: static frontend, no reload, no debugger, the proxy on
+    ``port``; as containers the hardened production environment with a password of its own, as host processes
+    local.env's password (which `--env staging` lacks)."""
+    env = {
+        **os.environ,
+        "NO_COLOR": "1",
+        "UNISTACK_RUNTIME": runtime,
+        "HTTP_PORT": str(port),
+        "COMPOSE_PROFILES": "static",
+        "FRONTEND_MODE": "static",
+        "BACKEND_RELOAD": "0",
+        "DEBUGPY_LISTEN": "",
+    }
+    for name in ("UNISTACK_ENV", "UNISTACK_STATE_DIR", "COMPOSE_PROJECT_NAME", "COMPOSE_FILE"):
+        env.pop(name, None)
+    if runtime == "docker":
+        env["UNISTACK_ENV"] = "production"
+        env["POSTGRES_PASSWORD"] = "bench-" + os.urandom(12).hex()
+    else:
+        env["POSTGRES_PASSWORD"] = "local-dev-only-password"
+    return env

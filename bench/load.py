@@ -42,7 +42,7 @@ from typing import Any
 
 import psutil
 
-from _common import busy_warning, environment, free_port, log
+from _common import busy_warning, environment, free_port, log, stack_environment
 from loadgen import api_clients, flood, probe, slow_bodies, slow_headers
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,23 +59,7 @@ class Instance:
         self.runtime, self.port, self.project = runtime, port, PROJECTS[runtime]
         self.state_dir = COMPOSE.parent / ".unistack" / self.project
         self.base_url = f"http://{HOST}:{port}"
-        env = {
-            **os.environ,
-            "NO_COLOR": "1",
-            "UNISTACK_RUNTIME": runtime,
-            "HTTP_PORT": str(port),
-            "COMPOSE_PROFILES": "static",
-            "FRONTEND_MODE": "static",
-            "BACKEND_RELOAD": "0",
-            "DEBUGPY_LISTEN": "",
-        }
-        for name in ("UNISTACK_ENV", "UNISTACK_STATE_DIR", "COMPOSE_PROJECT_NAME", "COMPOSE_FILE"):
-            env.pop(name, None)
-        env["POSTGRES_PASSWORD"] = "local-dev-only-password"
-        if runtime == "docker":
-            env["UNISTACK_ENV"] = "production"
-            env["POSTGRES_PASSWORD"] = "bench-" + os.urandom(12).hex()
-        self.env = env
+        self.env = stack_environment(runtime, port)
 
     def cli(self, *args: str, timeout: float = 180, check: bool = True) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "unistack", "-f", str(COMPOSE), "-p", self.project, *args]

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from _common import busy_warning, environment, free_port, log
+from _common import busy_warning, environment, free_port, log, stack_environment
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "stack" / "compose.yaml"
@@ -45,24 +45,7 @@ class Instance:
         self.runtime = runtime
         self.project = PROJECTS[runtime]
         self.state_dir = COMPOSE.parent / ".unistack" / self.project
-        env = {
-            **os.environ,
-            "NO_COLOR": "1",
-            "UNISTACK_RUNTIME": runtime,
-            "HTTP_PORT": str(port),
-            "COMPOSE_PROFILES": "static",
-            "FRONTEND_MODE": "static",
-            "BACKEND_RELOAD": "0",
-            "DEBUGPY_LISTEN": "",
-        }
-        for name in ("UNISTACK_ENV", "UNISTACK_STATE_DIR", "COMPOSE_PROJECT_NAME", "COMPOSE_FILE"):
-            env.pop(name, None)
-        if runtime == "docker":
-            env["UNISTACK_ENV"] = "production"
-            env["POSTGRES_PASSWORD"] = "bench-" + os.urandom(12).hex()
-        else:
-            env["POSTGRES_PASSWORD"] = "local-dev-only-password"  # local.env's, for `--env staging`
-        self.env = env
+        self.env = stack_environment(runtime, port)
 
     def cli(
         self, *args: str, env: dict[str, str] | None = None, timeout: float = CLI_TIMEOUT, check: bool = True
