@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unistack.config.backups import read_backup
 from unistack.config.declared_checks import DeclaredChecks
 from unistack.config.manifests import DependencyReader, refuse_in_production
 from unistack.config.model import (
@@ -43,6 +44,7 @@ class ProjectBuilder:
     project_dir: Path
     variables: Mapping[str, str]
     problems: list[Problem] = field(default_factory=list)
+    declared_volumes: set[str] = field(default_factory=set)  # top-level volumes (x-unistack.backup names them)
 
     def problem(self, key: KeyPath, message: str, fix: str | None = None) -> None:
         self.problems.append(self.locations.problem(key, message, fix))
@@ -68,6 +70,7 @@ class ProjectBuilder:
 
     def project(self, doc: dict[str, Any], **fields: Any) -> Project:
         specs = doc.get("services") or {}
+        self.declared_volumes = {str(k) for k in doc.get("volumes") or {}}
         services = {name: self.service(name, spec, set(specs)) for name, spec in specs.items()}
         refuse_in_production(fields.get("environment"), services, self.problem)
         return Project(
@@ -120,6 +123,7 @@ class ProjectBuilder:
             profiles=tuple(str(p) for p in spec.get("profiles") or ()),
             process=self.process(where, spec),
             dependencies=DependencyReader(self.problem, self.duration, self.project_dir).read(where, spec),
+            backup=read_backup(where, spec, self.declared_volumes, self.problem),
             spec=spec,
         )
 

@@ -124,7 +124,7 @@ SERVICE_KEYS = frozenset(
 TOP_LEVEL_KEYS = frozenset(
     ["configs", "include", "models", "name", "networks", "secrets", "services", "version", "volumes"]
 )
-UNISTACK_SERVICE_KEYS = frozenset(["process", "restart", "dependencies"])
+UNISTACK_SERVICE_KEYS = frozenset(["process", "restart", "dependencies", "backup"])
 
 
 def _unknown(key: str, known: frozenset[str]) -> str:

@@ -107,6 +107,24 @@ class DependencySpec(Model, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     timeout: float = 600.0  # seconds an install may take before it is stopped (and counts as failed)
 
 
+BackupKind = Literal["postgres", "volume", "command"]
+
+
+class BackupPart(Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One entry of a service's ``x-unistack.backup``: what ``unistack backup`` saves of it and ``restore`` puts
+    back. ``postgres``: a dump with the server's own tools (``database`` and ``user`` default, when None, to the
+    service's POSTGRES_DB and POSTGRES_USER as the official image reads them); ``volume``: the files of a named
+    volume the service mounts; ``command``: ``dump`` writes the data to stdout, ``restore`` reads it on stdin, both
+    run where the service runs."""
+
+    kind: BackupKind
+    volume: str | None = None
+    database: str | None = None
+    user: str | None = None
+    dump: tuple[str, ...] = ()
+    restore: tuple[str, ...] = ()
+
+
 class Service(Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
     name: str
     depends_on: dict[str, Dependency] = field(default_factory=dict)
@@ -119,6 +137,7 @@ class Service(Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
     profiles: tuple[str, ...] = ()
     process: ProcessSpec | None = None
     dependencies: DependencySpec | None = None  # x-unistack.dependencies
+    backup: tuple[BackupPart, ...] = ()  # x-unistack.backup
     spec: dict[str, Any] = field(default_factory=dict)  # the resolved Compose service mapping
 
 
