@@ -2,8 +2,11 @@
 
 Owns loading included Compose files as sub-projects (their own folder and env file, relative paths rebased onto
 it) and adding their resources without silently overriding ours; resolving ``extends`` chains (same file or
-``file:``) with the override merge rules; and keeping only the services whose profiles are enabled. Never
-parses value formats (normalize) or builds the model (build).
+``file:``) with the override merge rules; and keeping only the services whose profiles are enabled. The files
+they name are checked against the Compose schema as the top-level files are (``schema.validate``, each with its
+own name and lines): an included file whole, an extended file's services that are extended (as Compose, which
+never looks at the rest of it); the violations go to the caller's ``problems`` and the values at fault are left
+out, so loading goes on. Never parses value formats (normalize) or builds the model (build).
 """
 
 from __future__ import annotations
@@ -16,10 +19,26 @@ from unistack.config.envfile import read_env_file
 from unistack.config.interpolation import interpolate_tree
 from unistack.config.merging import merge
 from unistack.config.normalize import resolve_path
-from unistack.config.yamlfile import Locations, read_yaml_file, strip_markers
+from unistack.config.yamlfile import KeyPath, Locations, read_yaml_file, strip_markers
 from unistack.errors import ConfigError, Problem
 
 RESOURCE_SECTIONS = ("services", "volumes", "networks", "secrets", "configs", "models")
+
+
+def schema_checked(data: dict[str, Any], path: Path, lines: dict[KeyPath, int], problems: list[Problem]) -> Any:
+    """``data`` (one file, interpolated) against the Compose schema, its violations located in ``path`` and added to
+    ``problems``; what to go on with: ``data`` itself when valid, else its plain copy with the values at fault left
+    out (as ``loading.validate_schema`` does for the top-level files)."""
+    from unistack.config.schema import validate
+
+    locations = Locations()
+    locations.add(path, lines)
+    plain = strip_markers(data)
+    found = validate(plain, locations)
+    if not found:
+        return data
+    problems.extend(found)
+    return plain
 
 
 def _is_path(text: str) -> bool:
@@ -81,20 +100,22 @@ def apply_includes(
     base_dir: Path,
     variables: Mapping[str, str],
     locations: Locations,
+    problems: list[Problem],
     seen: tuple[Path, ...] = (),
 ) -> dict[str, Any]:
-    """Load every ``include`` entry as a sub-project and add its resources to ``doc``."""
+    """Load every ``include`` entry as a sub-project and add its resources to ``doc``. The included files' schema
+    violations go to ``problems``; the rest (a missing path, a cycle, a name defined twice) is raised together."""
     entries = doc.pop("include", None)
     if entries is None:
         return doc
     if not isinstance(entries, list):
         entries = [entries]
-    problems: list[Problem] = []
+    refused: list[Problem] = []
     for index, entry in enumerate(entries):
         where = ("include", index)
         spec = {"path": entry} if isinstance(entry, str) else entry
         if not isinstance(spec, dict) or not spec.get("path"):
-            problems.append(locations.problem(where, "an include entry needs a path.", "write - path/to/compose.yaml."))
+            refused.append(locations.problem(where, "an include entry needs a path.", "write - path/to/compose.yaml."))
             continue
         paths = [resolve_path(str(p), base_dir) for p in _as_list(spec["path"])]
         project_dir = (
@@ -102,7 +123,7 @@ def apply_includes(
         )
         if paths[0] in seen:
             chain = " -> ".join(str(p) for p in (*seen, paths[0]))
-            problems.append(locations.problem(where, f"include cycle: {chain}.", "remove one of the includes."))
+            refused.append(locations.problem(where, f"include cycle: {chain}.", "remove one of the includes."))
             continue
         env: dict[str, str] = {}
         env_files = [resolve_path(str(p), base_dir) for p in _as_list(spec.get("env_file"))]
@@ -116,8 +137,14 @@ def apply_includes(
             document = read_yaml_file(path)
             locations.add(path, document.lines, prefix=())
             data = interpolate_tree(document.data, sub_variables, locations=locations)
+            data = schema_checked(data, path, document.lines, problems)
             data = apply_includes(
-                data, base_dir=path.parent, variables=sub_variables, locations=locations, seen=(*seen, paths[0])
+                data,
+                base_dir=path.parent,
+                variables=sub_variables,
+                locations=locations,
+                problems=problems,
+                seen=(*seen, paths[0]),
             )
             included = merge(included, data) if included else strip_markers(data)
         included = rebase(included, project_dir)
@@ -127,7 +154,7 @@ def apply_includes(
                     doc[section] = {}
                 ours = doc[section]
                 if name in ours and ours[name] != value:
-                    problems.append(
+                    refused.append(
                         locations.problem(
                             (section, name),
                             f"{section}.{name} is defined here and also in included {paths[0]}.",
@@ -136,8 +163,8 @@ def apply_includes(
                     )
                     continue
                 ours[name] = value
-    if problems:
-        raise ConfigError(problems)
+    if refused:
+        raise ConfigError(refused)
     return doc
 
 
@@ -150,27 +177,46 @@ def apply_extends(
     base_dir: Path,
     variables: Mapping[str, str],
     locations: Locations,
+    problems: list[Problem],
 ) -> dict[str, Any]:
-    """Resolve every service's ``extends`` chain in place; problems are collected and raised together."""
+    """Resolve every service's ``extends`` chain in place. The schema violations of the services extended in other
+    files go to ``problems``; the rest (a service not there, a cycle) is raised together."""
     services = doc.get("services") or {}
-    problems: list[Problem] = []
+    refused: list[Problem] = []
     cache: dict[tuple[Path | None, str], dict[str, Any]] = {}
-    files: dict[Path, dict[str, Any]] = {}
+    files: dict[Path, tuple[dict[str, Any], dict[KeyPath, int]]] = {}
+    extended: dict[tuple[Path, str], Any] = {}
 
-    def load_file(path: Path) -> dict[str, Any]:
-        if path not in files:
-            document = read_yaml_file(path)
-            data = strip_markers(interpolate_tree(document.data, variables))
-            files[path] = rebase(data, path.parent)
-        return files[path]
+    def from_file(path: Path, name: str) -> Any:
+        """Service ``name`` of the file ``path``: schema-checked as written (all Compose checks of such a file),
+        then its paths rebased onto the file's folder."""
+        if (path, name) not in extended:
+            if path not in files:
+                document = read_yaml_file(path)
+                files[path] = (strip_markers(interpolate_tree(document.data, variables)), document.lines)
+            data, lines = files[path]
+            pool = data.get("services")
+            part = {"services": {name: pool[name]} if isinstance(pool, dict) and name in pool else pool}
+            checked = schema_checked(part, path, lines, problems) if part["services"] is not None else part
+            pool = checked.get("services")
+            spec = pool.get(name) if isinstance(pool, dict) else None
+            if isinstance(spec, dict):
+                rebase_service(spec, path.parent)
+            elif checked is not part:  # there, but the schema refused it (that problem is reported)
+                spec = _REFUSED
+            extended[(path, name)] = spec
+        return extended[(path, name)]
 
     def resolve(file: Path | None, name: str, chain: tuple[str, ...]) -> dict[str, Any]:
         key = (file, name)
         if key in cache:
             return cache[key]
-        pool = services if file is None else (load_file(file).get("services") or {})
-        spec = pool.get(name)
+        spec = (services.get(name) if isinstance(services, dict) else None) if file is None else from_file(file, name)
         label = name if file is None else f"{name} ({file})"
+        if spec is _REFUSED:
+            raise _ExtendsError(
+                f"service {chain[-1]!r} extends {label!r}, which is not valid (see the problem listed for that file)."
+            )
         if not isinstance(spec, dict):
             raise _ExtendsError(f"service {chain[-1]!r} extends {label!r}, which does not exist.")
         if label in chain:
@@ -196,14 +242,17 @@ def apply_extends(
             try:
                 services[name] = resolve(None, name, ())
             except _ExtendsError as exc:
-                problems.append(locations.problem(("services", name, "extends"), str(exc), "fix the extends entry."))
-    if problems:
-        raise ConfigError(problems)
+                refused.append(locations.problem(("services", name, "extends"), str(exc), "fix the extends entry."))
+    if refused:
+        raise ConfigError(refused)
     return doc
 
 
 class _ExtendsError(Exception):
     pass
+
+
+_REFUSED = object()  # a service extended from another file that the schema refused
 
 
 # --- profiles ------------------------------------------------------------------------------------------

@@ -193,9 +193,13 @@ def _set_it(s: Loading, name: str) -> str:
 
 
 def include(s: Loading) -> None:
+    """The included files (schema-checked as the top-level files are) added to each top-level file."""
     for document, data in zip(s.documents, s.data, strict=True):
         base_dir = document.path.parent if document.path else s.project_dir
-        apply_includes(data, base_dir=base_dir, variables=s.variables, locations=s.locations)
+        try:
+            apply_includes(data, base_dir=base_dir, variables=s.variables, locations=s.locations, problems=s.problems)
+        except ConfigError as exc:  # cannot go on: with what was found so far
+            raise ConfigError(_unique([*s.problems, *exc.problems])) from None
 
 
 def merge_overlays(s: Loading) -> None:
@@ -206,7 +210,11 @@ def merge_overlays(s: Loading) -> None:
 
 
 def extends(s: Loading) -> None:
-    apply_extends(s.doc, base_dir=s.project_dir, variables=s.variables, locations=s.locations)
+    """Every ``extends`` resolved; the services extended from other files schema-checked as they are written."""
+    try:
+        apply_extends(s.doc, base_dir=s.project_dir, variables=s.variables, locations=s.locations, problems=s.problems)
+    except ConfigError as exc:  # cannot go on: with what was found so far
+        raise ConfigError(_unique([*s.problems, *exc.problems])) from None
 
 
 def profiles(s: Loading) -> None:
