@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from unistack.config import load
@@ -193,6 +193,38 @@ def test_mutated_texts_load_or_are_refused_clearly(folder: Path, text: str) -> N
     _load_bounded(folder, text)
 
 
+# The same documents as files that others name: an included file and a file a service extends. Fewer of them
+# (they meet the same checks), the problems located in the file they are in.
+NAMED_BY = {
+    "include": "include: [named.yaml]\nservices:\n  app: {image: x}\n",
+    "extends": "services:\n  app:\n    extends: {file: named.yaml, service: web}\n",
+}
+
+
+def _load_named_bounded(folder: Path, how: str, text: str) -> None:
+    """Load a compose.yaml naming ``text`` as ``named.yaml`` (by ``how``): it loads, or ConfigError whose problems
+    in ``named.yaml`` with a key have its line; within the bound."""
+    named = folder / "named.yaml"
+    named.write_text(text, encoding="utf-8", errors="surrogatepass")
+    (folder / "compose.yaml").write_text(NAMED_BY[how], encoding="utf-8")
+    start = time.process_time()
+    try:
+        load(cwd=folder, env={}, project_name="fuzz")
+    except ConfigError as exc:
+        assert exc.problems, text
+        for problem in exc.problems:
+            assert problem.file != named or problem.key is None or problem.line is not None, str(problem)
+    finally:
+        took = time.process_time() - start
+    assert took < BOUND_S, f"{took:.2f} s of CPU to load: {text[:300]!r}"
+
+
+@settings(max_examples=max(10, settings().max_examples // 4))
+@given(st.sampled_from(sorted(NAMED_BY)), documents)
+def test_generated_documents_as_included_or_extended_files(folder: Path, how: str, document: dict[str, Any]) -> None:
+    _load_named_bounded(folder, how, _block(document) + "\n")
+
+
 # Inputs that once broke the loader (a traceback, or a hang): each must load or be refused clearly.
 CRASHERS = [
     "x-a: &a [1, *a]\nservices: {}\n",  # endless recursion converting the alias
@@ -209,6 +241,18 @@ CRASHERS = [
 @pytest.mark.parametrize("text", CRASHERS)
 def test_crashers_found_before_stay_fixed(folder: Path, text: str) -> None:
     _load_bounded(folder, text)
+
+
+NAMED_CRASHERS = [  # (how the file is named, its text)
+    ("include", "services: [lib]\n"),  # rebasing an included file's paths: 'list' object has no attribute 'values'
+    ("extends", "services: [web]\n"),  # the same, for a file a service extends
+    ("include", "services:\n  lib:\n    image: x\n    env_file: [{required: false}]\n"),  # path .../None
+]
+
+
+@pytest.mark.parametrize(("how", "text"), NAMED_CRASHERS)
+def test_crashers_in_named_files_stay_fixed(folder: Path, how: str, text: str) -> None:
+    _load_named_bounded(folder, how, text)
 
 
 @pytest.mark.parametrize("text", [SEEDS[0].replace("image: nginx", "image: [nginx]"), CRASHERS[0], "services: 3\n"])

@@ -119,3 +119,99 @@ def test_through_the_cli_exit_2_and_no_traceback(
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert str(path) in err
+
+
+# --- the files named by include: and extends: are checked as the top-level files are ---------------------------
+
+
+def test_an_included_file_is_checked_with_its_own_name_and_lines(write: Write, tmp_path: Path) -> None:
+    main_file = write("compose.yaml", "include:\n  - lib/compose.yaml\n" + BASE + "    environment: 5\n")
+    included = write("lib/compose.yaml", "services:\n  lib:\n    image: x\n    ports: {a: b}\n    depend_on: [web]\n")
+    with pytest.raises(ConfigError) as raised:
+        load(cwd=tmp_path, env={})
+    found = {(p.file, p.line, p.key) for p in raised.value.problems}
+    assert found == {  # every file's violations in one run
+        (main_file, 6, "services.web.environment"),
+        (included, 4, "services.lib.ports"),
+        (included, 5, "services.lib.depend_on"),
+    }, [str(p) for p in raised.value.problems]
+
+
+def test_a_file_included_by_an_included_file_is_checked_too(write: Write, tmp_path: Path) -> None:
+    write("compose.yaml", "include: [middle.yaml]\n" + BASE)
+    write("middle.yaml", "include: [inner/inner.yaml]\nservices:\n  middle: {image: x}\n")
+    inner = write("inner/inner.yaml", "services:\n  inner:\n    image: x\n    restart: [always]\n")
+    with pytest.raises(ConfigError) as raised:
+        load(cwd=tmp_path, env={})
+    (problem,) = raised.value.problems
+    assert (problem.file, problem.line, problem.key) == (inner, 4, "services.inner.restart")
+
+
+def test_an_included_file_is_checked_after_its_own_interpolation(write: Write, tmp_path: Path) -> None:
+    write("compose.yaml", "include: [lib.yaml]\n" + BASE)
+    write("lib.yaml", "services:\n  lib:\n    image: x\n    healthcheck: {test: x, retries: '${R:-3}'}\n")
+    assert load(cwd=tmp_path, env={}).services["lib"].healthcheck is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        ("services: [lib]\n", "services", "services must be a mapping, not a list"),  # was a traceback (rebase)
+        ("services:\n  lib: 5\n", "services.lib", "lib must be a mapping, not the number 5"),
+        ("volumes: data\nservices: {}\n", "volumes", "volumes must be a mapping"),
+        ("include: 3\n", "include", "include must be a list"),
+    ],
+)
+def test_an_included_file_of_the_wrong_shape_is_a_clear_problem(
+    write: Write, tmp_path: Path, text: str, key: str, message: str
+) -> None:
+    write("compose.yaml", "include: [lib.yaml]\n" + BASE)
+    included = write("lib.yaml", text)
+    with pytest.raises(ConfigError) as raised:
+        load(cwd=tmp_path, env={})
+    found = [p for p in raised.value.problems if p.key == key]
+    assert found and found[0].file == included and found[0].line is not None, [str(p) for p in raised.value.problems]
+    assert message in found[0].message
+
+
+def test_an_extended_service_is_checked_as_written_in_its_file(write: Write, tmp_path: Path) -> None:
+    write("compose.yaml", "services:\n  web:\n    extends: {file: base.yaml, service: base}\n    ports: {a: b}\n")
+    base = write("base.yaml", "services:\n  base:\n    image: x\n    restart: 5\n    bogus: 1\n")
+    with pytest.raises(ConfigError) as raised:
+        load(cwd=tmp_path, env={})
+    found = {(p.file, p.line, p.key) for p in raised.value.problems}
+    assert found == {
+        (tmp_path / "compose.yaml", 4, "services.web.ports"),
+        (base, 4, "services.base.restart"),
+        (base, 5, "services.base.bogus"),
+    }, [str(p) for p in raised.value.problems]
+
+
+def test_an_extended_service_of_the_wrong_shape_is_named_in_its_file(write: Write, tmp_path: Path) -> None:
+    write("compose.yaml", "services:\n  web:\n    extends: {file: base.yaml, service: base}\n")
+    base = write("base.yaml", "services:\n  base: 5\n")
+    with pytest.raises(ConfigError) as raised:
+        load(cwd=tmp_path, env={})
+    problems = {p.key: p for p in raised.value.problems}
+    assert (problems["services.base"].file, problems["services.base"].line) == (base, 2)
+    assert "is not valid" in problems["services.web.extends"].message
+
+
+def test_the_services_an_extended_file_has_but_nobody_extends_are_not_checked(write: Write, tmp_path: Path) -> None:
+    """As Compose v2, which checks what a service takes from another file, never the rest of that file."""
+    write("compose.yaml", "services:\n  web:\n    extends: {file: base.yaml, service: base}\n")
+    write("base.yaml", "services:\n  base: {image: x}\n  other:\n    image: y\n    restart: 5\n")
+    assert load(cwd=tmp_path, env={}).services["web"].spec["image"] == "x"
+
+
+def test_an_included_file_through_the_cli_exit_2_no_traceback(
+    write: Write, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write("compose.yaml", "include: [lib.yaml]\n" + BASE)
+    included = write("lib.yaml", "services: [lib]\n")
+    with pytest.raises(SystemExit) as exited:
+        main(["-f", str(path), "config"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"{included}:1 (services)" in err
