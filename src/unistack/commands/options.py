@@ -18,7 +18,6 @@ import click
 from unistack import config
 from unistack.control import state
 from unistack.errors import ConfigError, StateError, UsageError
-from unistack.ops import ports
 from unistack.printer import Printer
 from unistack.runtimes import DOCKER, PROCESS
 
@@ -59,8 +58,11 @@ class Options:
             try:
                 self._project = self._load(on_state_dir)
                 # the ports an earlier `up` chose for this instance (its preferred ones were taken) apply to every verb
-                if overrides := ports.saved_overrides(self._project.state_dir, os.environ):
-                    self._project = self._load(None, overrides)
+                if state.ports_file(self._project.state_dir).exists():
+                    from unistack.ops import ports
+
+                    if overrides := ports.saved_overrides(self._project.state_dir, os.environ):
+                        self._project = self._load(None, overrides)
             finally:
                 if collecting:
                     gc.enable()

@@ -11,7 +11,6 @@ files it names.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -51,6 +50,8 @@ class DependencyReader:
             self.problem(key, "x-unistack.dependencies must be a mapping.", SHAPE)
             return None
         for name in sorted(str(k) for k in raw if k not in KEYS):
+            import difflib  # only for a misspelt key: not imported by every command
+
             close = difflib.get_close_matches(name, KEYS, n=1, cutoff=0.6)
             fix = f"did you mean {close[0]!r}?" if close else "use manifests, install or timeout."
             self.problem((*key, name), f"unknown x-unistack.dependencies key {name!r}.", fix)

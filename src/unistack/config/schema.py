@@ -18,11 +18,11 @@ valid value means (``normalize`` and ``build`` do) and never changes the data.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import json
 import marshal
 import os
+import zlib
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -126,7 +126,8 @@ def _module(kind: str) -> ModuleType:
     (PYTHONDONTWRITEBYTECODE); its name carries the schema's hash and the interpreter's bytecode version.
     """
     key = f"{_GENERATION}\0{kind}\0{importlib.util.MAGIC_NUMBER.hex()}\0{_schema_text()}"
-    name = f"unistack_compose_schema_{kind}_{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    data = key.encode()  # two checksums, not hashlib: importing OpenSSL costs every command ~3 ms
+    name = f"unistack_compose_schema_{kind}_{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
     folder = _cache_dir()
     path = folder / f"{name}.bytecode" if folder is not None else None
     module = ModuleType(name)

@@ -10,7 +10,6 @@ Never validates on its own beyond that one alternative, never decides what a val
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import re
@@ -291,5 +290,7 @@ def _extra_key(path: KeyPath, key: str, definition: dict[str, Any], locations: L
 
 
 def _suggest(key: str, known: list[str]) -> str:
+    import difflib  # only for a misspelt key: not imported by every command
+
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else "remove it or prefix it with x- to keep it as an extension."

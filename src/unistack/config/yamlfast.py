@@ -19,6 +19,7 @@ of the test suites and on thousands of mutations of them.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, NamedTuple
 
@@ -28,8 +29,18 @@ from unistack.config.yamlvalues import INDICATORS, Unsupported, block, inline, p
 KeyPath = tuple[str | int, ...]
 
 # ruamel's reader refuses some characters and breaks lines at others (\x85, \u2028, \u2029); tabs and carriage
-# returns change how lines are read. Texts with any of them take the slow path.
-_UNUSUAL = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+# returns change how lines are read. Texts with any of them take the slow path. (The full class takes ~3 ms to
+# compile, more than reading a whole file: it is compiled only for a text that is not plain ASCII.)
+_UNUSUAL_ASCII = re.compile("[^\n\x20-\x7e]")
+
+
+@functools.cache
+def _unusual() -> re.Pattern[str]:
+    return re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+
+
+def _has_unusual(text: str) -> bool:
+    return bool((_UNUSUAL_ASCII if text.isascii() else _unusual()).search(text))
 
 
 # Anchor and alias names: ruamel takes any run of printable characters but ",[]{}"; these are the ones taken here
@@ -55,7 +66,7 @@ class _Anchor(NamedTuple):
 
 def parse(text: str) -> tuple[dict[str, Any], dict[KeyPath, int]] | None:
     """The document's data and the line of every key and item, or None when ruamel must read the text."""
-    if _UNUSUAL.search(text):
+    if _has_unusual(text):
         return None
     lines = text.split("\n")
     rows: list[tuple[int, int, str]] = []  # (line, indent, content) of every line that holds more than a comment

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from unistack.control import state
 from unistack.errors import ConfigError, PortInUse, Problem
 from unistack.ops import holders
 from unistack.ops.holders import Holder, holder
@@ -29,7 +30,6 @@ from unistack.ops.holders import Holder, holder
 if TYPE_CHECKING:
     from unistack.config.model import Port, Project
 
-PORTS_FILE = "ports.json"
 SEARCH = 100  # ports tried above the preferred one before asking the kernel for any free one
 _REFERENCE = re.compile(r"\$(?:\{([_a-zA-Z][_a-zA-Z0-9]*)|([_a-zA-Z][_a-zA-Z0-9]*))")
 
@@ -269,7 +269,7 @@ def _taken(service: str, port: Port, found: Holder, variable: str | None) -> str
 def saved_choices(state_dir: Path) -> dict[str, str]:
     """The ports chosen for this instance by its last ``up`` (variable -> port), kept until ``down``."""
     try:
-        data = json.loads((state_dir / PORTS_FILE).read_text())
+        data = json.loads(state.ports_file(state_dir).read_text())
     except (OSError, ValueError):
         return {}
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
@@ -281,7 +281,7 @@ def saved_overrides(state_dir: Path, os_env: Mapping[str, str]) -> dict[str, str
 
 
 def save(state_dir: Path, choices: Sequence[Choice]) -> None:
-    path = state_dir / PORTS_FILE
+    path = state.ports_file(state_dir)
     if not choices:
         forget(state_dir)
         return
@@ -293,4 +293,4 @@ def save(state_dir: Path, choices: Sequence[Choice]) -> None:
 
 def forget(state_dir: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
-        (state_dir / PORTS_FILE).unlink()
+        state.ports_file(state_dir).unlink()
