@@ -40,6 +40,9 @@ VERBS = {
     "watch": ("develop", "watch_command"),
     "env": ("env", "env_group"),
     "validate": ("validate", "validate_command"),
+    "backup": ("data", "backup"),
+    "restore": ("data", "restore"),
+    "reset": ("data", "reset"),
 }
 
 

@@ -7,6 +7,8 @@ The tree::
     ├── ConfigError               bad configuration (exit 2); carries a list of Problems
     │   └── (Problem: file, line, key path, message, fix)
     ├── PortInUse                 a pinned host port is held by someone else; nothing started (exit 2)
+    ├── ArchiveRefused            a backup archive that restore will not use (damaged, another project's,
+    │                             a newer database); nothing changed (exit 2)
     ├── StateError                the instance's state folder or lock cannot be used (exit 1)
     ├── RuntimeFailure            a runtime could not do what was asked (exit 1)
     │   ├── PermanentFailure      ... and retrying cannot help (a port in use, a command not found): fatal at once
@@ -87,6 +89,14 @@ class PortInUse(UnistackError):
     def __init__(self, lines: list[str]) -> None:
         self.lines = list(lines)
         super().__init__("\n".join(self.lines))
+
+
+class ArchiveRefused(UnistackError):
+    """A backup archive is refused before anything is touched: incomplete or damaged (a checksum), another
+    project's, or a database dump from a newer server than the one it would go into (``--force`` for the last
+    two)."""
+
+    exit_code = 2
 
 
 class StateError(UnistackError):

@@ -1,0 +1,292 @@
+"""The data verbs: ``backup [SERVICE...] [--output PATH] [--keep N]``, ``backup list``, ``restore ARCHIVE [--yes]
+[--force]`` and ``reset [--yes] [--logs]``. Each loads the project, asks (a terminal) or needs ``--yes``, takes
+the instance lock, and drives ``ops/backup.py``, ``ops/restore.py`` and ``ops/reset.py`` with the instance's
+daemon stopping and starting services. Shows progress on a terminal only. Never prints an error (``cli.py``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from unistack.commands.options import Exit, Options, check_services, pass_options, waiting_for_lock
+from unistack.control import client as daemon_client
+from unistack.control import state
+from unistack.errors import UsageError
+from unistack.printer import Printer, columns
+
+if TYPE_CHECKING:
+    from unistack.config.model import Project
+    from unistack.engine.states import ServiceRow
+    from unistack.runtimes.datastreams import DataStreams
+
+
+def human_size(size: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
+
+
+class _Bar:
+    """What a progress bar shows: the part being moved and its bytes so far."""
+
+    def __init__(self, label: str) -> None:
+        self.what, self.done, self.shown = label, 0, 0.0
+
+    def show(self, item: Any) -> str:
+        return f"{self.what}: {human_size(self.done)}"
+
+
+@contextmanager
+def progress_bar(total: int | None, label: str) -> Iterator[Callable[[str, int], None]]:
+    """On a terminal (stderr), a bar of bytes (or, with no total, the bytes so far); elsewhere nothing."""
+    if not sys.stderr.isatty():
+        yield lambda what, done: None
+        return
+    current = _Bar(label)
+    with click.progressbar(
+        length=total or 1, label=label, file=sys.stderr, item_show_func=current.show, show_eta=bool(total), width=24
+    ) as bar:
+
+        def report(what: str, done: int) -> None:
+            grew = done - current.done if what == current.what else done
+            current.what, current.done = what, done
+            now = time.monotonic()
+            if total:
+                bar.update(max(0, grew))
+            elif now - current.shown > 0.1:
+                bar.render_progress()
+                current.shown = now
+
+        yield report
+
+
+def _live(opts: Options, project: Project) -> tuple[daemon_client.DaemonClient, list[ServiceRow]]:
+    client = daemon_client.existing(project.state_dir)
+    if client is None:
+        raise UsageError(f"{project.name} is not up; run `unistack up` first (its data is read where it runs)")
+    return client, client.ps()
+
+
+def _streams(opts: Options, project: Project, rows: list[ServiceRow], needed: set[str]) -> DataStreams:
+    from unistack.runtimes.datastreams import open_streams
+
+    live = {r.service: str(r.container or r.pid) for r in rows if r.live and (r.container or r.pid)}
+    if missing := sorted(needed - set(live)):
+        raise UsageError(
+            f"service {missing[0]!r} is not running, and its data is read (and restored) where it runs; "
+            f"`unistack start {missing[0]}` first"
+        )
+    return open_streams(opts.runtime_name(), project, live)
+
+
+# ----------------------------------------------------------------------------------------------- backup
+
+
+@click.command("backup")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Archive file or folder (default: backups/).")
+@click.option("--keep", type=click.IntRange(min=1), metavar="N", help="Then keep only the newest N archives.")
+@click.argument("services", nargs=-1)
+@pass_options
+def backup(opts: Options, output: Path | None, keep: int | None, services: tuple[str, ...]) -> None:
+    """Save the declared data (x-unistack.backup) into one archive while the stack keeps serving; `backup list`
+    shows the archives."""
+    from unistack.ops import backup as ops
+
+    project = opts.project()
+    if services[:1] == ("list",) and "list" not in project.services:
+        if len(services) > 1:
+            raise UsageError("`unistack backup list` takes no service names")
+        _list(project)
+        return
+    planned = ops.plan(project, check_services(project, services))
+    printer = Printer(list(project.services))
+    with state.instance_lock(project.state_dir, on_wait=lambda: waiting_for_lock(printer)):
+        _, rows = _live(opts, project)
+        streams = _streams(opts, project, rows, {p.service.name for p in planned if p.part.kind != "volume"})
+        path = ops.output_path(project, output, time.time())
+        started = time.monotonic()
+        with progress_bar(None, "backup") as report:
+            manifest = ops.take(project, planned, streams, opts.runtime_name(), path, report)
+    size = sum(p.size for p in manifest.parts)
+    printer.say(
+        f"{project.name}: backed up {', '.join(p.label for p in planned)} into {path} ({human_size(size)} in "
+        f"{time.monotonic() - started:.1f} s)"
+    )
+    if keep is not None:
+        for removed in ops.prune(path.parent, project.name, keep):
+            printer.say(f"removed the older archive {removed}")
+
+
+def _list(project: Project) -> None:
+    from unistack.ops.archive import archives_in, read_manifest
+    from unistack.ops.backup import backups_dir
+
+    folder = backups_dir(project)
+    found = archives_in(folder, project.name)
+    printer = Printer([])
+    if not found:
+        printer.say(f"no archives of {project.name} in {folder}; `unistack backup` makes one")
+        return
+    lines = [["ARCHIVE", "CREATED", "ENVIRONMENT", "SIZE", "PARTS"]]
+    for path in reversed(found):  # newest first
+        manifest = read_manifest(path)
+        if manifest is None:
+            lines.append([path.name, "?", "?", human_size(path.stat().st_size), "(not readable)"])
+            continue
+        what = ", ".join(f"{p.service} {p.volume or p.kind}" for p in manifest.parts)
+        lines.append([path.name, manifest.created, manifest.environment, human_size(path.stat().st_size), what])
+    printer.say(f"{folder}:\n" + columns(lines))
+
+
+# ----------------------------------------------------------------------------------------------- restore
+
+
+def _confirm(yes: bool, question: str, printer: Printer, lines: list[str]) -> None:
+    for line in lines:
+        printer.say(line)
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"{question} Not a terminal, so nothing was asked or changed: add --yes to go ahead")
+    if not click.confirm(question, default=False, err=True):
+        raise Exit(1)
+
+
+@click.command("restore")
+@click.argument("archive", type=click.Path(path_type=Path))
+@click.option("-y", "--yes", is_flag=True, help="Do not ask (needed when stdin is not a terminal).")
+@click.option("--force", is_flag=True, help="Restore another project's archive, or a dump from a newer server.")
+@pass_options
+def restore(opts: Options, archive: Path, yes: bool, force: bool) -> None:
+    """Put an archive's data back: verified first, the services that use it stopped, restored, started again."""
+    from unistack.errors import ArchiveRefused
+    from unistack.ops import restore as ops
+    from unistack.ops.archive import Archive
+
+    project = opts.project()
+    printer = Printer(list(project.services))
+    opened = Archive(archive)
+    try:
+        client, rows = _live(opts, project)
+        live = {r.service: r.live for r in rows if r.live or (r.state == "exited" and r.exit_code == 0)}
+        planned = ops.plan(project, opened.manifest, live, force)
+        total = sum(step.record.size for step in planned.steps)
+        with progress_bar(total, "verifying") as report:
+            checked = 0
+
+            def verified(n: int) -> None:
+                nonlocal checked
+                checked += n
+                report("verifying", checked)
+
+            opened.verify(verified)
+        streams = _streams(opts, project, rows, {s.service.name for s in planned.steps if s.part.kind != "volume"})
+        warnings = planned.warnings + ops.newer_servers(planned.steps, streams)
+        if warnings and not force:
+            raise ArchiveRefused(
+                f"{warnings[0]}; nothing was changed. Restore into a server of that version or newer, or add --force"
+            )
+        manifest = opened.manifest
+        lines = [f"{archive} ({manifest.project}, {manifest.environment}, {manifest.created}): verified"]
+        lines += [f"  forced: {w}" for w in warnings]
+        lines += [f"  replaces {step.label} ({human_size(step.record.size)})" for step in planned.steps]
+        if planned.stop:
+            lines.append(f"  stops {', '.join(planned.stop)} meanwhile, then starts them again")
+        _confirm(yes, f"Replace the data of {project.name} with the archive's?", printer, lines)
+        with state.instance_lock(project.state_dir, on_wait=lambda: waiting_for_lock(printer)):
+            started = time.monotonic()
+            if planned.stop:
+                printer.say(f"stopping {', '.join(planned.stop)}")
+                client.call("stop", services=planned.stop, timeout=None)
+            try:
+                with progress_bar(total, "restoring") as report:
+                    moved = 0
+
+                    def count(n: int) -> None:
+                        nonlocal moved
+                        moved += n
+                        report("restoring", moved)
+
+                    for step in planned.steps:
+                        ops.run_step(step, opened, streams, count)
+                        printer.say(f"restored {step.label}")
+            finally:  # the services come back on whatever data is there: the old one when the restore failed
+                if planned.start:
+                    printer.say(f"starting {', '.join(planned.start)}")
+                    client.call("start", services=planned.start)
+            if planned.start:
+                result = client.call("wait", services=planned.start, timeout=300)
+                if not result["ok"]:
+                    from unistack.printer import wait_report
+
+                    printer.say(wait_report(result))
+                    raise Exit(1)
+    finally:
+        opened.close()
+    printer.say(f"{project.name}: restored from {archive} in {time.monotonic() - started:.1f} s; all ready")
+
+
+# ----------------------------------------------------------------------------------------------- reset
+
+
+@click.command("reset")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask (needed when stdin is not a terminal).")
+@click.option("--logs", is_flag=True, help="Delete the logs too.")
+@pass_options
+def reset(opts: Options, yes: bool, logs: bool) -> None:
+    """Stop the instance and delete all its persistent data (volumes, database, uploads; logs with --logs).
+    Backups are kept."""
+    import asyncio
+
+    from unistack.ops import reset as ops
+    from unistack.ops.backup import backups_dir
+    from unistack.runtimes import DOCKER, PROCESS, create_runtime
+
+    project = opts.project(saved_ok=True)
+    printer = Printer(list(project.services))
+    docker_volumes = _docker_volumes(project)
+    doomed = ops.plan(project, logs, docker_volumes)
+    if not doomed:
+        printer.say(f"{project.name} has no data to delete")
+    lines = [f"{project.name}: reset deletes"] + [
+        f"  {item.what}" + (f" ({human_size(item.size)})" if item.size is not None else "") for item in doomed
+    ]
+    lines.append(f"  (kept: the archives in {backups_dir(project)}" + (")" if logs else ", and the logs)"))
+    _confirm(yes, f"Delete all the data of {project.name}?", printer, lines)
+    with state.instance_lock(project.state_dir, on_wait=lambda: waiting_for_lock(printer)):
+        client = daemon_client.existing(project.state_dir)
+        if client is not None:
+            printer.say(f"stopping {project.name}")
+            client.call("down", volumes=True, timeout=None)
+            deadline = time.monotonic() + 30
+            while state.daemon_alive(project.state_dir) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        runtimes = [PROCESS] + ([DOCKER] if docker_volumes is not None else [])
+        for name in runtimes:
+            asyncio.run(create_runtime(name).cleanup(project, remove_volumes=True))
+        problems = ops.delete(doomed)
+    if problems:
+        raise UsageError("\n".join(problems))
+    printer.say(f"{project.name}: reset; nothing of its data is left (`unistack up` starts afresh)")
+
+
+def _docker_volumes(project: Project) -> dict[str, int | None] | None:
+    """The instance's Docker volumes with their sizes, or None when no engine answers (or nothing uses one)."""
+    if not any(s.spec.get("image") or s.spec.get("build") for s in project.services.values()):
+        return None
+    from unistack.runtimes import docker_engine_answers
+
+    if not docker_engine_answers():
+        return None
+    from unistack.runtimes.docker.data import instance_volumes
+
+    return instance_volumes(project)

@@ -1,0 +1,246 @@
+"""The backup archive: one tar file, its parts first (``parts/<service>.<kind>...``), ``manifest.json`` last.
+
+Owns the format, writing and reading it. A part is streamed in as it is produced: its header is written with size 0,
+the bytes follow (sha256 and size counted on the way), then the header is written again with the real size (the
+file is seekable; a GNU header has the same length whatever the size). The manifest goes last because only then are
+the sizes and checksums known: an archive without one is incomplete. The file is written under a temporary name
+(``.<name>.partial``), flushed and fsynced, then renamed, and its folder fsynced: a backup that did not finish never
+has an archive's name. Reading verifies: the manifest, then each part's size and sha256, before a restore touches
+anything. Any tar reads it (``tar -xOf ARCHIVE parts/db.postgres.pgdump | pg_restore ...``). Never runs commands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tarfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+import msgspec
+
+from unistack.errors import ArchiveRefused, StateError
+from unistack.runtimes.datastreams import CHUNK, Source
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+BLOCK = 512
+SUFFIX = ".tar"
+
+
+class PartRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One part of an archive as its manifest lists it."""
+
+    service: str
+    kind: str  # postgres, volume, command
+    member: str  # its path in the archive
+    size: int
+    sha256: str
+    volume: str | None = None
+    database: str | None = None
+    server_version: str | None = None  # postgres: the server's version, e.g. "15.18"
+    server_major: int | None = None
+
+
+class Manifest(msgspec.Struct, frozen=True, kw_only=True):
+    format: int
+    project: str  # the instance (-p NAME)
+    environment: str
+    created: str  # ISO 8601, UTC
+    unistack_version: str
+    runtime: str
+    parts: tuple[PartRecord, ...]
+
+
+class PartWriter:
+    """The bytes of one part: counted and hashed on their way to the file."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file = file
+        self.size = 0
+        self.hash = hashlib.sha256()
+
+    def __call__(self, chunk: memoryview) -> None:
+        self.hash.update(chunk)
+        self.file.write(chunk)
+        self.size += len(chunk)
+
+
+class ArchiveWriter:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.temp = path.with_name(f".{path.name}.partial")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.file: IO[bytes] = open(self.temp, "xb", buffering=CHUNK)  # noqa: SIM115 - closed in finish/abort
+        except OSError as exc:
+            raise StateError(f"cannot write the backup archive {self.temp}: {exc.strerror or exc}") from exc
+
+    @contextlib.contextmanager
+    def part(self, member: str) -> Iterator[PartWriter]:
+        start = self.file.tell()
+        header = _header(member, 0)
+        self.file.write(header)
+        writer = PartWriter(self.file)
+        yield writer
+        self.file.write(b"\0" * (-writer.size % BLOCK))
+        end = self.file.tell()
+        final = _header(member, writer.size)
+        assert len(final) == len(header), member
+        self.file.seek(start)
+        self.file.write(final)
+        self.file.seek(end)
+
+    def finish(self, manifest: Manifest) -> Path:
+        data = msgspec.json.format(msgspec.json.encode(manifest), indent=2) + b"\n"
+        self.file.write(_header(MANIFEST, len(data)))
+        self.file.write(data + b"\0" * (-len(data) % BLOCK))
+        self.file.write(b"\0" * (2 * BLOCK))  # the end of the archive
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+            self.temp.rename(self.path)
+            folder = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        except OSError as exc:
+            self.abort()
+            raise StateError(f"cannot finish the backup archive {self.path}: {exc.strerror or exc}") from exc
+        return self.path
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+        with contextlib.suppress(OSError):
+            self.temp.unlink()
+
+
+def _header(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime, info.type = size, 0o600, int(time.time()), tarfile.REGTYPE
+    return info.tobuf(format=tarfile.GNU_FORMAT, encoding="utf-8", errors="strict")
+
+
+class Archive:
+    """An archive opened for reading: its manifest, each part's bytes; ``verify`` before using any."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.tar = tarfile.open(path, "r:")  # noqa: SIM115 - closed by close()
+            self.members = {m.name: m for m in self.tar.getmembers()}
+        except FileNotFoundError:
+            raise ArchiveRefused(f"{path} does not exist; `unistack backup list` shows the archives") from None
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise ArchiveRefused(
+                f"{path} is incomplete or damaged ({exc}): a copy cut short, or not a unistack backup archive; "
+                "nothing was changed. Use another one (`unistack backup list`)"
+            ) from None
+        self.manifest = self._manifest()
+
+    def _manifest(self) -> Manifest:
+        member = self.members.get(MANIFEST)
+        incomplete = (
+            f"{self.path} has no {MANIFEST}, which a backup writes last: the archive is incomplete (cut short) or "
+            "not a unistack backup; use another one (`unistack backup list`)"
+        )
+        if member is None:
+            raise ArchiveRefused(incomplete)
+        stream = self.tar.extractfile(member)
+        try:
+            data = stream.read() if stream is not None else b""
+            manifest = msgspec.json.decode(data, type=Manifest)
+        except (msgspec.ValidationError, msgspec.DecodeError, tarfile.TarError, OSError) as exc:
+            raise ArchiveRefused(
+                f"{self.path}: its {MANIFEST} cannot be read ({exc}): the archive is damaged; use another one"
+            ) from None
+        if manifest.format > FORMAT:
+            raise ArchiveRefused(
+                f"{self.path} was written by a newer unistack ({manifest.unistack_version}, archive format "
+                f"{manifest.format}); upgrade unistack to restore it"
+            )
+        return manifest
+
+    def verify(self, on_bytes: Callable[[int], None] | None = None) -> None:
+        """Every part there, with its size and sha256; ArchiveRefused naming the first that is not."""
+        for part in self.manifest.parts:
+            source = self.source(part, on_bytes)
+            while source():
+                pass
+
+    def source(self, part: PartRecord, on_bytes: Callable[[int], None] | None = None) -> Source:
+        """The part's bytes chunk by chunk; at its end its size and sha256 are checked again (ArchiveRefused)."""
+        member = self.members.get(part.member)
+        if member is None or not member.isfile():
+            raise ArchiveRefused(
+                f"{self.path} lacks {part.member} ({part.service}'s {part.kind}), which its manifest lists: the "
+                "archive is damaged; use another one"
+            )
+        if member.size != part.size:
+            raise self._damaged(part, f"{member.size} bytes where the manifest says {part.size}")
+        stream = self.tar.extractfile(member)
+        assert stream is not None
+        digest = hashlib.sha256()
+        seen = 0
+
+        def read() -> bytes:
+            nonlocal seen
+            try:
+                chunk = stream.read(CHUNK)
+            except (OSError, tarfile.TarError, EOFError) as exc:
+                raise self._damaged(part, f"cannot be read: {exc}") from None
+            if chunk:
+                digest.update(chunk)
+                seen += len(chunk)
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
+                return chunk
+            if seen != part.size:
+                raise self._damaged(part, f"ends after {seen} of {part.size} bytes")
+            if digest.hexdigest() != part.sha256:
+                raise self._damaged(part, "its sha256 differs from the manifest's")
+            return b""
+
+        return read
+
+    def _damaged(self, part: PartRecord, what: str) -> ArchiveRefused:
+        return ArchiveRefused(
+            f"{self.path}: {part.member} ({part.service}'s {part.kind}) {what}: the archive is damaged (a copy cut "
+            "short or a changed byte); nothing was changed. Use another archive (`unistack backup list`)"
+        )
+
+    def close(self) -> None:
+        self.tar.close()
+
+
+def archive_name(project: str, when: float) -> str:
+    return f"{project}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(when))}{SUFFIX}"
+
+
+def archives_in(folder: Path, project: str) -> list[Path]:
+    """The archives of ``project`` in ``folder`` by their names, oldest first (names sort by time)."""
+    pattern = re.compile(re.escape(project) + r"-\d{8}T\d{6}Z(-\d+)?" + re.escape(SUFFIX) + "$")
+    try:
+        found = [p for p in folder.iterdir() if pattern.match(p.name) and p.is_file()]
+    except FileNotFoundError:
+        return []
+    return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def read_manifest(path: Path) -> Manifest | None:
+    """An archive's manifest without verifying its parts (None: not readable)."""
+    try:
+        archive = Archive(path)
+    except ArchiveRefused:
+        return None
+    try:
+        return archive.manifest
+    finally:
+        archive.close()

@@ -1,0 +1,149 @@
+"""What each kind of backup part is, over a runtime's ``DataStreams``: ``postgres`` (``pg_dump --format=custom``
+of one database with the server's own tools; restored with ``pg_restore`` into a new database that then takes the
+old one's name in one transaction), ``volume`` (the volume's files as a tar; restored into new storage, then
+switched) and ``command`` (the declared ``dump`` / ``restore`` pair). Never chooses parts or touches the archive
+file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from unistack.config.model import BackupPart, Service
+from unistack.errors import RuntimeFailure
+from unistack.runtimes.datastreams import DataStreams, PostgresPlace, Sink, Source
+
+RESTORING = "__unistack_restore"  # the new database while pg_restore fills it
+PREVIOUS = "__unistack_previous"  # the old one, between the switch and its removal
+MAINTENANCE = "template1"  # where the switch's statements run (never the database being replaced)
+
+
+@dataclass(frozen=True)
+class Database:
+    """A postgres part resolved against the service's environment (as the official image reads it)."""
+
+    name: str
+    user: str
+    password: str | None
+    place: PostgresPlace
+
+    def environment(self, database: str | None = None) -> dict[str, str]:
+        env = {"PGUSER": self.user, "PGDATABASE": database or self.name, "PGCONNECT_TIMEOUT": "10"}
+        if self.password:
+            env["PGPASSWORD"] = self.password
+        return {**env, **self.place.environment()}
+
+
+def member_name(service: str, part: BackupPart, index: int) -> str:
+    """The part's path in the archive: parts/db.postgres.pgdump, parts/backend.volume.uploads.tar, ..."""
+    suffix = f"-{index + 1}" if index else ""
+    if part.kind == "postgres":
+        return f"parts/{service}.postgres{suffix}.pgdump"
+    if part.kind == "volume":
+        return f"parts/{service}.volume.{part.volume}{suffix}.tar"
+    return f"parts/{service}.command{suffix}.dump"
+
+
+def database(streams: DataStreams, service: Service, part: BackupPart) -> Database:
+    env = streams.environment(service)
+    user = part.user or env.get("POSTGRES_USER") or "postgres"
+    return Database(
+        name=part.database or env.get("POSTGRES_DB") or user,
+        user=user,
+        password=env.get("POSTGRES_PASSWORD") or None,
+        place=streams.postgres_place(service),
+    )
+
+
+def server_version(streams: DataStreams, service: Service, db: Database) -> tuple[str, int]:
+    """The server's version ("15.18") and major (15)."""
+    text = _query(streams, service, db, "show server_version", db.name)
+    version = text.split()[0] if text.split() else ""
+    try:
+        return version, int(version.split(".")[0])
+    except ValueError:
+        raise RuntimeFailure(f"service {service.name!r}: cannot read its PostgreSQL version from {text!r}") from None
+
+
+def dump(streams: DataStreams, service: Service, part: BackupPart, out: Sink, db: Database | None = None) -> None:
+    if part.kind == "postgres":
+        db = db or database(streams, service, part)
+        argv = [db.place.tool("pg_dump"), "--format=custom", "--no-password", f"--dbname={db.name}"]
+        streams.run_out(service, argv, db.environment(), out)
+    elif part.kind == "volume":
+        assert part.volume is not None
+        streams.volume_out(service, part.volume, out)
+    else:
+        streams.run_out(service, part.dump, {}, out)
+
+
+def restore(streams: DataStreams, service: Service, part: BackupPart, source: Source) -> None:
+    """Put the part back. postgres and volume: into new storage, switched in only once complete."""
+    if part.kind == "postgres":
+        restore_database(streams, service, database(streams, service, part), source)
+    elif part.kind == "volume":
+        assert part.volume is not None
+        streams.volume_in(service, part.volume, source)
+    else:
+        streams.run_in(service, part.restore, {}, source)
+
+
+def restore_database(streams: DataStreams, service: Service, db: Database, source: Source) -> None:
+    new, old = db.name + RESTORING, db.name + PREVIOUS
+    recover_database(streams, service, db)
+    found = _query(
+        streams,
+        service,
+        db,
+        "select pg_encoding_to_char(encoding), datcollate, datctype, pg_get_userbyid(datdba) from pg_database "
+        f"where datname = {_literal(db.name)}",
+    )
+    fields = found.split("|") if found else []
+    owner = fields[3] if len(fields) == 4 else db.user
+    create = f"create database {_ident(new)} template template0 owner {_ident(owner)}"
+    if len(fields) == 4:
+        create += f" encoding {_literal(fields[0])} lc_collate {_literal(fields[1])} lc_ctype {_literal(fields[2])}"
+    _query(streams, service, db, create)
+    argv = [db.place.tool("pg_restore"), "--exit-on-error", "--no-password", f"--dbname={new}"]
+    streams.run_in(service, argv, db.environment(new), source)
+    # the switch, in one transaction: the new database takes the name, or nothing changed
+    names = f"{_literal(db.name)}, {_literal(new)}"
+    switch = (
+        f"select pg_terminate_backend(pid) from pg_stat_activity where datname in ({names}) "
+        "and pid <> pg_backend_pid();"
+    )
+    if found:
+        switch += f"alter database {_ident(db.name)} rename to {_ident(old)};"
+    switch += f"alter database {_ident(new)} rename to {_ident(db.name)};"
+    _query(streams, service, db, switch)
+    _query(streams, service, db, f"drop database if exists {_ident(old)} with (force)")
+
+
+def recover_database(streams: DataStreams, service: Service, db: Database) -> str | None:
+    """Remove what an interrupted restore left (the database it was filling; an old one it had replaced)."""
+    found = _query(
+        streams,
+        service,
+        db,
+        "select datname from pg_database where datname in "
+        f"({_literal(db.name + RESTORING)}, {_literal(db.name + PREVIOUS)})",
+    )
+    for name in found.split():
+        _query(streams, service, db, f"drop database if exists {_ident(name)} with (force)")
+    return f"database {db.name!r}: what an interrupted restore left was removed" if found else None
+
+
+def _query(streams: DataStreams, service: Service, db: Database, sql: str, on: str = MAINTENANCE) -> str:
+    out = bytearray()
+    argv = [db.place.tool("psql"), "--no-psqlrc", "--no-align", "--tuples-only", "--no-password", "-v"]
+    argv += ["ON_ERROR_STOP=1", "--command", sql]
+    streams.run_out(service, argv, db.environment(on), out.extend)
+    return out.decode("utf-8", "replace").strip()
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -1,0 +1,146 @@
+"""``unistack restore``: an archive's parts put back into a running instance, nothing touched before the archive
+is verified, and never an instance left without usable data.
+
+Owns the plan (pure: which declared part each archived part goes into, the refusals that ``--force`` overrides,
+which services are stopped and started again) and carrying it out part by part. The strategy: PostgreSQL parts
+are restored into a new database that takes the old one's name in one transaction only once ``pg_restore``
+succeeded; volume parts are unpacked into new storage beside the volume and switched in once complete (``parts``,
+``DataStreams.volume_in``); a ``dump``/``restore`` command pair cannot be restored beside the data, so the part's
+current data is first saved with its own ``dump`` (the safety copy) and put back with ``restore`` when the restore
+fails. Never prints, asks or talks to the daemon (``commands/data.py`` does, with ``Steps``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from unistack import graph
+from unistack.config.model import BackupPart, Project, Service
+from unistack.errors import ArchiveRefused, UnistackError
+from unistack.ops import parts
+from unistack.ops.archive import Archive, Manifest, PartRecord
+from unistack.runtimes.datastreams import CHUNK, DataStreams
+
+
+@dataclass(frozen=True)
+class RestoreStep:
+    record: PartRecord
+    service: Service
+    part: BackupPart
+
+    @property
+    def label(self) -> str:
+        if self.part.kind == "volume":
+            return f"volume {self.part.volume} of {self.service.name}"
+        if self.part.kind == "postgres":
+            return f"database {self.record.database or '?'} of {self.service.name}"
+        return f"{self.service.name}'s data (its restore command)"
+
+
+@dataclass
+class RestorePlan:
+    steps: list[RestoreStep]
+    stop: list[str]  # dependents first
+    start: list[str]
+    warnings: list[str] = field(default_factory=list)  # refusals overridden with --force
+
+
+def plan(project: Project, manifest: Manifest, live: Mapping[str, bool], force: bool) -> RestorePlan:
+    """``live``: each service of the instance that ran (True) or had finished cleanly (False) before."""
+    warnings: list[str] = []
+    if manifest.project != project.name:
+        why = (
+            f"the archive is of project {manifest.project!r}, not {project.name!r} (the instance this command acts on)"
+        )
+        if not force:
+            raise ArchiveRefused(
+                f"{why}; restore it into its own instance with `-p {manifest.project}`, or add --force to put "
+                f"{manifest.project!r}'s data into {project.name!r}"
+            )
+        warnings.append(why)
+    steps = []
+    for record in manifest.parts:
+        service = project.services.get(record.service)
+        part = _declared(service, record) if service else None
+        if service is None or part is None:
+            raise ArchiveRefused(
+                f"the archive holds {record.service}'s {record.kind}"
+                + (f" (volume {record.volume})" if record.volume else "")
+                + f", which {project.name!r} does not declare under that service's x-unistack.backup; nothing was "
+                "changed. Declare it, or restore with the compose files the backup was taken with"
+            )
+        steps.append(RestoreStep(record, service, part))
+    g = {name: list(s.depends_on) for name, s in project.services.items()}
+    must_run = {s.service.name for s in steps if s.part.kind != "volume"}
+    stopped: set[str] = set()
+    for step in steps:
+        name = step.service.name
+        if step.part.kind == "volume":
+            users = {n for n, s in project.services.items() if step.part.volume in _mounted(s)} | {name}
+            stopped |= users
+            for user in users:
+                stopped |= graph.dependents(g, user)
+        else:
+            stopped |= graph.dependents(g, name)
+    if clash := sorted(stopped & must_run):
+        raise ArchiveRefused(
+            f"service {clash[0]!r} must run to restore its data and be stopped to restore a volume at once; "
+            f"restore the parts one by one (`unistack backup {clash[0]}` makes an archive of its parts alone)"
+        )
+    stop = [n for n in graph.stop_order(g) if n in stopped and n in live]
+    return RestorePlan(steps, stop, list(reversed(stop)), warnings)
+
+
+def newer_servers(steps: Sequence[RestoreStep], streams: DataStreams) -> list[str]:
+    """The PostgreSQL parts whose dump came from a newer server major than the one it would go into."""
+    found = []
+    for step in steps:
+        if step.part.kind != "postgres" or step.record.server_major is None:
+            continue
+        db = parts.database(streams, step.service, step.part)
+        version, major = parts.server_version(streams, step.service, db)
+        if step.record.server_major > major:
+            found.append(
+                f"{step.label}: the dump is from PostgreSQL {step.record.server_version}, newer than the server's "
+                f"{version} (pg_restore of a newer major's dump is not supported)"
+            )
+    return found
+
+
+def run_step(
+    step: RestoreStep, archive: Archive, streams: DataStreams, on_bytes: Callable[[int], None] | None = None
+) -> None:
+    """Put one part back. A ``command`` part's current data is saved first with its own dump and put back when its
+    restore fails (the other kinds restore beside the data and switch)."""
+    source = archive.source(step.record, on_bytes)
+    if step.part.kind != "command":
+        parts.restore(streams, step.service, step.part, source)
+        return
+    with tempfile.TemporaryFile() as safety:
+        parts.dump(streams, step.service, step.part, safety.write)
+        try:
+            parts.restore(streams, step.service, step.part, source)
+        except BaseException as exc:
+            safety.seek(0)
+            try:
+                parts.restore(streams, step.service, step.part, lambda: safety.read(CHUNK))
+            except UnistackError as again:
+                raise UnistackError(f"{exc}; putting the previous data back failed too: {again}") from exc
+            raise
+
+
+def _declared(service: Service, record: PartRecord) -> BackupPart | None:
+    for part in service.backup:
+        if part.kind == record.kind and (part.kind != "volume" or part.volume == record.volume):
+            return part
+    return None
+
+
+def _mounted(service: Service) -> set[str]:
+    return {
+        str(m.get("source"))
+        for m in service.spec.get("volumes") or ()
+        if isinstance(m, Mapping) and m.get("type", "volume") == "volume" and m.get("source")
+    }

@@ -1,0 +1,194 @@
+"""``DataStreams`` for host processes: a service's commands run with its environment in its working folder, a
+PostgreSQL service's own tools (the folder of its running server's binary) over its unix socket (from the
+server's ``postmaster.pid``), and named volumes as the folders ``volumes/<volume>/`` of the state folder, read and
+written with GNU tar. A restored volume is unpacked into ``volumes/.<volume>.unistack-restore`` and switched in by
+two renames. Never decides what to back up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+import psutil
+
+from unistack.config.model import Project, Service
+from unistack.errors import NotSupported, RuntimeFailure
+from unistack.runtimes.datastreams import CHUNK, PREVIOUS, STAGING, PostgresPlace, Sink, Source, tail_text
+from unistack.runtimes.process import ProcessRuntime
+
+SERVER_NAMES = ("postgres", "postmaster")
+F_SETPIPE_SZ = 1031  # Linux: a pipe of CHUNK bytes, so each read can take a whole chunk
+
+
+class ProcessData:
+    def __init__(self, project: Project, pids: Mapping[str, int], environ: Mapping[str, str] | None = None) -> None:
+        self.project = project
+        self.pids = dict(pids)
+        self._runtime = ProcessRuntime(dict(os.environ if environ is None else environ))
+
+    def environment(self, service: Service) -> dict[str, str]:
+        return self._runtime.environment(self.project, service)
+
+    def _cwd(self, service: Service) -> Path:
+        if service.process is None:
+            raise NotSupported(f"service {service.name!r} has no x-unistack.process form, so nothing runs it here")
+        return service.process.working_dir
+
+    def run_out(self, service: Service, argv: Sequence[str], env: Mapping[str, str], out: Sink) -> None:
+        self._pump_out(list(argv), self._cwd(service), {**self.environment(service), **env}, out)
+
+    def _pump_out(self, argv: list[str], cwd: Path, env: Mapping[str, str], out: Sink) -> None:
+        with tempfile.TemporaryFile() as errors:
+            child = _popen(argv, cwd, env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
+            assert child.stdout is not None
+            try:
+                with contextlib.suppress(OSError):
+                    fcntl.fcntl(child.stdout.fileno(), F_SETPIPE_SZ, CHUNK)
+                buffer = bytearray(CHUNK)
+                view = memoryview(buffer)
+                fd = child.stdout.fileno()
+                while read := os.readv(fd, [buffer]):
+                    out(view[:read])
+            except BaseException:
+                _kill(child)
+                raise
+            finally:
+                child.stdout.close()
+            code = child.wait()
+            if code != 0:
+                raise RuntimeFailure(f"`{' '.join(argv)}` exited {code}: {_read(errors) or '(no output)'}")
+
+    def run_in(self, service: Service, argv: Sequence[str], env: Mapping[str, str], source: Source) -> str:
+        return self._pump_in(list(argv), self._cwd(service), {**self.environment(service), **env}, source)
+
+    def _pump_in(self, argv: list[str], cwd: Path, env: Mapping[str, str], source: Source) -> str:
+        with tempfile.TemporaryFile() as output:
+            child = _popen(argv, cwd, env, stdin=subprocess.PIPE, stdout=output, stderr=subprocess.STDOUT)
+            assert child.stdin is not None
+            try:
+                with contextlib.suppress(OSError):
+                    fcntl.fcntl(child.stdin.fileno(), F_SETPIPE_SZ, CHUNK)
+                with contextlib.suppress(BrokenPipeError):  # it stopped reading: its exit code says why
+                    while chunk := source():
+                        child.stdin.write(chunk)
+                with contextlib.suppress(BrokenPipeError):
+                    child.stdin.close()
+            except BaseException:  # the source failed (a checksum) or we were interrupted: never a half-fed end
+                _kill(child)
+                raise
+            code = child.wait()
+            text = _read(output)
+            if code != 0:
+                raise RuntimeFailure(f"`{' '.join(argv)}` exited {code}: {text or '(no output)'}")
+            return text
+
+    def postgres_place(self, service: Service) -> PostgresPlace:
+        pid = self.pids.get(service.name)
+        server = _postmaster(pid) if pid else None
+        if server is None:
+            raise RuntimeFailure(
+                f"service {service.name!r} runs no PostgreSQL server (no postgres process under pid {pid}); "
+                "see `unistack ps` and `unistack logs " + service.name + "`"
+            )
+        try:
+            bindir = str(Path(server.exe()).parent)
+            datadir = Path(server.cwd())  # the postmaster works in its data folder
+            lines = (datadir / "postmaster.pid").read_text().splitlines()
+        except (psutil.Error, OSError) as exc:
+            raise RuntimeFailure(f"cannot tell where service {service.name!r}'s PostgreSQL listens: {exc}") from exc
+        port = lines[3].strip() if len(lines) > 3 else None
+        host = lines[4].strip() if len(lines) > 4 and lines[4].strip() else None
+        if host is None and len(lines) > 5 and lines[5].strip():  # TCP only: its first listen address
+            host = lines[5].split(",")[0].strip().replace("*", "127.0.0.1")
+        return PostgresPlace(bindir=bindir, host=host, port=port)
+
+    def _folder(self, volume: str) -> Path:
+        return self.project.volumes_dir / volume
+
+    def volume_out(self, service: Service, volume: str, out: Sink) -> None:
+        folder = self._folder(volume)
+        if not folder.is_dir():
+            raise RuntimeFailure(f"volume {volume!r} has no folder {folder} (was the instance ever up?)")
+        argv = ["tar", "--create", "--file=-", "--numeric-owner", f"--directory={folder}", "."]
+        self._pump_out(argv, folder, {"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}, out)
+
+    def volume_in(self, service: Service, volume: str, source: Source) -> None:
+        folder = self._folder(volume)
+        staging = folder.with_name(f".{volume}{STAGING}")
+        self.volume_recover(service, volume)
+        staging.mkdir(parents=True)
+        argv = ["tar", "--extract", "--file=-", "--numeric-owner", "--same-permissions", f"--directory={staging}"]
+        env = {"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        try:
+            self._pump_in(argv, staging, env, source)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        # the switch: the old folder aside, the new one in its place, the old one removed
+        previous = folder.with_name(f".{volume}{PREVIOUS}")
+        try:
+            if folder.exists():
+                folder.rename(previous)
+            staging.rename(folder)
+        except OSError as exc:
+            self.volume_recover(service, volume)
+            raise RuntimeFailure(f"cannot switch volume {volume!r} to the restored files: {exc}") from exc
+        shutil.rmtree(previous, ignore_errors=True)
+
+    def volume_recover(self, service: Service, volume: str) -> str | None:
+        folder = self._folder(volume)
+        staging = folder.with_name(f".{volume}{STAGING}")
+        previous = folder.with_name(f".{volume}{PREVIOUS}")
+        done = None
+        if previous.exists() and not folder.exists():  # killed between the two renames: the old files back
+            previous.rename(folder)
+            done = f"volume {volume!r}: its files from before an interrupted restore are back"
+        if previous.exists():
+            shutil.rmtree(previous, ignore_errors=True)
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+            done = done or f"volume {volume!r}: the files of an interrupted restore were removed (the old ones kept)"
+        return done
+
+
+def _popen(argv: list[str], cwd: Path, env: Mapping[str, str], **streams: object) -> subprocess.Popen[bytes]:
+    try:
+        child: subprocess.Popen[bytes] = subprocess.Popen(argv, cwd=cwd, env=dict(env), **streams)  # type: ignore[call-overload]
+        return child
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot run `{' '.join(argv)}` in {cwd}: {exc.strerror or exc}") from exc
+
+
+def _kill(child: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(OSError):
+        child.kill()
+    child.wait()
+
+
+def _read(file: IO[bytes]) -> str:
+    file.seek(0, os.SEEK_END)
+    size = file.tell()
+    file.seek(max(0, size - 16384))
+    return tail_text(file.read())
+
+
+def _postmaster(pid: int) -> psutil.Process | None:
+    """The PostgreSQL server process in the service's process tree (its main process or a child of it)."""
+    try:
+        top = psutil.Process(pid)
+        for proc in [top, *top.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                parent = proc.parent()
+                if proc.name() in SERVER_NAMES and (parent is None or parent.name() not in SERVER_NAMES):
+                    return proc
+    except psutil.Error:
+        return None
+    return None
