@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import docker.errors
 import pytest
@@ -138,6 +139,37 @@ async def test_a_changed_configuration_recreates_the_container(
     assert inspect(client, second.ident)["Name"] == f"/{project.name}-app-1"
     with pytest.raises(docker.errors.NotFound):
         client.api.inspect_container(first.ident)
+    await runtime.stop(second, "SIGTERM", 10)
+
+
+async def test_a_running_container_whose_configuration_changed_is_stopped_before_it_is_replaced(
+    projects: ProjectFactory, runtime: DockerRuntime, client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """Left running (its daemon killed, say) and then changed: stopped with its stop signal, never killed by the
+    removal (a database killed so starts with a recovery)."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    graceful = "services:" + python_service(
+        "app",
+        """
+        import signal, sys, time
+        def stop(*_):
+            open("/marks/stopped", "w").write("by SIGTERM")
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, stop)
+        print("up", flush=True)
+        time.sleep(600)
+        """,
+        extra=f"    volumes: ['{marks}:/marks']\n",
+    )
+    project = projects(graceful)
+    await runtime.prepare(project)
+    first = await runtime.start(project, project.services["app"])
+    await until(lambda: runtime.tail(project, "app", 1), message="the service to print")
+    changed = projects(graceful + "      EXTRA: '1'\n", name=project.name)
+    second = await runtime.start(changed, changed.services["app"])
+    assert second.ident != first.ident
+    assert (marks / "stopped").read_text() == "by SIGTERM"
     await runtime.stop(second, "SIGTERM", 10)
 
 

@@ -210,6 +210,11 @@ class DockerRuntime:
             _check_owner(project, service, existing)
             labels = existing["Config"].get("Labels") or {}
             if labels.get(resources.HASH_LABEL) != plan.config_hash or existing.get("Image") != image_id:
+                if existing["State"].get("Running"):  # an older incarnation still running: stopped as Compose stops
+                    # it before recreating (its stop signal, then SIGKILL after the grace period), never killed
+                    # outright by the removal (a database killed so starts with a recovery)
+                    with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                        api.stop(existing["Id"], timeout=max(1, round(service.stop_grace_period)))
                 api.remove_container(existing["Id"], force=True, v=False)
                 existing = None
             elif existing["State"].get("Running"):  # left running and unchanged: this is the incarnation
