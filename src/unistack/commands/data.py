@@ -199,40 +199,57 @@ def restore(opts: Options, archive: Path, yes: bool, force: bool) -> None:
         lines = [f"{archive} ({manifest.project}, {manifest.environment}, {manifest.created}): verified"]
         lines += [f"  forced: {w}" for w in warnings]
         lines += [f"  replaces {step.label} ({human_size(step.record.size)})" for step in planned.steps]
-        if planned.stop:
-            lines.append(f"  stops {', '.join(planned.stop)} meanwhile, then starts them again")
+        if planned.stopped:
+            lines.append(f"  stops {', '.join(planned.stopped)} meanwhile, then starts them again")
         _confirm(yes, f"Replace the data of {project.name} with the archive's?", printer, lines)
         with state.instance_lock(project.state_dir, on_wait=lambda: waiting_for_lock(printer)):
             started = time.monotonic()
-            if planned.stop:
-                printer.say(f"stopping {', '.join(planned.stop)}")
-                client.call("stop", services=planned.stop, timeout=None)
-            try:
-                with progress_bar(total, "restoring") as report:
-                    moved = 0
+            with progress_bar(total, "restoring") as report:
+                moved = 0
 
-                    def count(n: int) -> None:
-                        nonlocal moved
-                        moved += n
-                        report("restoring", moved)
+                def count(n: int) -> None:
+                    nonlocal moved
+                    moved += n
+                    report("restoring", moved)
 
-                    for step in planned.steps:
-                        ops.run_step(step, opened, streams, count)
-                        printer.say(f"restored {step.label}")
-            finally:  # the services come back on whatever data is there: the old one when the restore failed
-                if planned.start:
-                    printer.say(f"starting {', '.join(planned.start)}")
-                    client.call("start", services=planned.start)
-            if planned.start:
-                result = client.call("wait", services=planned.start, timeout=300)
-                if not result["ok"]:
-                    from unistack.printer import wait_report
-
-                    printer.say(wait_report(result))
-                    raise Exit(1)
+                for phase in planned.phases:
+                    _restore_phase(opts, project, client, phase, opened, count, printer)
     finally:
         opened.close()
     printer.say(f"{project.name}: restored from {archive} in {time.monotonic() - started:.1f} s; all ready")
+
+
+def _restore_phase(
+    opts: Options,
+    project: Project,
+    client: daemon_client.DaemonClient,
+    phase: Any,
+    opened: Any,
+    count: Callable[[int], None],
+    printer: Printer,
+) -> None:
+    """Stop what uses the phase's data, restore its parts, start them again and wait until they are ready."""
+    from unistack.ops import restore as ops
+    from unistack.printer import wait_report
+
+    if phase.stop:
+        printer.say(f"stopping {', '.join(phase.stop)}")
+        client.call("stop", services=phase.stop, timeout=None)
+    try:
+        # the services as they run now (a phase before may have restarted some)
+        streams = _streams(opts, project, client.ps(), {s.service.name for s in phase.steps if s.part.kind != "volume"})
+        for step in phase.steps:
+            ops.run_step(step, opened, streams, count)
+            printer.say(f"restored {step.label}")
+    finally:  # the services come back on whatever data is there: the old one when the restore failed
+        if phase.start:
+            printer.say(f"starting {', '.join(phase.start)}")
+            client.call("start", services=phase.start)
+    if phase.start:
+        result = client.call("wait", services=phase.start, timeout=300)
+        if not result["ok"]:
+            printer.say(wait_report(result))
+            raise Exit(1)
 
 
 # ----------------------------------------------------------------------------------------------- reset

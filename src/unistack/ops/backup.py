@@ -57,7 +57,7 @@ def plan(project: Project, services: Sequence[str] = ()) -> list[PlannedPart]:
             )
     chosen = list(services) or declared
     return [
-        PlannedPart(project.services[name], part, parts.member_name(name, part, index))
+        PlannedPart(project.services[name], part, parts.member_name(project.services[name], part, index))
         for name in chosen
         for index, part in enumerate(project.services[name].backup)
     ]

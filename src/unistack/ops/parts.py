@@ -34,9 +34,14 @@ class Database:
         return {**env, **self.place.environment()}
 
 
-def member_name(service: str, part: BackupPart, index: int) -> str:
-    """The part's path in the archive: parts/db.postgres.pgdump, parts/backend.volume.uploads.tar, ..."""
-    suffix = f"-{index + 1}" if index else ""
+def member_name(service: Service | str, part: BackupPart, index: int) -> str:
+    """The part's path in the archive: parts/db.postgres.pgdump, parts/backend.volume.uploads.tar, ...; ``index``
+    is its place in the service's list (a second part of the same kind gets -2)."""
+    same = 0
+    if isinstance(service, Service):
+        same = sum(1 for p in service.backup[:index] if p.kind == part.kind and p.volume == part.volume)
+        service = service.name
+    suffix = f"-{same + 1}" if same else ""
     if part.kind == "postgres":
         return f"parts/{service}.postgres{suffix}.pgdump"
     if part.kind == "volume":

@@ -39,12 +39,31 @@ class RestoreStep:
         return f"{self.service.name}'s data (its restore command)"
 
 
+@dataclass(frozen=True)
+class Phase:
+    """Parts restored while ``stop`` (dependents first) are stopped; ``start`` afterwards."""
+
+    steps: list[RestoreStep]
+    stop: list[str]
+    start: list[str]
+
+
 @dataclass
 class RestorePlan:
-    steps: list[RestoreStep]
-    stop: list[str]  # dependents first
-    start: list[str]
+    """Volumes first (their users and their dependents stopped), then, service by service in start order, the
+    parts restored through a running service (its dependents stopped): a service with both is stopped for the
+    first phase and runs for its own."""
+
+    phases: list[Phase]
     warnings: list[str] = field(default_factory=list)  # refusals overridden with --force
+
+    @property
+    def steps(self) -> list[RestoreStep]:
+        return [step for phase in self.phases for step in phase.steps]
+
+    @property
+    def stopped(self) -> list[str]:
+        return list(dict.fromkeys(name for phase in self.phases for name in phase.stop))
 
 
 def plan(project: Project, manifest: Manifest, live: Mapping[str, bool], force: bool) -> RestorePlan:
@@ -73,24 +92,23 @@ def plan(project: Project, manifest: Manifest, live: Mapping[str, bool], force: 
             )
         steps.append(RestoreStep(record, service, part))
     g = {name: list(s.depends_on) for name, s in project.services.items()}
-    must_run = {s.service.name for s in steps if s.part.kind != "volume"}
-    stopped: set[str] = set()
-    for step in steps:
-        name = step.service.name
-        if step.part.kind == "volume":
-            users = {n for n, s in project.services.items() if step.part.volume in _mounted(s)} | {name}
-            stopped |= users
+    order = graph.stop_order(g)
+    phases = []
+    volumes = [s for s in steps if s.part.kind == "volume"]
+    if volumes:
+        stopped: set[str] = set()
+        for step in volumes:
+            users = {n for n, s in project.services.items() if step.part.volume in _mounted(s)} | {step.service.name}
             for user in users:
-                stopped |= graph.dependents(g, user)
-        else:
-            stopped |= graph.dependents(g, name)
-    if clash := sorted(stopped & must_run):
-        raise ArchiveRefused(
-            f"service {clash[0]!r} must run to restore its data and be stopped to restore a volume at once; "
-            f"restore the parts one by one (`unistack backup {clash[0]}` makes an archive of its parts alone)"
-        )
-    stop = [n for n in graph.stop_order(g) if n in stopped and n in live]
-    return RestorePlan(steps, stop, list(reversed(stop)), warnings)
+                stopped |= {user} | graph.dependents(g, user)
+        stop = [n for n in order if n in stopped and n in live]
+        phases.append(Phase(volumes, stop, list(reversed(stop))))
+    for name in graph.start_order(g):  # dependencies first: a database before the services that use it
+        running = [s for s in steps if s.part.kind != "volume" and s.service.name == name]
+        if running:
+            stop = [n for n in order if n in graph.dependents(g, name) and n in live]
+            phases.append(Phase(running, stop, list(reversed(stop))))
+    return RestorePlan(phases, warnings)
 
 
 def newer_servers(steps: Sequence[RestoreStep], streams: DataStreams) -> list[str]:
@@ -132,6 +150,11 @@ def run_step(
 
 
 def _declared(service: Service, record: PartRecord) -> BackupPart | None:
+    """The declared part the archived one was taken from: the same name in the archive (or, for an archive of
+    files that changed since, the same kind and volume)."""
+    for index, part in enumerate(service.backup):
+        if parts.member_name(service, part, index) == record.member:
+            return part
     for part in service.backup:
         if part.kind == record.kind and (part.kind != "volume" or part.volume == record.volume):
             return part
