@@ -174,8 +174,11 @@ async def read_logs(
     try:
         begin_ns = await in_thread(begin) if follow else 0
         seen: dict[str, dict[str, int]] = {}
-        for service in services:
-            texts, container_id, last = await in_thread(functools.partial(_history, client, project, service, tail))
+        # every service's history asked for at once (two engine calls each), printed in the order asked
+        histories = await asyncio.gather(
+            *(in_thread(functools.partial(_history, client, project, service, tail)) for service in services)
+        )
+        for service, (texts, container_id, last) in zip(services, histories, strict=True):
             if container_id:
                 seen[service] = {container_id: last}
             for text in texts:
