@@ -351,7 +351,13 @@ def _pgid(process: psutil.Process) -> int | None:
 
 _STACK: Stack | None = None
 # Moved to the end of the session, in this order: they restart or stop the whole stack, and the last one empties it.
-DISRUPTIVE = ("test_chaos.py", "test_clean_shutdown.py", "test_migrations.py", "test_persistence.py")
+DISRUPTIVE = (
+    "test_backup.py",
+    "test_chaos.py",
+    "test_clean_shutdown.py",
+    "test_migrations.py",
+    "test_persistence.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
