@@ -276,7 +276,68 @@ def database_version(instance: Instance) -> str:
     return output(result)
 
 
+BACKED_UP = """
+services:
+  web:
+    volumes: [files:/files]
+    x-unistack:
+      backup: [{volume: files}]
+      process:
+        command: ["sleep", "300"]
+volumes:
+  files: {}
+"""
+
+
+def _archive(instance: Instance) -> Path:
+    """A running instance with a backed-up volume, and its archive."""
+    instance.write(BACKED_UP)
+    instance.run("up", "-d", check=True)
+    (instance.state_dir() / "volumes" / "files" / "data.bin").write_bytes(bytes(range(256)) * 64)
+    instance.run("backup", check=True)
+    return next((instance.state_dir() / "backups").glob("*.tar"))
+
+
+def archive_incomplete(instance: Instance) -> str:
+    archive = _archive(instance)
+    cut = instance.folder / "cut.tar"
+    cut.write_bytes(archive.read_bytes()[:8000])  # in the middle of the part
+    result = instance.run("restore", str(cut), "--yes")
+    assert result.returncode == 2
+    return output(result)
+
+
+def archive_damaged(instance: Instance) -> str:
+    archive = _archive(instance)
+    data = bytearray(archive.read_bytes())
+    data[4000] ^= 0x01  # one bit of the part's bytes
+    archive.write_bytes(bytes(data))
+    result = instance.run("restore", str(archive), "--yes")
+    assert result.returncode == 2
+    return output(result)
+
+
+def archive_of_another_project(instance: Instance) -> str:
+    archive = _archive(instance)
+    instance.run("-p", "other", "up", "-d", check=True)
+    result = instance.run("-p", "other", "restore", str(archive), "--yes")
+    instance.projects.add("other")
+    assert result.returncode == 2
+    return output(result)
+
+
+def restore_needs_yes(instance: Instance) -> str:
+    archive = _archive(instance)
+    result = instance.run("restore", str(archive))
+    assert result.returncode == 2
+    return output(result).splitlines()[-1] + "\n"
+
+
 SCENARIOS: dict[str, Callable[[Instance], str]] = {
+    "archive-incomplete": archive_incomplete,
+    "archive-damaged": archive_damaged,
+    "archive-of-another-project": archive_of_another_project,
+    "restore-needs-yes": restore_needs_yes,
     "port-in-use": port_in_use,
     "port-moved": port_moved,
     "missing-variable": missing_variable,

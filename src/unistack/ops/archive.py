@@ -212,7 +212,7 @@ class Archive:
 
     def _damaged(self, part: PartRecord, what: str) -> ArchiveRefused:
         return ArchiveRefused(
-            f"{self.path}: {part.member} ({part.service}'s {part.kind}) {what}: the archive is damaged (a copy cut "
+            f"{self.path}: {part.member} ({part.service}'s {part.kind}): {what}. The archive is damaged (a copy cut "
             "short or a changed byte); nothing was changed. Use another archive (`unistack backup list`)"
         )
 

@@ -75,8 +75,8 @@ def plan(project: Project, manifest: Manifest, live: Mapping[str, bool], force: 
         )
         if not force:
             raise ArchiveRefused(
-                f"{why}; restore it into its own instance with `-p {manifest.project}`, or add --force to put "
-                f"{manifest.project!r}'s data into {project.name!r}"
+                f"{why}; nothing was changed. Restore it into its own instance with `-p {manifest.project}`, or add "
+                f"--force to put the data of {manifest.project!r} into {project.name!r}"
             )
         warnings.append(why)
     steps = []
