@@ -97,8 +97,7 @@ def _streams(opts: Options, project: Project, rows: list[ServiceRow], needed: se
 @click.argument("services", nargs=-1)
 @pass_options
 def backup(opts: Options, output: Path | None, keep: int | None, services: tuple[str, ...]) -> None:
-    """Save the declared data (x-unistack.backup) into one archive while the stack keeps serving; `backup list`
-    shows the archives."""
+    """Save the declared data (x-unistack.backup) into one archive, online; `backup list` lists them."""
     from unistack.ops import backup as ops
 
     project = opts.project()
@@ -260,8 +259,7 @@ def _restore_phase(
 @click.option("--logs", is_flag=True, help="Delete the logs too.")
 @pass_options
 def reset(opts: Options, yes: bool, logs: bool) -> None:
-    """Stop the instance and delete all its persistent data (volumes, database, uploads; logs with --logs).
-    Backups are kept."""
+    """Stop the instance and delete all its data (volumes, database, uploads; logs with --logs); keep backups."""
     import asyncio
 
     from unistack.ops import reset as ops

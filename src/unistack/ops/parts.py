@@ -109,7 +109,9 @@ def restore_database(streams: DataStreams, service: Service, db: Database, sourc
     if len(fields) == 4:
         create += f" encoding {_literal(fields[0])} lc_collate {_literal(fields[1])} lc_ctype {_literal(fields[2])}"
     _query(streams, service, db, create)
-    argv = [db.place.tool("pg_restore"), "--exit-on-error", "--no-password", f"--dbname={new}"]
+    # --no-owner: the objects belong to the user that restores them (the part's user), so an archive of another
+    # environment, whose roles differ, restores too
+    argv = [db.place.tool("pg_restore"), "--exit-on-error", "--no-owner", "--no-password", f"--dbname={new}"]
     streams.run_in(service, argv, db.environment(new), source)
     # the switch, in one transaction: the new database takes the name, or nothing changed
     names = f"{_literal(db.name)}, {_literal(new)}"
