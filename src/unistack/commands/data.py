@@ -7,6 +7,7 @@ daemon stopping and starting services. Shows progress on a terminal only. Never 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ import click
 from unistack.commands.options import Exit, Options, check_services, pass_options, waiting_for_lock
 from unistack.control import client as daemon_client
 from unistack.control import state
-from unistack.errors import UsageError
+from unistack.errors import UnistackError, UsageError
 from unistack.printer import Printer, columns
 
 if TYPE_CHECKING:
@@ -234,21 +235,41 @@ def _restore_phase(
     if phase.stop:
         printer.say(f"stopping {', '.join(phase.stop)}")
         client.call("stop", services=phase.stop, timeout=None)
+    cleanups = []
     try:
         # the services as they run now (a phase before may have restarted some)
         streams = _streams(opts, project, client.ps(), {s.service.name for s in phase.steps if s.part.kind != "volume"})
         for step in phase.steps:
-            ops.run_step(step, opened, streams, count)
+            if (cleanup := ops.run_step(step, opened, streams, count)) is not None:
+                cleanups.append((step, cleanup))
             printer.say(f"restored {step.label}")
     finally:  # the services come back on whatever data is there: the old one when the restore failed
         if phase.start:
             printer.say(f"starting {', '.join(phase.start)}")
             client.call("start", services=phase.start)
-    if phase.start:
-        result = client.call("wait", services=phase.start, timeout=300)
-        if not result["ok"]:
-            printer.say(wait_report(result))
-            raise Exit(1)
+    # the replaced data is removed while the services start (a database's drop waits for a checkpoint)
+    problems: list[str] = []
+
+    def clean() -> None:
+        for step, cleanup in cleanups:
+            try:
+                cleanup()
+            except UnistackError as exc:
+                problems.append(
+                    f"the replaced data of {step.label} is left (the next backup or restore removes it): {exc}"
+                )
+
+    cleaner = threading.Thread(target=clean, name="restore-cleanup")
+    cleaner.start()
+    try:
+        result = client.call("wait", services=phase.start, timeout=300) if phase.start else {"ok": True}
+    finally:
+        cleaner.join()
+    for problem in problems:
+        printer.say(problem)
+    if not result["ok"]:
+        printer.say(wait_report(result))
+        raise Exit(1)
 
 
 # ----------------------------------------------------------------------------------------------- reset

@@ -7,6 +7,7 @@ file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from unistack.config.model import BackupPart, Service
@@ -73,7 +74,8 @@ def server_version(streams: DataStreams, service: Service, db: Database) -> tupl
 def dump(streams: DataStreams, service: Service, part: BackupPart, out: Sink, db: Database | None = None) -> None:
     if part.kind == "postgres":
         db = db or database(streams, service, part)
-        argv = [db.place.tool("pg_dump"), "--format=custom", "--no-password", f"--dbname={db.name}"]
+        # level 1: a third faster than pg_dump's default (6) for a dump ~15 % larger (bench/README.md, backup)
+        argv = [db.place.tool("pg_dump"), "--format=custom", "--compress=1", "--no-password", f"--dbname={db.name}"]
         streams.run_out(service, argv, db.environment(), out)
     elif part.kind == "volume":
         assert part.volume is not None
@@ -82,18 +84,26 @@ def dump(streams: DataStreams, service: Service, part: BackupPart, out: Sink, db
         streams.run_out(service, part.dump, {}, out)
 
 
-def restore(streams: DataStreams, service: Service, part: BackupPart, source: Source) -> None:
-    """Put the part back. postgres and volume: into new storage, switched in only once complete."""
+Cleanup = Callable[[], None]
+
+
+def restore(streams: DataStreams, service: Service, part: BackupPart, source: Source) -> Cleanup | None:
+    """Put the part back. postgres and volume: into new storage, switched in only once complete. Returns what is
+    left to do once the services run again (a replaced database's files to drop), if anything."""
     if part.kind == "postgres":
-        restore_database(streams, service, database(streams, service, part), source)
-    elif part.kind == "volume":
+        return restore_database(streams, service, database(streams, service, part), source)
+    if part.kind == "volume":
         assert part.volume is not None
-        streams.volume_in(service, part.volume, source)
+        return streams.volume_in(service, part.volume, source)
     else:
         streams.run_in(service, part.restore, {}, source)
+    return None
 
 
-def restore_database(streams: DataStreams, service: Service, db: Database, source: Source) -> None:
+def restore_database(streams: DataStreams, service: Service, db: Database, source: Source) -> Cleanup:
+    """Into a new database, renamed into the old one's name in one transaction; the old one (renamed aside) is
+    dropped by the returned cleanup, which can wait until the services run again (a drop waits for a checkpoint,
+    seconds after a large restore)."""
     new, old = db.name + RESTORING, db.name + PREVIOUS
     recover_database(streams, service, db)
     found = _query(
@@ -123,7 +133,11 @@ def restore_database(streams: DataStreams, service: Service, db: Database, sourc
         switch += f"alter database {_ident(db.name)} rename to {_ident(old)};"
     switch += f"alter database {_ident(new)} rename to {_ident(db.name)};"
     _query(streams, service, db, switch)
-    _query(streams, service, db, f"drop database if exists {_ident(old)} with (force)")
+
+    def drop_old() -> None:
+        _query(streams, service, db, f"drop database if exists {_ident(old)} with (force)")
+
+    return drop_old
 
 
 def recover_database(streams: DataStreams, service: Service, db: Database) -> str | None:

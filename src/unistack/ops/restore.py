@@ -108,7 +108,7 @@ def plan(project: Project, manifest: Manifest, live: Mapping[str, bool], force: 
         if running:
             stop = [n for n in order if n in graph.dependents(g, name) and n in live]
             phases.append(Phase(running, stop, list(reversed(stop))))
-    return RestorePlan(phases, warnings)
+    return RestorePlan(_merged(phases, order), warnings)
 
 
 def newer_servers(steps: Sequence[RestoreStep], streams: DataStreams) -> list[str]:
@@ -129,13 +129,13 @@ def newer_servers(steps: Sequence[RestoreStep], streams: DataStreams) -> list[st
 
 def run_step(
     step: RestoreStep, archive: Archive, streams: DataStreams, on_bytes: Callable[[int], None] | None = None
-) -> None:
-    """Put one part back. A ``command`` part's current data is saved first with its own dump and put back when its
-    restore fails (the other kinds restore beside the data and switch)."""
+) -> parts.Cleanup | None:
+    """Put one part back; returns what is left to do once the services run again. A ``command`` part's current
+    data is saved first with its own dump and put back when its restore fails (the other kinds restore beside the
+    data and switch)."""
     source = archive.source(step.record, on_bytes)
     if step.part.kind != "command":
-        parts.restore(streams, step.service, step.part, source)
-        return
+        return parts.restore(streams, step.service, step.part, source)
     with tempfile.TemporaryFile() as safety:
         parts.dump(streams, step.service, step.part, safety.write)
         try:
@@ -147,6 +147,24 @@ def run_step(
             except UnistackError as again:
                 raise UnistackError(f"{exc}; putting the previous data back failed too: {again}") from exc
             raise
+    return None
+
+
+def _merged(phases: list[Phase], order: list[str]) -> list[Phase]:
+    """Neighbouring phases as one when no service that must run for the second is stopped for either: the stack's
+    uploads and database are restored with backend, proxy and migrate stopped once."""
+    merged: list[Phase] = []
+    for phase in phases:
+        if merged:
+            last = merged[-1]
+            must_run = {s.service.name for s in phase.steps + last.steps if s.part.kind != "volume"}
+            stopped = set(last.stop) | set(phase.stop)
+            if not must_run & stopped:
+                stop = [n for n in order if n in stopped]
+                merged[-1] = Phase(last.steps + phase.steps, stop, list(reversed(stop)))
+                continue
+        merged.append(phase)
+    return merged
 
 
 def _declared(service: Service, record: PartRecord) -> BackupPart | None:

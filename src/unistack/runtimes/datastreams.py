@@ -66,10 +66,11 @@ class DataStreams(Protocol):
         """The files of named volume ``volume`` (its key in the file) as a tar stream, names relative to its root
         (``./...``), owners and modes kept; read-only: the services using it keep running."""
 
-    def volume_in(self, service: Service, volume: str, source: Source) -> None:
+    def volume_in(self, service: Service, volume: str, source: Source) -> Callable[[], None] | None:
         """Unpack the tar stream ``source`` into new storage beside the volume's files; only when all of it is
         there, switch: the volume then holds exactly the archive's files. A failure or a kill before the switch
-        leaves the old files as they were (``volume_recover`` removes what was unpacked)."""
+        leaves the old files as they were (``volume_recover`` removes what was unpacked). Returns what removes the
+        old files, when that is left to do (it can wait until the services run again)."""
 
     def volume_recover(self, service: Service, volume: str) -> str | None:
         """Finish or undo a restore of ``volume`` that was interrupted; what was done, or None (nothing to do)."""

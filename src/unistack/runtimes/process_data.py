@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -120,7 +120,7 @@ class ProcessData:
         argv = ["tar", "--create", "--file=-", "--numeric-owner", f"--directory={folder}", "."]
         self._pump_out(argv, folder, {"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}, out)
 
-    def volume_in(self, service: Service, volume: str, source: Source) -> None:
+    def volume_in(self, service: Service, volume: str, source: Source) -> Callable[[], None]:
         folder = self._folder(volume)
         staging = folder.with_name(f".{volume}{STAGING}")
         self.volume_recover(service, volume)
@@ -141,7 +141,7 @@ class ProcessData:
         except OSError as exc:
             self.volume_recover(service, volume)
             raise RuntimeFailure(f"cannot switch volume {volume!r} to the restored files: {exc}") from exc
-        shutil.rmtree(previous, ignore_errors=True)
+        return lambda: shutil.rmtree(previous, ignore_errors=True)
 
     def volume_recover(self, service: Service, volume: str) -> str | None:
         folder = self._folder(volume)

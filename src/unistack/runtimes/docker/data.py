@@ -52,7 +52,7 @@ rm -rf "$P" "$S"
 rm -f "$W" "$D"
 echo switched
 """
-HELPER_LABEL = "dev.unistack.helper"
+HELPER_LABEL = "dev.unistack.data_helper_for"  # the state folder of the instance it serves
 MOUNT = "/v"
 
 
@@ -165,8 +165,8 @@ class DockerData:
         """A container of the service's image with the volume at /v, never started unless asked (its command is
         the switch); removed afterwards."""
         name = f"{self.project.name}-unistack-{'backup' if read_only else 'restore'}-{volume}"
-        labels = {**instance_labels(self.project.name, self.project.state_dir), HELPER_LABEL: "backup"}
-        labels.pop("com.docker.compose.project", None)  # not one of the instance's services: `ps` never sees it
+        # not the instance's labels: no `ps`, `down` or search for strays takes it for one of its services
+        labels = {HELPER_LABEL: str(self.project.state_dir)}
         try:
             with contextlib.suppress(docker.errors.NotFound):
                 self.api.remove_container(name, force=True)
@@ -200,7 +200,7 @@ class DockerData:
             except docker.errors.DockerException as exc:
                 raise engine.failure(f"cannot read volume {volume!r}", exc) from exc
 
-    def volume_in(self, service: Service, volume: str, source: Source) -> None:
+    def volume_in(self, service: Service, volume: str, source: Source) -> None:  # the switch removes the old
         self.volume_recover(service, volume)
         with self._helper(service, volume, read_only=False) as helper:
             try:
