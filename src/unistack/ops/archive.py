@@ -170,7 +170,17 @@ class Archive:
                 f"{path} is incomplete or damaged ({exc}): a copy cut short, or not a unistack backup archive; "
                 "nothing was changed. Use another one (`unistack backup list`)"
             ) from None
-        self.manifest = self._manifest()
+        try:
+            self.manifest = self._manifest()
+        except BaseException:
+            self.tar.close()
+            raise
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _manifest(self) -> Manifest:
         member = self.members.get(MANIFEST)
@@ -264,10 +274,7 @@ def archives_in(folder: Path, project: str) -> list[Path]:
 def read_manifest(path: Path) -> Manifest | None:
     """An archive's manifest without verifying its parts (None: not readable)."""
     try:
-        archive = Archive(path)
+        with Archive(path) as archive:
+            return archive.manifest
     except ArchiveRefused:
         return None
-    try:
-        return archive.manifest
-    finally:
-        archive.close()

@@ -1,0 +1,265 @@
+"""Backup and restore without processes: a fake ``DataStreams`` (bytes in memory) behind the real archive writer,
+reader and restore plan. The archive round trip, every damage refused, the phases of a restore, and a command
+part whose restore fails put back from its safety copy."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+from unistack.config.model import BackupPart, Dependency, Project, Service
+from unistack.errors import ArchiveRefused, RuntimeFailure, UsageError
+from unistack.ops import backup, restore
+from unistack.ops.archive import Archive
+from unistack.runtimes.datastreams import PostgresPlace, Sink, Source
+
+
+class FakeStreams:
+    """Each part's data in memory: ``data[(service, what)]``; ``fail_restore`` makes a restore fail halfway."""
+
+    def __init__(self, data: dict[tuple[str, str], bytes]) -> None:
+        self.data = data
+        self.fail_restore: set[tuple[str, str]] = set()
+        self.queries: list[str] = []
+
+    def environment(self, service: Service) -> dict[str, str]:
+        return {"POSTGRES_USER": "app", "POSTGRES_DB": "appdb"}
+
+    def _key(self, service: Service, argv: Sequence[str]) -> tuple[str, str]:
+        return (service.name, "command" if argv[0] in ("dump", "load") else argv[0].rsplit("/", 1)[-1])
+
+    def run_out(self, service: Service, argv: Sequence[str], env: Mapping[str, str], out: Sink) -> None:
+        key = self._key(service, argv)
+        if key[1] == "psql":
+            self.queries.append(argv[-1])
+            answer = b"15.4" if "server_version" in argv[-1] else b""
+            answer = b"UTF8|C|C|app" if "pg_encoding_to_char" in argv[-1] else answer
+            out(memoryview(answer))
+            return
+        data = self.data[(service.name, "postgres" if key[1] == "pg_dump" else key[1])]
+        for start in range(0, len(data), 7):  # many small chunks
+            out(memoryview(data[start : start + 7]))
+
+    def run_in(self, service: Service, argv: Sequence[str], env: Mapping[str, str], source: Source) -> str:
+        key = (service.name, "postgres" if argv[0].endswith("pg_restore") else "command")
+        received = bytearray()
+        while chunk := source():
+            received += chunk
+            if key in self.fail_restore and len(received) > 3:
+                self.fail_restore.discard(key)
+                self.data[key] = b"half"
+                raise RuntimeFailure("restore failed halfway")
+        self.data[key] = bytes(received)
+        return ""
+
+    def postgres_place(self, service: Service) -> PostgresPlace:
+        return PostgresPlace(bindir="/opt/pg/bin")
+
+    def volume_out(self, service: Service, volume: str, out: Sink) -> None:
+        out(memoryview(self.data[(service.name, f"volume {volume}")]))
+
+    def volume_in(self, service: Service, volume: str, source: Source) -> None:
+        received = bytearray()
+        while chunk := source():
+            received += chunk
+        self.data[(service.name, f"volume {volume}")] = bytes(received)
+
+    def volume_recover(self, service: Service, volume: str) -> str | None:
+        return None
+
+
+def service(name: str, *parts: BackupPart, depends_on: Sequence[str] = (), volumes: Sequence[str] = ()) -> Service:
+    return Service(
+        name=name,
+        depends_on={d: Dependency() for d in depends_on},
+        backup=parts,
+        spec={"volumes": [{"type": "volume", "source": v, "target": f"/{v}"} for v in volumes]},
+    )
+
+
+def stack(tmp_path: Path, name: str = "demo") -> Project:
+    services = [
+        service("db", BackupPart(kind="postgres")),
+        service("migrate", depends_on=["db"]),
+        service(
+            "backend", BackupPart(kind="volume", volume="uploads"), depends_on=["db", "migrate"], volumes=["uploads"]
+        ),
+        service("proxy", depends_on=["backend"]),
+        service("notes", BackupPart(kind="command", dump=("dump",), restore=("load",))),
+    ]
+    return Project(
+        name=name,
+        environment="local",
+        working_dir=tmp_path,
+        files=(),
+        state_dir=tmp_path / ".unistack" / name,
+        services={s.name: s for s in services},
+        volumes={"uploads": {}},
+    )
+
+
+DATA = {
+    ("db", "postgres"): b"PGDMP" + bytes(range(256)) * 40,
+    ("backend", "volume uploads"): b"tar bytes " * 3000,
+    ("notes", "command"): b"create table notes;",
+}
+
+
+def take(tmp_path: Path, streams: FakeStreams, project: Project | None = None) -> Path:
+    project = project or stack(tmp_path)
+    path = backup.output_path(project, None, 1_700_000_000)
+    backup.take(project, backup.plan(project), streams, "process", path)
+    return path
+
+
+def test_archive_round_trip_manifest_last_and_restored_data(tmp_path: Path) -> None:
+    streams = FakeStreams(dict(DATA))
+    path = take(tmp_path, streams)
+    assert path.name == "demo-20231114T221320Z.tar" and path.parent.name == "backups"
+    assert not list(path.parent.glob(".*.partial"))
+    with tarfile.open(path) as tar:
+        names = tar.getnames()
+        manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+        assert tar.extractfile("parts/db.postgres.pgdump").read() == DATA[("db", "postgres")]  # type: ignore[union-attr]
+    assert names == [
+        "parts/db.postgres.pgdump",
+        "parts/backend.volume.uploads.tar",
+        "parts/notes.command.dump",
+        "manifest.json",
+    ]
+    postgres = manifest["parts"][0]
+    assert (postgres["database"], postgres["server_version"], postgres["server_major"]) == ("appdb", "15.4", 15)
+    assert [p["size"] for p in manifest["parts"]] == [len(v) for v in DATA.values()]
+
+    streams.data = {key: b"changed" for key in DATA}
+    project = stack(tmp_path)
+    live = dict.fromkeys(project.services, True)
+    with Archive(path) as archive:
+        planned = restore.plan(project, archive.manifest, live, force=False)
+        for step in planned.steps:
+            cleanup = restore.run_step(step, archive, streams)
+            if cleanup is not None:
+                cleanup()
+    assert streams.data == DATA
+    # the database went into a new one, renamed into place in one statement, the old one dropped after
+    switch = next(q for q in streams.queries if "rename" in q)
+    assert switch.index('rename to "appdb__unistack_previous"') < switch.index('"appdb__unistack_restore" rename to')
+    assert streams.queries[-1] == 'drop database if exists "appdb__unistack_previous" with (force)'
+
+
+def test_every_damage_is_refused(tmp_path: Path) -> None:
+    path = take(tmp_path, FakeStreams(dict(DATA)))
+    data = path.read_bytes()
+    project = stack(tmp_path)
+
+    def refused(damaged: bytes) -> str:
+        bad = tmp_path / "bad.tar"
+        bad.write_bytes(damaged)
+        with pytest.raises(ArchiveRefused) as caught, Archive(bad) as archive:
+            restore.plan(project, archive.manifest, {}, force=False)
+            archive.verify()
+        return str(caught.value)
+
+    assert "incomplete" in refused(data[:3000])
+    with tarfile.open(path) as tar:
+        second = tar.getmembers()[1].offset
+    assert "no manifest.json" in refused(data[:second])  # cut exactly between two parts
+    flipped = bytearray(data)
+    flipped[600] ^= 0x40
+    assert "sha256 differs" in refused(bytes(flipped))
+    assert "incomplete or damaged" in refused(b"not a tar at all" * 100)
+
+
+def test_another_projects_archive_needs_force_and_undeclared_parts_are_refused(tmp_path: Path) -> None:
+    path = take(tmp_path, FakeStreams(dict(DATA)), stack(tmp_path, "other"))
+    with Archive(path) as archive:
+        manifest = archive.manifest
+    with pytest.raises(ArchiveRefused, match="-p other"):
+        restore.plan(stack(tmp_path), manifest, {}, force=False)
+    forced = restore.plan(stack(tmp_path), manifest, {}, force=True)
+    assert forced.warnings and "'other'" in forced.warnings[0]
+
+    smaller = stack(tmp_path, "other")
+    smaller = Project(
+        **{**{f: getattr(smaller, f) for f in smaller.__struct_fields__}, "services": {"db": service("db")}}
+    )
+    with pytest.raises(ArchiveRefused, match="does not declare"):
+        restore.plan(smaller, manifest, {}, force=False)
+
+
+def test_phases_stop_the_users_dependents_first_and_merge(tmp_path: Path) -> None:
+    project = stack(tmp_path)
+    with Archive(take(tmp_path, FakeStreams(dict(DATA)))) as archive:
+        manifest = archive.manifest
+    live = {"db": True, "migrate": False, "backend": True, "proxy": True, "notes": True}
+    planned = restore.plan(project, manifest, live, force=False)
+    # uploads (backend and proxy stopped) and the database (its dependents stopped) in one phase; notes alone
+    assert len(planned.phases) == 1
+    phase = planned.phases[0]
+    assert phase.stop == ["proxy", "backend", "migrate"] and phase.start == ["migrate", "backend", "proxy"]
+    assert [s.record.kind for s in phase.steps] == ["volume", "postgres", "command"]
+
+
+def test_a_service_with_a_volume_and_a_command_part_is_stopped_then_runs(tmp_path: Path) -> None:
+    app = service(
+        "app",
+        BackupPart(kind="volume", volume="files"),
+        BackupPart(kind="command", dump=("dump",), restore=("load",)),
+        volumes=["files"],
+    )
+    project = Project(
+        name="demo",
+        environment="local",
+        working_dir=tmp_path,
+        files=(),
+        state_dir=tmp_path / "state",
+        services={"app": app, "web": service("web", depends_on=["app"])},
+        volumes={"files": {}},
+    )
+    streams = FakeStreams({("app", "volume files"): b"files", ("app", "command"): b"rows"})
+    with Archive(take(tmp_path, streams, project)) as archive:
+        manifest = archive.manifest
+    planned = restore.plan(project, manifest, {"app": True, "web": True}, force=False)
+    assert [(p.stop, [s.record.kind for s in p.steps]) for p in planned.phases] == [
+        (["web", "app"], ["volume"]),
+        (["web"], ["command"]),
+    ]
+
+
+def test_a_failed_command_restore_puts_the_previous_data_back(tmp_path: Path) -> None:
+    streams = FakeStreams(dict(DATA))
+    path = take(tmp_path, streams)
+    streams.data[("notes", "command")] = b"newer rows"
+    streams.fail_restore.add(("notes", "command"))
+    with Archive(path) as archive:
+        planned = restore.plan(stack(tmp_path), archive.manifest, {}, False)
+        step = next(s for s in planned.steps if s.part.kind == "command")
+        with pytest.raises(RuntimeFailure, match="halfway"):
+            restore.run_step(step, archive, streams)
+    assert streams.data[("notes", "command")] == b"newer rows"
+
+
+def test_plan_and_keep(tmp_path: Path) -> None:
+    project = stack(tmp_path)
+    assert [p.member for p in backup.plan(project, ["notes"])] == ["parts/notes.command.dump"]
+    with pytest.raises(UsageError, match="declares nothing to back up"):
+        backup.plan(project, ["proxy"])
+    folder = tmp_path / "keep"
+    folder.mkdir()
+    made = []
+    for second in range(4):
+        path = folder / f"demo-2026010{second}T000000Z.tar"
+        path.write_bytes(b"")
+        made.append(path)
+    (folder / "other-20260101T000000Z.tar").write_bytes(b"")
+    removed = backup.prune(folder, "demo", 2)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "demo-20260102T000000Z.tar",
+        "demo-20260103T000000Z.tar",
+        "other-20260101T000000Z.tar",
+    ]
+    assert len(removed) == 2
