@@ -6,8 +6,9 @@
   pool exhausted past DB_POOL_TIMEOUT), none left hanging, and the API serves again once the lock is gone;
 - the stack's own Caddyfile, with its timeouts shortened through PROXY_*_TIMEOUT, cuts a slowloris connection and
   an idle keep-alive connection, refuses oversized headers with 431, and never cuts a WebSocket (host processes:
-  a Caddy of the test's own beside the stack's, on the same backend socket). A body sent slowly to /api is not cut
-  by read_body: Caddy's reverse_proxy clears that deadline to stream bodies (stack/README.md, Proxy).
+  a Caddy of the test's own beside the stack's, on the same backend socket);
+- with only read_body shortened, bodies trickled to /api (which reverse_proxy streams to the backend) are answered
+  and cut, while an upload through the same proxy is stored (stack/README.md, Proxy: why read_body_idle is off).
 """
 
 from __future__ import annotations
@@ -179,6 +180,20 @@ async def test_api_clients_are_served_or_refused_while_the_database_is_locked(st
 @pytest.fixture
 def short_timeout_proxy(stack: Stack, tmp_path: Path) -> Iterator[int]:
     """The stack's Caddyfile in a Caddy of its own, every timeout 1 s, on the stack's backend socket."""
+    with own_caddy(stack, tmp_path, dict.fromkeys(("READ_HEADER", "READ_BODY", "WRITE", "IDLE"), "1s")) as port:
+        yield port
+
+
+@pytest.fixture
+def short_read_body_proxy(stack: Stack, tmp_path: Path) -> Iterator[int]:
+    """The stack's Caddyfile in a Caddy of its own, read_body 2 s (the other timeouts as the stack has them)."""
+    with own_caddy(stack, tmp_path, {"READ_BODY": "2s"}) as port:
+        yield port
+
+
+@contextlib.contextmanager
+def own_caddy(stack: Stack, tmp_path: Path, timeouts: dict[str, str]) -> Iterator[int]:
+    """The stack's Caddyfile in a Caddy of its own on the stack's backend socket, with PROXY_<NAME>_TIMEOUT set."""
     if stack.runtime != "process":
         pytest.skip("host processes only: this Caddy reaches the backend through its unix socket")
     port = _any_free_port()
@@ -191,7 +206,7 @@ def short_timeout_proxy(stack: Stack, tmp_path: Path) -> Iterator[int]:
         "FRONTEND_DIST": str(stack.state_dir / "frontend-dist"),
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        **{f"PROXY_{name}_TIMEOUT": "1s" for name in ("READ_HEADER", "READ_BODY", "WRITE", "IDLE")},
+        **{f"PROXY_{name}_TIMEOUT": value for name, value in timeouts.items()},
     }
     log = (tmp_path / "caddy.log").open("w")
     caddy = subprocess.Popen(
@@ -233,6 +248,27 @@ async def test_slow_headers_and_idle_connections_are_cut(short_timeout_proxy: in
         assert await asyncio.wait_for(reader.read(), CLIENT_TIMEOUT) == b"", "the idle connection was not closed"
     finally:
         writer.close()
+
+
+async def test_bodies_trickled_to_the_api_are_cut_and_an_upload_still_works(
+    api: httpx.Client, short_read_body_proxy: int
+) -> None:
+    """reverse_proxy streams a body to the backend as it arrives; read_body (2 s here) still cuts one that trickles,
+    well before the client's bound, and an ordinary upload through the same proxy is stored."""
+    port = short_read_body_proxy
+    until = time.monotonic() + CLIENT_TIMEOUT
+    cut = await asyncio.gather(*(dribble(port, slow_body_head(port), until) for _ in range(5)))
+    assert all(cut), f"{cut.count(False)} of 5 bodies trickled to /api were still open after {CLIENT_TIMEOUT:g} s"
+    note = api.post("/api/notes", json={"title": "upload through a short read_body"}).json()
+    try:
+        data = os.urandom(1024 * 1024)
+        upload = {"file": ("one.bin", data, "application/octet-stream")}
+        async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", timeout=CLIENT_TIMEOUT, trust_env=False) as c:
+            response = await c.post(f"/api/notes/{note['id']}/attachments", files=upload)
+        assert response.status_code == 201, response.text
+        assert response.json()["size"] == len(data)
+    finally:
+        api.delete(f"/api/notes/{note['id']}")
 
 
 def test_oversized_headers_are_refused(short_timeout_proxy: int) -> None:
