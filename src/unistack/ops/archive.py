@@ -162,15 +162,15 @@ class Archive:
         self.path = path
         try:
             self.tar = tarfile.open(path, "r:")  # noqa: SIM115 - closed by close()
-            self.members = {m.name: m for m in self.tar.getmembers()}
         except FileNotFoundError:
             raise ArchiveRefused(f"{path} does not exist; `unistack backup list` shows the archives") from None
         except (tarfile.TarError, OSError, EOFError) as exc:
-            raise ArchiveRefused(
-                f"{path} is incomplete or damaged ({exc}): a copy cut short, or not a unistack backup archive; "
-                "nothing was changed. Use another one (`unistack backup list`)"
-            ) from None
+            raise _unreadable(path, exc) from None
         try:
+            try:
+                self.members = {m.name: m for m in self.tar.getmembers()}
+            except (tarfile.TarError, OSError, EOFError) as exc:
+                raise _unreadable(path, exc) from None
             self.manifest = self._manifest()
         except BaseException:
             self.tar.close()
@@ -255,6 +255,13 @@ class Archive:
 
     def close(self) -> None:
         self.tar.close()
+
+
+def _unreadable(path: Path, exc: BaseException) -> ArchiveRefused:
+    return ArchiveRefused(
+        f"{path} is incomplete or damaged ({exc}): a copy cut short, or not a unistack backup archive; nothing was "
+        "changed. Use another one (`unistack backup list`)"
+    )
 
 
 def archive_name(project: str, when: float) -> str:
