@@ -9,8 +9,11 @@ with one ordinary user (``probe``: GET /api/notes every 100 ms) measured meanwhi
 - ``connections``: ``--connections`` (1,000) keep-alive connections opened at once, each GETting /_proxy/health
   (Caddy's own answer) and /api/health (the backend's) one after another;
 - ``slow_clients``: ``--slow-headers`` (500) connections sending their headers a byte a second (slowloris) and
-  ``--slow-bodies`` (100) sending a POST body a byte a second, for ``--slow-seconds`` (15, longer than the proxy's
-  ``read_header`` timeout of 10 s): when the proxy cut them, and whether the probe was still served;
+  ``--slow-bodies`` (100) sending a POST body to /api/notes a byte a second (which reverse_proxy streams to the
+  backend), for ``--slow-seconds`` (15, longer than the proxy's ``read_header`` timeout of 10 s and than its
+  ``read_body``, which the instance runs with ``--read-body`` = 10 s instead of the stack's 2 min so that one phase
+  sees it): when the proxy cut them, how many were still open at the end (0 for both when the Caddyfile works),
+  and whether the probe was still served;
 - ``api``: ``--api-clients`` (200) concurrent API clients (GET /api/notes, one POST in ten) for ``--seconds``;
 - ``api_database_locked``: the same while a session holds ``LOCK TABLE note`` for ``--lock-seconds`` (5): the pool's
   connections all wait on the lock, and what the backend does with the other requests (503 + Retry-After after
@@ -18,7 +21,8 @@ with one ordinary user (``probe``: GET /api/notes every 100 ms) measured meanwhi
 
 Per scenario: successes, failures, statuses, latency p50/p99/max, and the RSS (MB) of Caddy and of the backend
 (their whole process trees; in containers the container's processes) before, at most during, and after.
-``--quick``: 200 connections, 100 + 20 slow clients for 12 s, 50 API clients, 3 s phases. Prints one JSON object;
+``--quick``: 200 connections, 100 + 20 slow clients for 12 s (read_body 8 s), 50 API clients, 3 s phases. Prints
+one JSON object;
 exits 1 only when a run failed (an `up` that did not come up), never for a figure. Every phase is bounded in time.
 
   .venv/bin/python bench/load.py [--runtime process|docker|both] [--quick]
@@ -55,11 +59,11 @@ HOST = "127.0.0.1"
 class Instance:
     """One instance of the stack, driven through the CLI; knows its services' processes and its database."""
 
-    def __init__(self, runtime: str, port: int) -> None:
+    def __init__(self, runtime: str, port: int, read_body: str) -> None:
         self.runtime, self.port, self.project = runtime, port, PROJECTS[runtime]
         self.state_dir = COMPOSE.parent / ".unistack" / self.project
         self.base_url = f"http://{HOST}:{port}"
-        self.env = stack_environment(runtime, port)
+        self.env = {**stack_environment(runtime, port), "PROXY_READ_BODY_TIMEOUT": read_body}
 
     def cli(self, *args: str, timeout: float = 180, check: bool = True) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "unistack", "-f", str(COMPOSE), "-p", self.project, *args]
@@ -222,12 +226,13 @@ def main() -> int:
     parser.add_argument("--slow-headers", type=int, default=500)
     parser.add_argument("--slow-bodies", type=int, default=100)
     parser.add_argument("--slow-seconds", type=float, default=15.0)
+    parser.add_argument("--read-body", default="10s", help="the proxy's read_body for the run (the stack's: 2m)")
     parser.add_argument("--api-clients", type=int, default=200)
     parser.add_argument("--lock-seconds", type=float, default=5.0)
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.connections, args.slow_headers, args.slow_bodies = 3.0, 200, 100, 20
-        args.slow_seconds, args.api_clients, args.lock_seconds = 12.0, 50, 3.0
+        args.slow_seconds, args.api_clients, args.lock_seconds, args.read_body = 12.0, 50, 3.0, "8s"
 
     runtimes = ["process", "docker"] if args.runtime == "both" else [args.runtime]
     report: dict[str, Any] = {
@@ -240,7 +245,7 @@ def main() -> int:
         if runtime == "docker" and not docker_answers():
             report[runtime] = {"skipped": "no Docker engine answers"}
             continue
-        instance = Instance(runtime, free_port())
+        instance = Instance(runtime, free_port(), args.read_body)
         instance.down()
         try:
             log(f"{runtime}: up --wait (port {instance.port})")
