@@ -74,7 +74,8 @@ def server_version(streams: DataStreams, service: Service, db: Database) -> tupl
 def dump(streams: DataStreams, service: Service, part: BackupPart, out: Sink, db: Database | None = None) -> None:
     if part.kind == "postgres":
         db = db or database(streams, service, part)
-        # level 1: a third faster than pg_dump's default (6) for a dump ~15 % larger (bench/README.md, backup)
+        # level 1: a third faster than pg_dump's default (6) for a dump ~15 % larger (100,000 notes: 0.31 s and
+        # 3.1 MB against 0.44 s and 2.7 MB)
         argv = [db.place.tool("pg_dump"), "--format=custom", "--compress=1", "--no-password", f"--dbname={db.name}"]
         streams.run_out(service, argv, db.environment(), out)
     elif part.kind == "volume":

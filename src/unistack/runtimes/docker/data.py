@@ -218,11 +218,28 @@ class DockerData:
             self._switch(helper, volume)
 
     def volume_recover(self, service: Service, volume: str) -> str | None:
+        with self._helper(service, volume, read_only=True) as helper:
+            left = [name for name in (STAGING, PREVIOUS, DONE, SWITCHING) if self._exists(helper, name)]
+        if not left:
+            return None
         with self._helper(service, volume, read_only=False) as helper:
             said = self._switch(helper, volume)
         if said == "switched":
             return f"volume {volume!r}: an interrupted restore's switch was completed"
         return None
+
+    def _exists(self, helper: str, name: str) -> bool:
+        """Whether the volume has ``name`` at its root: ``HEAD /containers/{id}/archive`` (a stat, nothing read;
+        the SDK's client is a requests session, and has no call of its own for it)."""
+        url = self.api._url("/containers/{0}/archive", helper)
+        try:
+            response = self.api.head(url, params={"path": f"{MOUNT}/{name}"})
+        except OSError as exc:
+            raise engine.failure("cannot look into a volume", exc) from exc
+        response.close()
+        if response.status_code not in (200, 404):
+            raise RuntimeFailure(f"cannot look into a volume: the engine answered {response.status_code}")
+        return bool(response.status_code == 200)
 
     def _switch(self, helper: str, volume: str) -> str:
         try:
