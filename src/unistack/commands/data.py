@@ -47,27 +47,44 @@ class _Bar:
 
 
 @contextmanager
-def progress_bar(total: int | None, label: str) -> Iterator[Callable[[str, int], None]]:
-    """On a terminal (stderr), a bar of bytes (or, with no total, the bytes so far); elsewhere nothing."""
+def progress_bar(total: int, label: str, parts: bool = False) -> Iterator[Callable[[str, int], None]]:
+    """On a terminal (stderr), a bar of ``total`` bytes, or with ``parts`` of ``total`` parts (the bytes of the
+    one being moved shown beside it: a backup cannot know its size ahead); elsewhere nothing. The callback takes
+    (what, bytes of it so far)."""
     if not sys.stderr.isatty():
         yield lambda what, done: None
         return
     current = _Bar(label)
     with click.progressbar(
-        length=total or 1, label=label, file=sys.stderr, item_show_func=current.show, show_eta=bool(total), width=24
+        length=max(total, 1), label=label, file=sys.stderr, item_show_func=current.show, show_eta=not parts, width=24
     ) as bar:
 
         def report(what: str, done: int) -> None:
+            if parts:
+                if what != current.what and current.done:
+                    bar.update(1)  # the one before is in
+                current.what, current.done = what, done
+                now = time.monotonic()
+                if now - current.shown > 0.1:
+                    bar.render_progress()
+                    current.shown = now
+                return
             grew = done - current.done if what == current.what else done
             current.what, current.done = what, done
-            now = time.monotonic()
-            if total:
-                bar.update(max(0, grew))
-            elif now - current.shown > 0.1:
-                bar.render_progress()
-                current.shown = now
+            bar.update(max(0, grew))
 
         yield report
+        if parts:
+            bar.update(1)
+
+
+def _say(printer: Printer, text: str) -> None:
+    """A line while a progress bar may be drawn on the terminal: the bar's line cleared first (it is drawn again
+    at its next update)."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
+    printer.say(text)
 
 
 def _live(opts: Options, project: Project) -> tuple[daemon_client.DaemonClient, list[ServiceRow]]:
@@ -114,7 +131,7 @@ def backup(opts: Options, output: Path | None, keep: int | None, services: tuple
         streams = _streams(opts, project, rows, {p.service.name for p in planned if p.part.kind != "volume"})
         path = ops.output_path(project, output, time.time())
         started = time.monotonic()
-        with progress_bar(None, "backup") as report:
+        with progress_bar(len(planned), "backup", parts=True) as report:
             manifest = ops.take(project, planned, streams, opts.runtime_name(), path, report)
     size = sum(p.size for p in manifest.parts)
     printer.say(
@@ -233,7 +250,7 @@ def _restore_phase(
     from unistack.printer import wait_report
 
     if phase.stop:
-        printer.say(f"stopping {', '.join(phase.stop)}")
+        _say(printer, f"stopping {', '.join(phase.stop)}")
         client.call("stop", services=phase.stop, timeout=None)
     cleanups = []
     try:
@@ -242,10 +259,10 @@ def _restore_phase(
         for step in phase.steps:
             if (cleanup := ops.run_step(step, opened, streams, count)) is not None:
                 cleanups.append((step, cleanup))
-            printer.say(f"restored {step.label}")
+            _say(printer, f"restored {step.label}")
     finally:  # the services come back on whatever data is there: the old one when the restore failed
         if phase.start:
-            printer.say(f"starting {', '.join(phase.start)}")
+            _say(printer, f"starting {', '.join(phase.start)}")
             client.call("start", services=phase.start)
     # the replaced data is removed while the services start (a database's drop waits for a checkpoint)
     problems: list[str] = []
