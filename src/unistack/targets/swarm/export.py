@@ -1,0 +1,463 @@
+"""The resolved Project as Swarm objects: overlay networks, secrets and configs, and one service spec per Compose
+service, with the dependency layers the driver deploys in. Pure: no engine, no files read except the secrets' and
+configs' own files (their content is what Swarm stores).
+
+What maps to what (docs/deployment.md, Swarm):
+
+- networks -> overlay networks ``<project>_<name>``, ``internal`` kept, attachable; aliases: the service's name.
+- a service -> a Swarm service ``<project>_<service>`` with Compose's stack labels (``com.docker.stack.namespace``)
+  so ``docker stack ps`` recognises it. A one-shot (a dependent waits for it with
+  ``service_completed_successfully``) is a ``replicated-job``, or a ``global-job`` when a ``global`` service mounts
+  its volume (every node's copy of the volume is filled).
+- ``deploy.mode`` / ``replicas`` / ``resources`` (``pids`` too) / ``placement`` / ``update_config`` /
+  ``rollback_config`` / ``restart_policy``. Without an ``update_config``, a healthchecked service with no host
+  port and no volume it writes is updated start-first with ``failure_action: rollback``; ``restart``'s budget is a one-host notion, so a
+  long-running service restarts on any exit (``condition: any``) and a one-shot never.
+- A replicated service that writes a named volume is pinned to the node that holds it (``PINNED`` label, set by
+  the driver on first deploy): local volumes do not travel.
+- Endpoint and publish modes: the file's ``deploy.endpoint_mode`` and port ``mode`` win; otherwise ``vip`` and
+  ``ingress`` when the kernel has IPVS, else ``dnsrr`` and ``host`` (``Modes``). A service publishing host-mode
+  ports with no mode of its own runs ``global``: one task per node, each node's address answers.
+- secrets / configs -> Swarm secrets / configs named ``<project>_<name>-<sha256[:10]>`` (immutable in Swarm: new
+  content is a new object, and the services roll over to it), mounted as files, never as environment values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from unistack import graph
+from unistack.config.model import Project, Service
+from unistack.config.normalize import parse_bytes, parse_duration
+from unistack.errors import ConfigError, Problem
+
+Mode = Literal["replicated", "global", "replicated-job", "global-job"]
+STACK_LABEL = "com.docker.stack.namespace"
+SERVICE_LABEL = "com.docker.stack.service"  # ours: the Compose service's name
+HASH_LABEL = "dev.unistack.spec-hash"
+PINNED = "dev.unistack.volume"  # node label prefix: node.labels.dev.unistack.volume.<project>_<volume>
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Modes:
+    """How services are reached: ``endpoint`` (vip needs IPVS in the kernel) and ``publish`` (ingress: the routing
+    mesh, IPVS again; host: the port on the node that runs the task)."""
+
+    endpoint: Literal["vip", "dnsrr"]
+    publish: Literal["ingress", "host"]
+
+    @staticmethod
+    def detect(modules: Path = Path("/proc/modules"), builtin: Path | None = None) -> Modes:
+        """vip + ingress when this kernel has IPVS (loaded, built in, or loadable), else dnsrr + host."""
+        release = os.uname().release
+        builtin = builtin or Path(f"/lib/modules/{release}/modules.builtin")
+        found = Path("/proc/net/ip_vs").exists()
+        for listing in (modules, builtin, Path(f"/lib/modules/{release}/modules.dep")):
+            try:
+                found = found or "ip_vs" in listing.read_text()
+            except OSError:
+                continue
+        return Modes("vip", "ingress") if found else Modes("dnsrr", "host")
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A secret or config: its Swarm name (versioned by content) and content."""
+
+    key: str  # the top-level name in the file
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class FileRef:
+    key: str  # the top-level secret/config name
+    target: str
+    uid: str
+    gid: str
+    mode: int
+
+
+@dataclass(frozen=True)
+class SwarmService:
+    service: str
+    name: str
+    mode: Mode
+    replicas: int | None
+    image: str  # the image as this machine's engine names it (the driver replaces it with the registry's)
+    container: dict[str, Any]  # docker.types.ContainerSpec keyword arguments, except image, secrets, configs
+    secrets: tuple[FileRef, ...] = ()
+    configs: tuple[FileRef, ...] = ()
+    resources: dict[str, Any] = field(default_factory=dict)  # the Engine API's TaskTemplate.Resources
+    restart_policy: dict[str, Any] = field(default_factory=dict)
+    constraints: tuple[str, ...] = ()
+    pinned_volumes: tuple[str, ...] = ()  # full volume names: pinned where they are
+    networks: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (network, aliases)
+    endpoint: dict[str, Any] = field(default_factory=dict)  # the Engine API's EndpointSpec
+    update_config: dict[str, Any] | None = None
+    rollback_config: dict[str, Any] | None = None
+    depends_on: dict[str, str] = field(default_factory=dict)  # service -> condition
+    healthchecked: bool = False
+
+    @property
+    def is_job(self) -> bool:
+        return self.mode.endswith("-job")
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    internal: bool
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    project: str
+    networks: tuple[Network, ...]
+    secrets: tuple[Blob, ...]
+    configs: tuple[Blob, ...]
+    services: dict[str, SwarmService]
+    layers: tuple[tuple[str, ...], ...]
+    modes: Modes
+
+
+def export(project: Project, modes: Modes, services: list[str] | None = None) -> StackPlan:
+    """The whole plan; every problem found is reported at once (ConfigError)."""
+    problems: list[Problem] = []
+    names = services or list(project.services)
+    selected = {n: project.services[n] for n in graph.closure(_graph(project), names)}
+    labels = {STACK_LABEL: project.name}
+    networks = tuple(
+        Network(_full(project, key), bool((spec or {}).get("internal")), dict(labels))
+        for key, spec in project.networks.items()
+        if any(key in _networks_of(s) for s in selected.values())
+    )
+    secrets = _blobs(project, "secrets", problems)
+    configs = _blobs(project, "configs", problems)
+    one_shots = {
+        dep
+        for s in selected.values()
+        for dep, d in s.depends_on.items()
+        if d.condition == "service_completed_successfully"
+    }
+    exported = {
+        name: _service(project, service, modes, name in one_shots, selected, problems)
+        for name, service in selected.items()
+    }
+    if problems:
+        raise ConfigError(problems)
+    order = graph.layers({n: [d for d in s.depends_on if d in selected] for n, s in selected.items()})
+    return StackPlan(
+        project.name,
+        networks,
+        tuple(b for b in secrets if _used(b.key, selected, "secrets")),
+        tuple(b for b in configs if _used(b.key, selected, "configs")),
+        exported,
+        tuple(tuple(layer) for layer in order),
+        modes,
+    )
+
+
+def _graph(project: Project) -> dict[str, list[str]]:
+    return {n: [d for d in s.depends_on if d in project.services] for n, s in project.services.items()}
+
+
+def _full(project: Project, name: str) -> str:
+    return f"{project.name}_{name}"
+
+
+def _networks_of(service: Service) -> list[str]:
+    if service.spec.get("network_mode") == "none":
+        return []
+    networks = service.spec.get("networks")
+    return list(networks) if networks else ["default"]
+
+
+def _used(key: str, services: Mapping[str, Service], kind: str) -> bool:
+    return any(key == _ref_source(r) for s in services.values() for r in s.spec.get(kind) or ())
+
+
+def _ref_source(ref: Any) -> str:
+    return str(ref.get("source")) if isinstance(ref, dict) else str(ref)
+
+
+def _blobs(project: Project, kind: str, problems: list[Problem]) -> list[Blob]:
+    found: list[Blob] = []
+    for key, spec in (project.spec.get(kind) or {}).items():
+        spec = spec or {}
+        data: bytes | None = None
+        if "content" in spec:
+            data = str(spec["content"]).encode()
+        elif "environment" in spec:
+            value = project.variables.get(str(spec["environment"]))
+            data = value.encode() if value is not None else None
+        elif "file" in spec:
+            path = Path(str(spec["file"]))
+            path = path if path.is_absolute() else project.working_dir / path
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                problems.append(Problem(f"cannot read {path}: {exc.strerror}", key=f"{kind}.{key}.file"))
+                continue
+        if data is None:
+            problems.append(
+                Problem(
+                    f"{kind[:-1]} {key!r} has no content for a cluster",
+                    file=project.files[0],
+                    key=f"{kind}.{key}",
+                    fix="give it a file, environment or content",
+                )
+            )
+            continue
+        digest = hashlib.sha256(data).hexdigest()[:10]
+        found.append(Blob(key, f"{project.name}_{key}-{digest}", data))
+    return found
+
+
+def _file_refs(service: Service, kind: str) -> tuple[FileRef, ...]:
+    refs = []
+    for ref in service.spec.get(kind) or ():
+        ref = ref if isinstance(ref, dict) else {"source": ref}
+        source = str(ref["source"])
+        default = f"/run/secrets/{source}" if kind == "secrets" else f"/{source}"
+        target = str(ref.get("target") or default)
+        if kind == "secrets" and not target.startswith("/"):
+            target = f"/run/secrets/{target}"
+        mode = ref.get("mode", 0o444)
+        bits = int(mode, 8) if isinstance(mode, str) else int(mode)
+        refs.append(FileRef(source, target, str(ref.get("uid", "0")), str(ref.get("gid", "0")), bits))
+    return tuple(refs)
+
+
+def _service(
+    project: Project,
+    service: Service,
+    modes: Modes,
+    one_shot: bool,
+    selected: Mapping[str, Service],
+    problems: list[Problem],
+) -> SwarmService:
+    spec = service.spec
+    deploy: dict[str, Any] = spec.get("deploy") or {}
+    where = f"services.{service.name}"
+    container = _container(project, service)
+    mounts: list[dict[str, Any]] = container["mounts"]
+    written = [m["Source"] for m in mounts if m["Type"] == "volume" and not m.get("ReadOnly")]
+
+    ports = []
+    for port in spec.get("ports") or ():
+        publish = str(port.get("mode") or modes.publish)
+        ports.append(
+            {
+                "Protocol": str(port.get("protocol") or "tcp"),
+                "TargetPort": int(port["target"]),
+                "PublishedPort": int(port.get("published") or port["target"]),
+                "PublishMode": publish,
+            }
+        )
+    endpoint_mode = str(deploy.get("endpoint_mode") or modes.endpoint)
+    if endpoint_mode == "dnsrr" and any(p["PublishMode"] == "ingress" for p in ports):
+        problems.append(
+            Problem(
+                f"service {service.name!r} publishes ingress ports with endpoint_mode dnsrr, which Swarm refuses",
+                file=project.files[0],
+                key=f"{where}.ports",
+                fix="publish them with `mode: host`, or use endpoint_mode vip (needs IPVS on the nodes)",
+            )
+        )
+    host_ports = any(p["PublishMode"] == "host" for p in ports)
+
+    mode: Mode = _long_running_mode(service, modes)
+    if one_shot:
+        readers = [
+            s
+            for s in selected.values()
+            if s.name != service.name
+            and _long_running_mode(s, modes) == "global"
+            and any(isinstance(m, dict) and m.get("source") in _sources(spec) for m in s.spec.get("volumes") or ())
+        ]
+        mode = "global-job" if readers else "replicated-job"
+    replicas = None if mode.startswith("global") else int(deploy.get("replicas", 1))
+
+    pinned: tuple[str, ...] = ()
+    if mode == "replicated" and written:
+        pinned = tuple(written)
+    placement = deploy.get("placement") or {}
+    constraints = tuple(str(c) for c in placement.get("constraints") or ())
+    constraints += tuple(f"node.labels.{PINNED}.{volume}==true" for volume in pinned)
+
+    healthchecked = service.healthcheck is not None
+    # two tasks side by side only where they share nothing that breaks: no host port, no volume written (a
+    # database's second server on the same files)
+    start_first = healthchecked and not host_ports and not written
+    update: dict[str, Any] | None = _update(deploy.get("update_config"), start_first)
+    rollback: dict[str, Any] | None = _update(deploy.get("rollback_config"), start_first)
+    if mode.endswith("-job"):
+        update = rollback = None
+
+    networks = tuple((_full(project, n), (service.name,)) for n in _networks_of(service))
+    return SwarmService(
+        service=service.name,
+        name=_full(project, service.name),
+        mode=mode,
+        replicas=replicas,
+        image=str(spec.get("image") or f"{project.name}-{service.name}"),
+        container=container,
+        secrets=_file_refs(service, "secrets"),
+        configs=_file_refs(service, "configs"),
+        resources=_resources(deploy.get("resources") or {}),
+        restart_policy=_restart(deploy.get("restart_policy"), mode, service),
+        constraints=constraints,
+        pinned_volumes=pinned,
+        networks=networks,
+        endpoint={"Mode": endpoint_mode, "Ports": ports} if ports else {"Mode": endpoint_mode},
+        update_config=update,
+        rollback_config=rollback,
+        depends_on={d: dep.condition for d, dep in service.depends_on.items() if d in selected},
+        healthchecked=healthchecked,
+    )
+
+
+def _long_running_mode(service: Service, modes: Modes) -> Mode:
+    """``deploy.mode``; without one, a service that publishes host-mode ports runs on every node."""
+    deploy = service.spec.get("deploy") or {}
+    if "mode" in deploy or "replicas" in deploy:
+        return "global" if deploy.get("mode") == "global" else "replicated"
+    ports = service.spec.get("ports") or ()
+    return "global" if any(str(p.get("mode") or modes.publish) == "host" for p in ports) else "replicated"
+
+
+def _sources(spec: Mapping[str, Any]) -> set[str]:
+    return {
+        str(v.get("source"))
+        for v in spec.get("volumes") or ()
+        if isinstance(v, dict) and v.get("type", "volume") == "volume"
+    }
+
+
+def _container(project: Project, service: Service) -> dict[str, Any]:
+    spec = service.spec
+    labels = {STACK_LABEL: project.name, SERVICE_LABEL: service.name}
+    mounts: list[dict[str, Any]] = []
+    for volume in spec.get("volumes") or ():
+        kind = str(volume.get("type", "volume"))
+        source = volume.get("source")
+        if kind == "volume" and source in project.volumes:
+            source = str((project.volumes[source] or {}).get("name") or _full(project, source))
+        mount: dict[str, Any] = {
+            "Type": kind,
+            "Target": str(volume["target"]),
+            "ReadOnly": bool(volume.get("read_only")),
+        }
+        if source:
+            mount["Source"] = str(source)
+        if kind == "volume":
+            mount["VolumeOptions"] = {"Labels": {STACK_LABEL: project.name}}
+        mounts.append(mount)
+    for entry in spec.get("tmpfs") or ():
+        path, _, options = str(entry).partition(":")
+        tmpfs: dict[str, Any] = {}
+        for option in filter(None, options.split(",")):
+            name, _, value = option.partition("=")
+            if name == "size":
+                tmpfs["SizeBytes"] = parse_bytes(value)
+            elif name == "mode":
+                tmpfs["Mode"] = int(value, 8)
+        mounts.append({"Type": "tmpfs", "Target": path, "TmpfsOptions": tmpfs})
+
+    container: dict[str, Any] = {
+        "labels": labels,
+        "env": dict(service.environment),
+        "mounts": mounts,
+        "stop_signal": service.stop_signal,
+        "stop_grace_period": int(service.stop_grace_period * NS),
+    }
+    if spec.get("entrypoint") is not None:
+        container["command"] = list(spec["entrypoint"])
+    if spec.get("command") is not None:
+        container["args"] = list(spec["command"])
+    for key, name in (("user", "user"), ("working_dir", "workdir"), ("hostname", "hostname")):
+        if spec.get(key):
+            container[name] = str(spec[key])
+    for key in ("read_only", "init"):
+        if spec.get(key) is not None:
+            container[key] = bool(spec[key])
+    for key in ("cap_add", "cap_drop"):
+        if spec.get(key):
+            container[key] = [c if str(c).startswith("CAP_") or c == "ALL" else f"CAP_{c}" for c in spec[key]]
+    if spec.get("sysctls"):
+        container["sysctls"] = {str(k): str(v) for k, v in dict(spec["sysctls"]).items()}
+    check = service.healthcheck
+    if check is not None:
+        container["healthcheck"] = {
+            "Test": [check.kind, *check.test],
+            "Interval": int(check.interval * NS),
+            "Timeout": int(check.timeout * NS),
+            "Retries": check.retries,
+            "StartPeriod": int(check.start_period * NS),
+        }
+    elif spec.get("healthcheck", {}).get("disable") or spec.get("healthcheck", {}).get("test") == ["NONE"]:
+        container["healthcheck"] = {"Test": ["NONE"]}
+    return container
+
+
+def _resources(resources: Mapping[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, name in (("limits", "Limits"), ("reservations", "Reservations")):
+        part = resources.get(key) or {}
+        values: dict[str, Any] = {}
+        if part.get("cpus") is not None:
+            values["NanoCPUs"] = int(float(part["cpus"]) * NS)
+        if part.get("memory") is not None:
+            values["MemoryBytes"] = parse_bytes(part["memory"])
+        if key == "limits" and part.get("pids") is not None:
+            values["Pids"] = int(part["pids"])
+        if values:
+            result[name] = values
+    return result
+
+
+def _restart(policy: Mapping[str, Any] | None, mode: Mode, service: Service) -> dict[str, Any]:
+    if policy:
+        result: dict[str, Any] = {"Condition": str(policy.get("condition", "any"))}
+        if policy.get("delay") is not None:
+            result["Delay"] = int(parse_duration(policy["delay"]) * NS)
+        if policy.get("max_attempts") is not None:
+            result["MaxAttempts"] = int(policy["max_attempts"])
+        if policy.get("window") is not None:
+            result["Window"] = int(parse_duration(policy["window"]) * NS)
+        return result
+    if mode.endswith("-job") or service.restart.mode == "no":
+        return {"Condition": "none"}
+    return {"Condition": "any", "Delay": 1 * NS}
+
+
+def _update(config: Mapping[str, Any] | None, start_first: bool) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "Parallelism": 1,
+        "FailureAction": "rollback" if start_first else "pause",
+        "Monitor": 15 * NS,
+        "Order": "start-first" if start_first else "stop-first",
+    }
+    for key, name in (("parallelism", "Parallelism"), ("failure_action", "FailureAction"), ("order", "Order")):
+        if config and config.get(key) is not None:
+            result[name] = config[key]
+    for key, name in (("delay", "Delay"), ("monitor", "Monitor")):
+        if config and config.get(key) is not None:
+            result[name] = int(parse_duration(config[key]) * NS)
+    if config and config.get("max_failure_ratio") is not None:
+        result["MaxFailureRatio"] = float(config["max_failure_ratio"])
+    return result
+
+
+def spec_hash(service: SwarmService, image: str, blobs: Mapping[str, str]) -> str:
+    """What a redeploy compares: a changed hash is a rolling update, the same one leaves the service alone."""
+    text = repr((service, image, sorted(blobs.items())))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
