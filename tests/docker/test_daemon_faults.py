@@ -103,7 +103,7 @@ class Instance:
 
     def containers(self, running_only: bool = False) -> dict[str, str]:
         """Containers labelled with this project: id -> service."""
-        label = {"label": f"com.docker.compose.project={self.name}"}
+        label: dict[str, str | list[str] | bool] = {"label": f"com.docker.compose.project={self.name}"}
         return {
             str(c.id): c.labels.get("com.docker.compose.service", "")
             for c in self.client.containers.list(all=not running_only, filters=label)
@@ -117,7 +117,9 @@ class Instance:
         return True
 
     def networks(self) -> list[str]:
-        return [n.name for n in self.client.networks.list(filters={"label": f"com.docker.compose.project={self.name}"})]
+        return [
+            str(n.name) for n in self.client.networks.list(filters={"label": f"com.docker.compose.project={self.name}"})
+        ]
 
     def untracked(self) -> dict[str, str]:
         """Containers of the project that the daemon's state does not record (a few tries: a save follows each
