@@ -9,6 +9,7 @@ import tarfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from unistack.config.model import BackupPart, Dependency, Project, Service
@@ -263,3 +264,20 @@ def test_plan_and_keep(tmp_path: Path) -> None:
         "other-20260101T000000Z.tar",
     ]
     assert len(removed) == 2
+
+
+def test_a_dump_from_a_newer_server_is_found(tmp_path: Path) -> None:
+    streams = FakeStreams(dict(DATA))
+    with Archive(take(tmp_path, streams)) as archive:
+        steps = restore.plan(stack(tmp_path), archive.manifest, {}, False).steps
+    assert restore.newer_servers(steps, streams) == []  # 15.4 into 15.4
+    newer = [
+        restore.RestoreStep(
+            msgspec.structs.replace(s.record, server_version="16.2", server_major=16), s.service, s.part
+        )
+        for s in steps
+    ]
+    assert restore.newer_servers(newer, streams) == [
+        "database appdb of db: the dump is from PostgreSQL 16.2, newer than the server's 15.4 (pg_restore of a newer "
+        "major's dump is not supported)"
+    ]
