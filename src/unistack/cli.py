@@ -43,6 +43,8 @@ VERBS = {
     "backup": ("data", "backup"),
     "restore": ("data", "restore"),
     "reset": ("data", "reset"),
+    "deploy": ("deploy", "deploy"),
+    "undeploy": ("deploy", "undeploy"),
 }
 
 

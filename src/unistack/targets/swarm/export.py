@@ -11,8 +11,8 @@ What maps to what (docs/deployment.md, Swarm):
   its volume (every node's copy of the volume is filled).
 - ``deploy.mode`` / ``replicas`` / ``resources`` (``pids`` too) / ``placement`` / ``update_config`` /
   ``rollback_config`` / ``restart_policy``. Without an ``update_config``, a healthchecked service with no host
-  port and no volume it writes is updated start-first with ``failure_action: rollback``; ``restart``'s budget is a one-host notion, so a
-  long-running service restarts on any exit (``condition: any``) and a one-shot never.
+  port and no volume it writes is updated start-first with ``failure_action: rollback``; ``restart``'s budget is
+  a one-host notion, so a long-running service restarts on any exit (``condition: any``) and a one-shot never.
 - A replicated service that writes a named volume is pinned to the node that holds it (``PINNED`` label, set by
   the driver on first deploy): local volumes do not travel.
 - Endpoint and publish modes: the file's ``deploy.endpoint_mode`` and port ``mode`` win; otherwise ``vip`` and

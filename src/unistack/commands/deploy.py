@@ -1,0 +1,112 @@
+"""The verbs that put the project on a cluster: ``deploy`` (build, push to the registry, apply layer by layer and
+wait) and ``undeploy`` (remove it, volumes only with ``-v``), plus what ``ps``/``logs --target swarm`` show. The
+target is the Swarm the Docker API points at (``DOCKER_HOST`` or the default socket).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import click
+
+from unistack.commands.options import Options, check_services, pass_options
+from unistack.errors import UsageError
+from unistack.printer import Printer
+
+TARGETS = ("swarm",)
+
+
+def _client() -> Any:
+    from unistack.runtimes.docker import engine
+
+    client = engine.client(timeout=300)
+    from unistack.targets.swarm.driver import manager_problem
+
+    if problem := manager_problem(client):
+        raise UsageError(f"{problem} (the engine at {engine.engine_address(os.environ)})")
+    return client
+
+
+@click.command()
+@click.option("--target", type=click.Choice(TARGETS), default="swarm", show_default=True, help="Where to deploy.")
+@click.option("--registry", metavar="HOST:PORT", help="Registry the nodes pull the images from (needed with 2+ nodes).")
+@click.option(
+    "--endpoint-mode",
+    type=click.Choice(["auto", "vip", "dnsrr"]),
+    default="auto",
+    show_default=True,
+    help="auto: vip and ingress ports where this kernel has IPVS, else dnsrr and host-mode ports.",
+)
+@click.option("--timeout", default=300.0, show_default=True, metavar="S", help="Seconds each layer may take.")
+@click.argument("services", nargs=-1)
+@pass_options
+def deploy(
+    opts: Options, target: str, registry: str | None, endpoint_mode: str, timeout: float, services: tuple[str, ...]
+) -> None:
+    """Deploy the project onto the swarm: in dependency order, each layer healthy before the next; again: a
+    rolling update of what changed."""
+    from unistack.targets.swarm import driver, export, images
+
+    project = opts.project()
+    selected = check_services(project, services)
+    if endpoint_mode == "auto":
+        modes = export.Modes.detect()
+    else:
+        modes = export.Modes("vip", "ingress") if endpoint_mode == "vip" else export.Modes("dnsrr", "host")
+    plan = export.export(project, modes, selected or None)
+    printer = Printer([])
+    client = _client()
+    nodes = len(client.nodes.list())
+    if registry is None and nodes > 1:
+        raise UsageError(
+            f"the swarm has {nodes} nodes and they need the images: pass --registry HOST:PORT, a registry every node "
+            "can pull from (Debian's docker-registry started on the manager does; docs/deployment.md)"
+        )
+    printer.say(
+        f"deploying {project.name} to a swarm of {nodes} node(s): {modes.endpoint} endpoints, {modes.publish} ports"
+    )
+    refs = images.ship(client, project, plan, registry, printer.say)
+    outcomes = driver.Driver(client, printer.say, timeout=timeout).deploy(plan, refs)
+    changed = [o.service for o in outcomes if o.action != "unchanged"]
+    printer.say(f"deployed {project.name}: {len(changed)} changed, {len(outcomes) - len(changed)} unchanged")
+
+
+@click.command()
+@click.option("--target", type=click.Choice(TARGETS), default="swarm", show_default=True)
+@click.option("-v", "--volumes", is_flag=True, help="Remove the stack's volumes too (on the node this talks to).")
+@pass_options
+def undeploy(opts: Options, target: str, volumes: bool) -> None:
+    """Remove the deployment from the swarm (its volumes only with -v)."""
+    from unistack.targets.swarm import driver
+
+    project = opts.project(saved_ok=True)
+    printer = Printer([])
+    removed = driver.Driver(_client(), printer.say).undeploy(project.name, volumes)
+    for what in removed:
+        printer.say(f"removed {what}")
+    if not removed:
+        printer.say(f"{project.name} is not deployed on this swarm")
+
+
+def swarm_ps(opts: Options, fmt: str) -> None:
+    """``ps --target swarm``: every task of the deployment; exit 1 when a service has no running task."""
+    from unistack.targets.swarm import status
+
+    project = opts.project(saved_ok=True)
+    rows = status.tasks(_client(), project.name)
+    click.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2) if fmt == "json" else status.table(rows))
+
+
+def swarm_logs(opts: Options, count: int | None, names: list[str]) -> None:
+    """``logs --target swarm``: each service's last lines, from every node's tasks."""
+    from unistack.targets.swarm.driver import Driver
+
+    project = opts.project(saved_ok=True)
+    printer = Printer(names)
+    reader = Driver(_client(), printer.say)
+    for name in names:
+        for line in reader.last_logs(f"{project.name}_{name}", count or 10_000):
+            printer.log(name, line)
