@@ -136,18 +136,18 @@ class Vault:
             check=True,
         ).stdout.strip()
 
-    def content(self) -> dict[str, object]:
-        """Everything a restore must bring back, by content: the rows, each file's bytes, the sqlite rows."""
-        files = {
+    def file_content(self) -> dict[str, str]:
+        """Each file of the volume by its path: the sha256 of its bytes."""
+        return {
             str(p.relative_to(self.files)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(self.files.rglob("*"))
             if p.is_file()
         }
-        return {
-            "rows": self.sql("select id, body from notes order by id"),
-            "files": files,
-            "sqlite": self.notes_sql(""),
-        }
+
+    def content(self) -> dict[str, object]:
+        """Everything a restore must bring back, by content: the rows, each file's bytes, the sqlite rows."""
+        rows = self.sql("select id, body from notes order by id")
+        return {"rows": rows, "files": self.file_content(), "sqlite": self.notes_sql("")}
 
     def backup(self, *args: str) -> Path:
         done = self.cli("backup", *args)
@@ -311,3 +311,29 @@ def test_reset_leaves_nothing_of_the_data(vault: Vault) -> None:
     vault.instance.run("up", "--wait", "--wait-timeout", "120", check=True, timeout=240, project="vault")
     assert vault.sql("select count(*) from pg_tables where tablename = 'notes'") == "0"
     assert not any(vault.files.iterdir())
+
+
+def test_volume_restore_killed_midway_leaves_the_old_files(vault: Vault) -> None:
+    for index in range(40):
+        (vault.files / f"big{index}.bin").write_bytes(os.urandom(2_000_000))
+    archive = vault.backup("app")
+    (vault.files / "big0.bin").unlink()
+    (vault.files / "only-old.txt").write_text("made after the backup\n")
+    old = vault.file_content()
+    staging = vault.files.with_name(".files.unistack-restore")
+    argv = [sys.executable, "-m", "unistack", "-p", "vault", "restore", str(archive), "--yes"]
+    child = subprocess.Popen(argv, cwd=vault.instance.folder, env=vault.instance.env, stdout=subprocess.DEVNULL)
+    try:
+        vault.instance.wait_for(
+            lambda: child.poll() is None and staging.is_dir() and any(staging.iterdir()),
+            timeout=120,
+            message="the restore unpacking beside the volume",
+        )
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    assert vault.file_content() == old
+    vault.instance.run("start", project="vault", timeout=120)
+    vault.backup("app")  # finds what the killed restore left, and removes it before reading the volume
+    assert not staging.exists()
+    assert vault.file_content() == old
