@@ -17,7 +17,13 @@ Freezes: SIGSTOP of the main process (it holds its port and answers nothing): th
 (detection: retries x interval, a probe timing out counts as a failure) and to the new incarnation healthy; the
 event log says whether it was killed at once (frozen) or after its grace period.
 
-Prints one JSON object; progress on stderr. ``--quick``: 4 kills and 1 freeze per runtime.
+The supervisor daemon SIGKILLed in the middle of a ``restart``, a ``down`` and an ``up`` (``--daemon-kills`` of
+each per runtime, after the write load; ``_daemon_kills.py``): whether the next command finished the work, the
+time it took, and any process or container of the instance left untracked (must be 0).
+
+The code measured is a copy of ``src/unistack`` taken at the start (edits in the tree during a run neither change
+it nor make a daemon hand over). Prints one JSON object; progress on stderr. ``--quick``: 4 kills, 1 freeze and 1
+daemon kill of each kind per runtime.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ from typing import Any
 
 import httpx
 
-from _common import busy_warning, environment, free_port, log
+from _common import EXTRA_ENV, busy_warning, environment, free_port, log, use_code_snapshot
+from _daemon_kills import KINDS, run_daemon_kills
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "stack" / "compose.yaml"
@@ -55,7 +62,7 @@ class Stack:
         self.project = PROJECTS[runtime]
         self.port = free_port()
         self.state_dir = state_parent / self.project
-        env = {**os.environ, "NO_COLOR": "1", "UNISTACK_RUNTIME": runtime, "HTTP_PORT": str(self.port)}
+        env = {**os.environ, **EXTRA_ENV, "NO_COLOR": "1", "UNISTACK_RUNTIME": runtime, "HTTP_PORT": str(self.port)}
         env["UNISTACK_STATE_DIR"] = str(state_parent)
         env["DEBUGPY_LISTEN"] = ""
         for name in ("UNISTACK_ENV", "COMPOSE_PROJECT_NAME", "COMPOSE_FILE"):
@@ -68,9 +75,15 @@ class Stack:
         self.services = SERVICES[runtime]
         self.fatal: list[str] = []  # services found fatal, once per time (then restarted)
 
+    cwd = REPO
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "unistack", "-f", str(COMPOSE), "-p", self.project, *args]
+
     def cli(self, *args: str, timeout: float = 180, check: bool = True) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "unistack", "-f", str(COMPOSE), "-p", self.project, *args]
-        result = subprocess.run(argv, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            self.argv(*args), cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
         if check and result.returncode != 0:
             raise RuntimeError(f"unistack {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
         return result
@@ -263,6 +276,23 @@ def run_freezes(stack: Stack, rng: random.Random, freezes: int) -> list[dict[str
     return rows
 
 
+def summarise_daemon_kills(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per kind of command: how many kills, how many found it still at work, how many the next command finished,
+    the time from the kill until it had, and what was left untracked (must be 0); the rows themselves too."""
+    out: dict[str, Any] = {}
+    for kind in KINDS:
+        mine = [row for row in rows if row["kind"] == kind]
+        out[kind] = {
+            "kills": len(mine),
+            "mid_command": sum(1 for row in mine if row["mid_command"]),
+            "finished_by_next_command": sum(1 for row in mine if row.get("finished")),
+            "kill_to_finished_s": percentiles([row["finish_s"] for row in mine if "finish_s" in row]),
+            "untracked": sum(int(row.get("untracked", 0)) for row in mine),
+        }
+    out["rows"] = rows
+    return out
+
+
 def one_runtime(runtime: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     stack = Stack(runtime, folder)
     rng = random.Random(f"{args.seed}-{runtime}")
@@ -279,7 +309,7 @@ def one_runtime(runtime: str, args: argparse.Namespace, folder: Path) -> dict[st
         freezes = run_freezes(stack, rng, args.freezes)
         writer.stop.set()
         writer.join(timeout=30)
-        ends = [k["killed_at"] for k in kills[1:]] + [kills[-1]["killed_at"] + 60 if kills else 0]
+        ends = [k["killed_at"] for k in kills[1:]] + ([kills[-1]["killed_at"] + 60] if kills else [])
         for kill, end in zip(kills, ends, strict=True):
             kill["error_window_s"] = round(error_window(writer.requests, kill["killed_at"], end), 3)
         by_service: dict[str, Any] = {}
@@ -303,6 +333,8 @@ def one_runtime(runtime: str, args: argparse.Namespace, folder: Path) -> dict[st
             fatal_services={name: stack.fatal.count(name) for name in sorted(set(stack.fatal))},
             freezes=freezes,
         )
+        if args.daemon_kills:
+            result["daemon_kills"] = summarise_daemon_kills(run_daemon_kills(stack, rng, args.daemon_kills))
     finally:
         down = stack.cli("down", "-v", "-t", "10", check=False, timeout=300)
         result["down_ok"] = down.returncode == 0
@@ -314,16 +346,21 @@ def main() -> int:
     parser.add_argument("--runtime", choices=["process", "docker", "both"], default="both")
     parser.add_argument("--kills", type=int, default=100, help="kills per runtime (default 100)")
     parser.add_argument("--freezes", type=int, default=3, help="freezes per runtime (default 3)")
+    parser.add_argument(
+        "--daemon-kills", type=int, default=3, help="daemon SIGKILLs per runtime during each of restart, down, up (3)"
+    )
     parser.add_argument("--seed", default="11")
-    parser.add_argument("--quick", action="store_true", help="4 kills and 1 freeze per runtime")
+    parser.add_argument("--quick", action="store_true", help="4 kills, 1 freeze, 1 daemon kill per kind per runtime")
     args = parser.parse_args()
     if args.quick:
-        args.kills, args.freezes = 4, 1
+        args.kills, args.freezes, args.daemon_kills = 4, 1, 1
     report: dict[str, Any] = {"benchmark": "chaos", **environment(), "seed": args.seed}
     runtimes = ["process", "docker"] if args.runtime == "both" else [args.runtime]
     failed = False
     with tempfile.TemporaryDirectory(prefix="unistack-chaos-") as tmp:
         Path(tmp).chmod(0o755)  # as root, the database runs as postgres, who must reach its folder
+        # the code measured is a copy taken now: edits to the tree during the run do not make a daemon hand over
+        use_code_snapshot(Path(tmp))
         for runtime in runtimes:
             try:
                 report[runtime] = one_runtime(runtime, args, Path(tmp))

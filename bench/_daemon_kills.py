@@ -1,0 +1,207 @@
+"""The supervisor daemon SIGKILLed in the middle of a command on the real stack, for ``chaos.py``: a ``restart``
+of a seeded service, a ``down`` and an ``up``, each killed right after a seeded one of the command's events (a
+restart: its service's ``stopping`` or ``stopped``; a down: a service's ``stopping`` or ``stopped``; an up: a
+service's ``started``). The next command (``ps``, polled) brings
+a new daemon; measured per kill: whether the command was still at work when its daemon died, whether the next
+command finished the work (restart: a new incarnation of the service, everything healthy; down: nothing up, no
+state file, no process, container or network of the instance left; up: everything healthy), the time from the
+kill until then, and what of the instance nobody tracks (must be 0): a process of the instance (its session
+leaders) or a container labelled with its project that the daemon's state does not record.
+
+It never writes, reads or loses data: the write load of ``chaos.py`` is over by then; it leaves the stack up."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from _common import log
+
+if TYPE_CHECKING:
+    from chaos import Stack
+
+FINISH_TIMEOUT = 300.0
+TRIGGER_TIMEOUT = 120.0
+KINDS = ("restart", "down", "up")
+
+
+def run_daemon_kills(stack: Stack, rng: random.Random, per_kind: int) -> list[dict[str, Any]]:
+    """``per_kind`` rounds of a killed restart, a killed down and a killed up (the stack is up before and after)."""
+    rows = []
+    for i in range(per_kind):
+        for kind in KINDS:
+            row = one_kill(stack, rng, kind)
+            log(f"daemon kill {i + 1}/{per_kind} during {kind}: {row}")
+            rows.append(row)
+    return rows
+
+
+def one_kill(stack: Stack, rng: random.Random, kind: str) -> dict[str, Any]:
+    service = rng.choice(stack.services) if kind == "restart" else None
+    if kind == "up":
+        args = ["up", "--wait", "--wait-timeout", "900"]
+    else:
+        until(stack.all_healthy, FINISH_TIMEOUT, "every service healthy")
+        args = ["restart", service] if service else ["down"]
+    before = stack.ps().get(service or "", {}).get("started_at")
+    began = time.time()
+    command = subprocess.Popen(
+        stack.argv(*args),
+        cwd=stack.cwd,
+        env=stack.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        step, of = rng.choice(steps(stack, kind, service))  # the seeded moment: right after this event
+        until(lambda: first_event(stack, step, of, began), TRIGGER_TIMEOUT, f"{step} {of}", interval=0.05)
+        mid_command = command.poll() is None
+        pid = int(json.loads((stack.state_dir / "state.json").read_text())["daemon_pid"])
+        killed_at = time.time()
+        os.kill(pid, signal.SIGKILL)
+        until(lambda: not alive(pid), 10, f"daemon {pid} gone")
+        try:
+            exit_code: int | None = command.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            exit_code = None
+    finally:
+        command.kill()
+        command.communicate()
+    row: dict[str, Any] = {"kind": kind, "after": f"{step} {of}", "mid_command": mid_command, "command_exit": exit_code}
+    if service:
+        row["service"] = service
+
+    def done() -> bool:
+        if kind == "down":
+            return stack.ps() == {} and not (stack.state_dir / "state.json").exists()
+        if kind == "restart" and stack.ps().get(service or "", {}).get("started_at") in (None, before):
+            return False  # the old incarnation still (or nothing yet)
+        return stack.all_healthy()
+
+    try:
+        until(done, FINISH_TIMEOUT, f"the {kind} finished")
+    except TimeoutError:
+        row.update(finished=False, left=left_behind(stack) if kind == "down" else untracked(stack))
+        return row
+    row.update(finished=True, finish_s=round(time.time() - killed_at, 3))
+    if kind == "down":
+        row["left"] = left_behind(stack)
+        row["untracked"] = sum(len(v) for v in row["left"].values())
+    else:
+        left = untracked(stack)
+        row["untracked"] = len(left)
+        if left:
+            row["untracked_what"] = left
+    return row
+
+
+def steps(stack: Stack, kind: str, service: str | None) -> list[tuple[str, str]]:
+    """The events of a command the daemon may be killed right after: a restart's stop and start of its service, a
+    down's stops (dependents first), an up's starts (dependencies first)."""
+    if kind == "restart" and service:
+        return [("stopping", service), ("stopped", service)]  # after its start the command is done
+    if kind == "down":
+        return [(step, name) for name in stack.services for step in ("stopping", "stopped")]
+    return [("started", name) for name in stack.services]
+
+
+def until(what: Callable[[], Any], timeout: float, message: str, interval: float = 0.3) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := what():
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:g}s waiting for {message}")
+
+
+def first_event(stack: Stack, kind: str, service: str | None, after: float) -> dict[str, Any] | None:
+    for event in stack.events():
+        if event.get("kind") == kind and float(event["at"]) >= after and service in (None, event.get("service")):
+            return event
+    return None
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def session_leaders(stack: Stack) -> dict[int, str]:
+    """The instance's services, setup steps and probes on this host (host processes): pid -> service."""
+    found = {}
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getsid(proc.pid) != proc.pid or proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            env = proc.environ()
+        except (psutil.Error, OSError):
+            continue
+        if env.get("UNISTACK_STATE_DIR") == str(stack.state_dir) and env.get("UNISTACK_SERVICE"):
+            found[proc.pid] = env["UNISTACK_SERVICE"]
+    return found
+
+
+def docker_ids(what: str, project: str) -> list[str]:
+    """Containers (all, running or not) or networks labelled with the project."""
+    argv = ["docker", what, "ls", "--no-trunc", "-q", "--filter", f"label=com.docker.compose.project={project}"]
+    if what == "container":
+        argv.insert(3, "-a")
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+    return out.stdout.split()
+
+
+def untracked(stack: Stack) -> list[str]:
+    """What of the instance the daemon does not track (a few tries: probes come and go, a save follows a start)."""
+    left: list[str] = []
+    for _ in range(20):
+        if stack.runtime == "process":
+            tracked = {row.get("pid") for row in stack.ps().values()}
+            left = [f"{name} (pid {pid})" for pid, name in session_leaders(stack).items() if pid not in tracked]
+        else:
+            saved = json.loads((stack.state_dir / "state.json").read_text())
+            recorded = {(info.get("record") or {}).get("id") for info in saved["services"].values()}
+            left = [
+                f"container {ident[:12]}" for ident in docker_ids("container", stack.project) if ident not in recorded
+            ]
+        if not left:
+            return []
+        time.sleep(0.2)
+    return left
+
+
+def left_behind(stack: Stack, grace: float = 5.0) -> dict[str, list[str]]:
+    """After a finished ``down``: any process, container or network of the instance still there after ``grace``
+    seconds (the daemon exits a moment after its answer)."""
+    deadline = time.monotonic() + grace
+    while any((left := _left(stack)).values()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return {what: names for what, names in left.items() if names}
+
+
+def _left(stack: Stack) -> dict[str, list[str]]:
+    if stack.runtime == "process":
+        procs = []
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            with contextlib.suppress(psutil.Error, OSError):
+                if proc.status() != psutil.STATUS_ZOMBIE and (
+                    proc.environ().get("UNISTACK_STATE_DIR") == str(stack.state_dir)
+                    or str(stack.state_dir) in " ".join(proc.info["cmdline"] or [])
+                ):
+                    procs.append(f"{proc.pid} {' '.join(proc.info['cmdline'] or [])[:80]}")
+        return {"processes": procs}
+    return {
+        "containers": [i[:12] for i in docker_ids("container", stack.project)],
+        "networks": [i[:12] for i in docker_ids("network", stack.project)],
+    }
