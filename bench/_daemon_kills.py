@@ -153,27 +153,47 @@ def session_leaders(stack: Stack) -> dict[int, str]:
     return found
 
 
-def docker_ids(what: str, project: str) -> list[str]:
-    """Containers (all, running or not) or networks labelled with the project."""
-    argv = ["docker", what, "ls", "--no-trunc", "-q", "--filter", f"label=com.docker.compose.project={project}"]
-    if what == "container":
-        argv.insert(3, "-a")
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
-    return out.stdout.split()
+def networks(project: str) -> list[str]:
+    argv = [
+        "docker",
+        "network",
+        "ls",
+        "--filter",
+        f"label=com.docker.compose.project={project}",
+        "--format",
+        "{{.Name}}",
+    ]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout.split()
+
+
+def containers(project: str) -> list[tuple[str, str, bool]]:
+    """The project's containers, running or not: (id, service, running)."""
+    argv = ["docker", "container", "ls", "-a", "--no-trunc", "--filter", f"label=com.docker.compose.project={project}"]
+    form = '{{.ID}} {{.State}} {{.Label "com.docker.compose.service"}}'
+    out = subprocess.run([*argv, "--format", form], capture_output=True, text=True, timeout=60, check=True)
+    return [
+        (ident, service, state == "running")
+        for ident, state, service in (line.split() for line in out.stdout.splitlines())
+    ]
 
 
 def untracked(stack: Stack) -> list[str]:
-    """What of the instance the daemon does not track (a few tries: probes come and go, a save follows a start)."""
+    """What of the instance the daemon does not track (a few tries: probes come and go, a save follows a start).
+    Host processes: a session leader of the instance that ``ps`` does not name. Containers: a running one the state
+    does not record, or a stopped one of a service the state records another container for, or does not know (a
+    finished one-shot's container stays as Compose leaves it: its service is recorded as exited, with no record)."""
     left: list[str] = []
     for _ in range(20):
         if stack.runtime == "process":
             tracked = {row.get("pid") for row in stack.ps().values()}
             left = [f"{name} (pid {pid})" for pid, name in session_leaders(stack).items() if pid not in tracked]
         else:
-            saved = json.loads((stack.state_dir / "state.json").read_text())
-            recorded = {(info.get("record") or {}).get("id") for info in saved["services"].values()}
+            saved = json.loads((stack.state_dir / "state.json").read_text())["services"]
+            recorded = {name: (info.get("record") or {}).get("id") for name, info in saved.items()}
             left = [
-                f"container {ident[:12]}" for ident in docker_ids("container", stack.project) if ident not in recorded
+                f"{service} container {ident[:12]}{'' if running else ' (stopped)'}"
+                for ident, service, running in containers(stack.project)
+                if ident != recorded.get(service) and (running or service not in recorded or recorded[service])
             ]
         if not left:
             return []
@@ -202,6 +222,6 @@ def _left(stack: Stack) -> dict[str, list[str]]:
                     procs.append(f"{proc.pid} {' '.join(proc.info['cmdline'] or [])[:80]}")
         return {"processes": procs}
     return {
-        "containers": [i[:12] for i in docker_ids("container", stack.project)],
-        "networks": [i[:12] for i in docker_ids("network", stack.project)],
+        "containers": [f"{service} {ident[:12]}" for ident, service, _ in containers(stack.project)],
+        "networks": networks(stack.project),
     }
