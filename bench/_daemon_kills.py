@@ -65,7 +65,7 @@ def one_kill(stack: Stack, rng: random.Random, kind: str) -> dict[str, Any]:
     try:
         step, of = rng.choice(steps(stack, kind, service))  # the seeded moment: right after this event
         until(lambda: first_event(stack, step, of, began), TRIGGER_TIMEOUT, f"{step} {of}", interval=0.05)
-        mid_command = command.poll() is None
+        running = command.poll() is None
         pid = int(json.loads((stack.state_dir / "state.json").read_text())["daemon_pid"])
         killed_at = time.time()
         os.kill(pid, signal.SIGKILL)
@@ -77,6 +77,8 @@ def one_kill(stack: Stack, rng: random.Random, kind: str) -> dict[str, Any]:
     finally:
         command.kill()
         command.communicate()
+    # mid-command: it was still at work, and lost its daemon (it ended with an error, not with the daemon's answer)
+    mid_command = running and exit_code != 0
     row: dict[str, Any] = {"kind": kind, "after": f"{step} {of}", "mid_command": mid_command, "command_exit": exit_code}
     if service:
         row["service"] = service
