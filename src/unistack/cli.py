@@ -45,6 +45,7 @@ VERBS = {
     "reset": ("data", "reset"),
     "deploy": ("deploy", "deploy"),
     "undeploy": ("deploy", "undeploy"),
+    "render": ("render", "render"),
 }
 
 
