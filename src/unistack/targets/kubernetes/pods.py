@@ -66,6 +66,17 @@ def labels(project: Project, service: str) -> dict[str, str]:
     }
 
 
+def meta(project: Project, name: str, service: str | None = None, **extra: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    meta["labels"] = (
+        labels(project, service)
+        if service
+        else {"app.kubernetes.io/part-of": dns_name(project.name), "app.kubernetes.io/managed-by": "unistack"}
+    )
+    meta.update(extra)
+    return meta
+
+
 def selector(project: Project, service: str) -> dict[str, str]:
     full = labels(project, service)
     return {k: full[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/part-of")}

@@ -23,25 +23,19 @@ What maps to what (docs/deployment.md, Kubernetes):
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from unistack import graph
-from unistack.config import rendering
 from unistack.config.model import Project, Service
 from unistack.errors import ConfigError, Problem
-from unistack.targets.kubernetes import pods
+from unistack.targets.kubernetes import environment, network, pods
 from unistack.targets.kubernetes.pods import Findings, dns_name
 
 Entry = Literal["ingress", "loadbalancer"]
 HASH_ANNOTATION = "unistack.dev/config-hash"
-_PORT_KEY = re.compile(r"(?:^|_)PORT$")
 
 
 @dataclass(frozen=True)
@@ -84,7 +78,7 @@ def render(project: Project, options: Options = Options()) -> Rendered:
     folded = {name for name in completed if name in services and _fills_only(project, services[name])}
     jobs = completed - folded
     claims = _claims(project, folded, jobs, findings)
-    ports = {name: _ports(project, service) for name, service in services.items()}
+    ports = {name: network.ports(project, service) for name, service in services.items()}
     waited = {d for s in services.values() for d, dep in s.depends_on.items() if dep.condition == "service_healthy"}
     objects: dict[str, list[dict[str, Any]]] = {"": _shared(project, folded, claims, options)}
     rendered_jobs: dict[str, str] = {}
@@ -93,7 +87,7 @@ def render(project: Project, options: Options = Options()) -> Rendered:
         if name in folded:
             continue
         found = objects.setdefault(name, [])
-        found.extend(_environment(project, service))
+        found.extend(environment.objects(project, service))
         workload = _workload(project, service, name in jobs, folded, claims, options, findings)
         found.append(workload)
         reference = f"{workload['kind'].lower()}/{workload['metadata']['name']}"
@@ -102,9 +96,17 @@ def render(project: Project, options: Options = Options()) -> Rendered:
         else:
             workloads[name] = reference
         found.extend(
-            _services(project, service, ports[name], name in waited or workload["kind"] == "StatefulSet", options)
+            network.services(
+                project,
+                service,
+                ports[name],
+                name in waited or workload["kind"] == "StatefulSet",
+                options.entry,
+                options.host,
+                options.ingress_class,
+            )
         )
-        found.append(_network_policy(project, service, ports[name]))
+        found.append(network.network_policy(project, service, ports[name]))
     if findings.refusals:
         raise ConfigError(
             [Problem(message, file=findings.file, key=where, fix=fix) for where, message, fix in findings.refusals]
@@ -116,17 +118,6 @@ def render(project: Project, options: Options = Options()) -> Rendered:
     }
     order = tuple(tuple(layer) for layer in graph.layers(edges))
     return Rendered(project.name, objects, order, rendered_jobs, workloads, tuple(findings.warnings))
-
-
-def _meta(project: Project, name: str, service: str | None = None, **extra: Any) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name}
-    meta["labels"] = (
-        pods.labels(project, service)
-        if service
-        else {"app.kubernetes.io/part-of": dns_name(project.name), "app.kubernetes.io/managed-by": "unistack"}
-    )
-    meta.update(extra)
-    return meta
 
 
 def _check_names(project: Project, findings: Findings) -> None:
@@ -212,7 +203,7 @@ def _pvc(project: Project, volume: str, options: Options, many: bool, service: s
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": _meta(project, name, service),
+        "metadata": pods.meta(project, name, service),
         "spec": {
             "accessModes": ["ReadWriteMany" if many else "ReadWriteOnce"],
             "resources": {"requests": {"storage": options.volume_size}},
@@ -221,33 +212,9 @@ def _pvc(project: Project, volume: str, options: Options, many: bool, service: s
 
 
 def _shared(project: Project, folded: set[str], claims: dict[str, str], options: Options) -> list[dict[str, Any]]:
-    objects: list[dict[str, Any]] = []
-    for kind in ("secrets", "configs"):
-        for key, spec in (project.spec.get(kind) or {}).items():
-            spec = spec or {}
-            if spec.get("external"):
-                continue  # the cluster has it
-            data = _blob(project, kind, key, spec)
-            name = pods.object_name(project, key)
-            if kind == "secrets":
-                secret = {"content": base64.b64encode(data).decode()}
-                objects.append(
-                    {
-                        "apiVersion": "v1",
-                        "kind": "Secret",
-                        "metadata": _meta(project, name),
-                        "type": "Opaque",
-                        "data": secret,
-                    }
-                )
-            else:
-                try:
-                    content: dict[str, Any] = {"data": {"content": data.decode()}}
-                except UnicodeDecodeError:
-                    content = {"binaryData": {"content": base64.b64encode(data).decode()}}
-                objects.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(project, name), **content})
+    objects: list[dict[str, Any]] = environment.top_level(project)
     for name in sorted(folded):
-        objects.extend(_environment(project, project.services[name]))
+        objects.extend(environment.objects(project, project.services[name]))
     for volume, how in claims.items():
         if how == "shared" and not (project.volumes.get(volume) or {}).get("external"):
             users = [
@@ -256,68 +223,6 @@ def _shared(project: Project, folded: set[str], claims: dict[str, str], options:
             many = len(users) > 1 or any(_start_first(s) for s in users)
             objects.append(_pvc(project, volume, options, many))
     return objects
-
-
-def _blob(project: Project, kind: str, key: str, spec: Mapping[str, Any]) -> bytes:
-    if "content" in spec:
-        return str(spec["content"]).encode()
-    if "environment" in spec:
-        return project.variables.get(str(spec["environment"]), "").encode()
-    path = Path(str(spec.get("file", "")))
-    path = path if path.is_absolute() else project.working_dir / path
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(Problem(f"cannot read {path}: {exc.strerror}", key=f"{kind}.{key}.file")) from None
-
-
-def _is_secret(key: str, value: str, secrets: set[str]) -> bool:
-    return (
-        rendering.is_secret_key(key) or bool(rendering.URL_PASSWORD.search(value)) or any(s in value for s in secrets)
-    )
-
-
-def _split_environment(project: Project, service: Service) -> tuple[dict[str, str], dict[str, str]]:
-    secrets = rendering.secret_values(project)
-    plain: dict[str, str] = {}
-    hidden: dict[str, str] = {}
-    for key, value in service.environment.items():
-        (hidden if _is_secret(key, value, secrets) else plain)[key] = value
-    return plain, hidden
-
-
-def _environment(project: Project, service: Service) -> list[dict[str, Any]]:
-    """The ConfigMap ``<service>-env`` and the Secret ``<service>-env`` (its secret-looking entries)."""
-    plain, hidden = _split_environment(project, service)
-    name = f"{dns_name(service.name)}-env"
-    found: list[dict[str, Any]] = []
-    if plain:
-        found.append(
-            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(project, name, service.name), "data": plain}
-        )
-    if hidden:
-        found.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": _meta(project, name, service.name),
-                "type": "Opaque",
-                "stringData": hidden,
-            }
-        )
-    return found
-
-
-def _env_sources(project: Project, service: Service) -> tuple[list[dict[str, Any]], str]:
-    plain, hidden = _split_environment(project, service)
-    name = f"{dns_name(service.name)}-env"
-    sources: list[dict[str, Any]] = []
-    if plain:
-        sources.append({"configMapRef": {"name": name}})
-    if hidden:
-        sources.append({"secretRef": {"name": name}})
-    digest = hashlib.sha256(json.dumps([plain, hidden], sort_keys=True).encode()).hexdigest()[:16]
-    return sources, digest
 
 
 def _pod_parts(
@@ -343,7 +248,7 @@ def _pod_parts(
             index = len(volumes)
             volumes.append({"name": f"tmpfs-{index}", "emptyDir": {"medium": "Memory"}})
             mounts.append({"name": f"tmpfs-{index}", "mountPath": str(volume["target"])})
-    sources, digest = _env_sources(project, service)
+    sources, digest = environment.sources(project, service)
     container = pods.container(project, service, options.registry, sources, mounts, security, findings, probed=True)
     inits: list[dict[str, Any]] = []
     for dependency, condition in service.depends_on.items():
@@ -391,7 +296,7 @@ def _folded_init(
         source = str(volume["source"])
         name = dns_name(str((project.volumes.get(source) or {}).get("name") or source))
         mounts.append({"name": name, "mountPath": str(volume["target"])})
-    sources, _ = _env_sources(project, one_shot)
+    sources, _ = environment.sources(project, one_shot)
     init = pods.container(project, one_shot, options.registry, sources, mounts, security, findings, probed=False)
     return init, volumes
 
@@ -429,7 +334,7 @@ def _workload(
         return {
             "apiVersion": "batch/v1",
             "kind": "Job",
-            "metadata": _meta(project, f"{name}-{template_hash}", service.name),
+            "metadata": pods.meta(project, f"{name}-{template_hash}", service.name),
             "spec": {"backoffLimit": 0, "template": template},  # a one-shot runs once, as with restart: "no"
         }
     if deploy.get("mode") == "global":
@@ -449,7 +354,7 @@ def _workload(
         return {
             "apiVersion": "apps/v1",
             "kind": "StatefulSet",
-            "metadata": _meta(project, name, service.name),
+            "metadata": pods.meta(project, name, service.name),
             "spec": {
                 "serviceName": f"{name}-ready",
                 "replicas": replicas,
@@ -466,157 +371,6 @@ def _workload(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(project, name, service.name),
+        "metadata": pods.meta(project, name, service.name),
         "spec": {"replicas": replicas, "selector": select, "strategy": strategy, "template": template},
-    }
-
-
-def _ports(project: Project, service: Service) -> list[tuple[int, str, int | None]]:
-    """(target port, protocol, published port or None) of what others reach: ``expose``, ``ports``, the
-    ``<service>:<port>`` other services' environments name, the service's own ``PORT``/``*_PORT``."""
-    found: dict[tuple[int, str], int | None] = {}
-    for port in service.ports:
-        found[(port.target, port.protocol)] = port.published or port.target
-    for entry in service.spec.get("expose") or ():
-        number, _, protocol = str(entry).partition("/")
-        if number.isdigit():
-            found.setdefault((int(number), protocol or "tcp"), None)
-    mention = re.compile(rf"(?<![A-Za-z0-9_.-]){re.escape(service.name)}:(\d{{1,5}})(?![0-9])")
-    for other in project.services.values():
-        if other.name == service.name:
-            continue
-        for value in other.environment.values():
-            for match in mention.finditer(value):
-                found.setdefault((int(match.group(1)), "tcp"), None)
-    for key, value in service.environment.items():
-        if _PORT_KEY.search(key) and value.isdigit() and 0 < int(value) < 65536:
-            found.setdefault((int(value), "tcp"), None)
-    return [(target, protocol, published) for (target, protocol), published in sorted(found.items())]
-
-
-def _port_name(target: int, protocol: str) -> str:
-    return f"{protocol}-{target}"
-
-
-def _services(
-    project: Project, service: Service, ports: list[tuple[int, str, int | None]], ready: bool, options: Options
-) -> list[dict[str, Any]]:
-    name = dns_name(service.name)
-    select = pods.selector(project, service.name)
-    found: list[dict[str, Any]] = []
-    published = [(t, p, pub) for t, p, pub in ports if pub is not None]
-    if ports:
-        spec: dict[str, Any] = {"type": "ClusterIP", "selector": select}
-        if published and options.entry == "loadbalancer":
-            spec["type"] = "LoadBalancer"
-        spec["ports"] = [
-            {
-                "name": _port_name(target, protocol),
-                "port": (pub if spec["type"] == "LoadBalancer" and pub else target),
-                "targetPort": target,
-                "protocol": protocol.upper(),
-            }
-            for target, protocol, pub in ports
-        ]
-        found.append(
-            {"apiVersion": "v1", "kind": "Service", "metadata": _meta(project, name, service.name), "spec": spec}
-        )
-    if ready:
-        found.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": _meta(project, f"{name}-ready", service.name),
-                "spec": {
-                    "clusterIP": "None",  # headless: DNS answers with the ready pods' addresses only
-                    "publishNotReadyAddresses": False,
-                    "selector": select,
-                    "ports": [
-                        {"name": _port_name(t, p), "port": t, "targetPort": t, "protocol": p.upper()}
-                        for t, p, _ in ports
-                    ],
-                },
-            }
-        )
-    http = [(t, p) for t, p, _ in published if p == "tcp"]
-    if http and options.entry == "ingress":
-        rule: dict[str, Any] = {
-            "http": {
-                "paths": [
-                    {
-                        "path": "/",
-                        "pathType": "Prefix",
-                        "backend": {"service": {"name": name, "port": {"number": http[0][0]}}},
-                    }
-                ]
-            }
-        }
-        if options.host:
-            rule = {"host": options.host, **rule}
-        ingress: dict[str, Any] = {"rules": [rule]}
-        if options.ingress_class:
-            ingress = {"ingressClassName": options.ingress_class, **ingress}
-        found.append(
-            {
-                "apiVersion": "networking.k8s.io/v1",
-                "kind": "Ingress",
-                "metadata": _meta(project, name, service.name),
-                "spec": ingress,
-            }
-        )
-    return found
-
-
-def _networks(service: Service) -> list[str]:
-    if service.spec.get("network_mode") == "none":
-        return []
-    networks = service.spec.get("networks")
-    return list(networks) if networks else ["default"]
-
-
-def _network_policy(project: Project, service: Service, ports: list[tuple[int, str, int | None]]) -> dict[str, Any]:
-    """Ingress from the services that share a network with this one (and anyone on published ports); a service on
-    ``internal`` networks only sends only to those peers and the cluster's DNS."""
-    own = set(_networks(service))
-    peers = sorted(
-        dns_name(other.name)
-        for other in project.services.values()
-        if other.name != service.name and own & set(_networks(other))
-    )
-    part_of = dns_name(project.name)
-
-    def from_peers() -> dict[str, Any]:
-        return {
-            "podSelector": {
-                "matchLabels": {"app.kubernetes.io/part-of": part_of},
-                "matchExpressions": [{"key": "app.kubernetes.io/name", "operator": "In", "values": peers}],
-            }
-        }
-
-    spec: dict[str, Any] = {
-        "podSelector": {"matchLabels": pods.selector(project, service.name)},
-        "policyTypes": ["Ingress"],
-    }
-    rules: list[dict[str, Any]] = []
-    if peers:
-        rules.append({"from": [from_peers()]})
-    published = [(t, p) for t, p, pub in ports if pub is not None]
-    if published:
-        rules.append({"ports": [{"port": t, "protocol": p.upper()} for t, p in published]})  # no "from": anyone
-    spec["ingress"] = rules
-    internal = bool(own) and all((project.networks.get(n) or {}).get("internal") for n in own)
-    if internal or not own:
-        spec["policyTypes"] = ["Ingress", "Egress"]
-        egress: list[dict[str, Any]] = []
-        if own:
-            dns = [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
-            egress.append({"ports": dns, "to": [{"namespaceSelector": {}}]})
-            if peers:
-                egress.append({"to": [from_peers()]})
-        spec["egress"] = egress
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _meta(project, dns_name(service.name), service.name),
-        "spec": spec,
     }
