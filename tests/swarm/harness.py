@@ -17,6 +17,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -46,6 +47,7 @@ class Node:
     address: str
     root: Path
     process: subprocess.Popen[bytes] | None = None
+    _client: docker.DockerClient | None = None
 
     @property
     def socket(self) -> Path:
@@ -64,8 +66,27 @@ class Node:
     def url(self) -> str:
         return f"unix://{self.socket}"
 
-    def client(self, timeout: float = 60.0) -> docker.DockerClient:
-        return docker.DockerClient(base_url=self.url, timeout=int(timeout))
+    def client(self) -> docker.DockerClient:
+        """One client per node, kept (closed when the node stops)."""
+        if self._client is None:
+            self._client = docker.DockerClient(base_url=self.url, timeout=300)
+        return self._client
+
+    def close_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def answers(self) -> bool:
+        """The engine's /_ping over its socket (a plain request: the SDK leaks the socket of a failed first call)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(5)
+            try:
+                probe.connect(str(self.socket))
+                probe.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+                return probe.recv(4096).endswith(b"OK")
+            except OSError:
+                return False
 
 
 @dataclass
@@ -108,7 +129,7 @@ def start(count: int = 3, prefix: str | None = None, root: Path | None = None) -
         for node in swarm.nodes:
             _start_dockerd(node)
         for node in swarm.nodes:
-            _wait(f"dockerd of {node.name}", lambda n=node: n.client(5).ping(), 60)
+            _wait(f"dockerd of {node.name}", node.answers, 60)
         _registry(swarm)
         _form(swarm)
     except BaseException:
@@ -202,6 +223,7 @@ def _form(swarm: Swarm) -> None:
 
 def stop_node(node: Node, sig: int = signal.SIGKILL) -> None:
     """Stop one node's dockerd (killed: as a machine that fails), its containers' shims with it."""
+    node.close_client()
     if node.process is not None and node.process.poll() is None:
         _signal_tree(node.process.pid, sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -211,7 +233,7 @@ def stop_node(node: Node, sig: int = signal.SIGKILL) -> None:
 
 def restart_node(node: Node) -> None:
     _start_dockerd(node)
-    _wait(f"dockerd of {node.name}", lambda: node.client(5).ping(), 60)
+    _wait(f"dockerd of {node.name}", node.answers, 60)
 
 
 def _signal_tree(pid: int, sig: int) -> None:
@@ -275,12 +297,22 @@ def running(count: int = 3) -> Iterator[Swarm]:
         stop(swarm)
 
 
-def push_image(source: docker.DockerClient, swarm: Swarm, image: str) -> str:
-    """An image of this machine's engine into the manager's engine (save and load), the way a build there would
-    leave it; returns its name."""
-    target = swarm.manager.client(300)
-    target.images.load(source.images.get(image).save(named=True))
-    return image
+def push_image(swarm: Swarm, image: str) -> None:
+    """An image of this machine's engine into the manager's engine (``docker save | docker load``), the way a
+    build there would leave it."""
+    save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
+    try:
+        subprocess.run(
+            ["docker", "-H", swarm.manager.url, "load", "-q"],
+            stdin=save.stdout,
+            capture_output=True,
+            timeout=300,
+            check=True,
+        )
+    finally:
+        if save.stdout is not None:
+            save.stdout.close()
+        save.wait(60)
 
 
 if __name__ == "__main__":

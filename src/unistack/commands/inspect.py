@@ -22,10 +22,15 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--target", type=click.Choice(["swarm"]), help="The deployment on a swarm (tasks per node).")
 @click.argument("services", nargs=-1)
 @pass_options
-def ps(opts: Options, fmt: str, services: tuple[str, ...]) -> None:
+def ps(opts: Options, fmt: str, target: str | None, services: tuple[str, ...]) -> None:
     """List the services with state, health, restarts and the last health check."""
+    if target is not None:
+        from unistack.commands.deploy import swarm_ps
+
+        return swarm_ps(opts, fmt)
     project = opts.project(saved_ok=True)  # the files may no longer load
     selected = check_services(project, services)
     client = daemon_client.existing(project.state_dir)
@@ -36,15 +41,20 @@ def ps(opts: Options, fmt: str, services: tuple[str, ...]) -> None:
 @click.command()
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (across restarts).")
 @click.option("-n", "--tail", default="all", metavar="N", help="Lines from the end of each log (or 'all').")
+@click.option("--target", type=click.Choice(["swarm"]), help="The deployment on a swarm (every node's tasks).")
 @click.argument("services", nargs=-1)
 @pass_options
-def logs(opts: Options, follow: bool, tail: str, services: tuple[str, ...]) -> None:
+def logs(opts: Options, follow: bool, tail: str, target: str | None, services: tuple[str, ...]) -> None:
     """Print the services' output."""
     project = opts.project(saved_ok=True)  # the files may no longer load
     names = check_services(project, services) or list(project.services)
     if tail != "all" and not tail.isdigit():
         raise UsageError(f"--tail takes a number of lines or 'all', not {tail!r}")
     count = None if tail == "all" else int(tail)
+    if target is not None:
+        from unistack.commands.deploy import swarm_logs
+
+        return swarm_logs(opts, count, names)
     printer = Printer(names)
     if not follow and count is not None and (lines := _logs_from_daemon(opts, project, names, count)) is not None:
         for service, text in lines:

@@ -291,7 +291,10 @@ class Driver:
             for blob in collection.list(filters=label):
                 blob.remove()
                 removed.append(f"{kind} {blob.name}")
-        if volumes:
+        if volumes:  # once the tasks' containers on this node are gone (Swarm removes them after the tasks stop)
+            self._until(
+                "the stack's containers removed", lambda: not self.client.containers.list(all=True, filters=label), 60
+            )
             for volume in self.client.volumes.list(filters=label):
                 try:
                     volume.remove()
