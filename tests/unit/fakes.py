@@ -77,6 +77,7 @@ class Script:
     cannot_start: bool = False  # the start fails in a way retrying cannot heal (PermanentFailure)
     fail_setup: bool = False
     outdated: str | None = None  # what ``outdated`` says of a live incarnation
+    cannot_run_beside: bool = False  # ``beside`` refuses (a runtime that runs one incarnation only)
 
 
 class FakeRuntime:
@@ -134,6 +135,16 @@ class FakeRuntime:
         if script.exit_on_start:
             fut.set_result(script.exit_on_start.pop(0))
         return handle
+
+    def beside(self, project: Project, service: Service) -> Service:
+        from unistack.errors import NotSupported
+
+        if self.script(service.name).cannot_run_beside:
+            raise NotSupported("the fake runs one incarnation only")
+        return service
+
+    async def switch(self, project: Project, service: Service, beside: Service) -> None:
+        self.calls.append(("switch", service.name, self.clock.t))
 
     async def outdated(self, project: Project, service: Service, handle: Handle) -> str | None:
         return self.script(service.name).outdated

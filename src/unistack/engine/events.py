@@ -23,6 +23,7 @@ EventKind = Literal[
     "stopping",
     "stopped",
     "killed",  # the stop grace period ran out
+    "update",  # a start-first update: the new incarnation started beside the old, switched to, or failed
     "adopted",  # a live incarnation was taken over from a previous supervisor
     "error",  # something went wrong that the user should see
     "notify_failed",

@@ -65,6 +65,7 @@ class ServiceRow(msgspec.Struct, frozen=True, kw_only=True):
     ports: list[PublishedPort]
     reason: str
     restarted_at: list[str] = msgspec.field(default_factory=list)  # ISO 8601 of recent restarts, oldest first
+    update: str = ""  # a start-first update in progress: what it does now (empty: none)
 
     @property
     def live(self) -> bool:

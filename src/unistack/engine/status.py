@@ -29,6 +29,7 @@ class ServiceStatus:
     started_at: float | None = None  # epoch seconds of the current incarnation
     reason: str = ""  # why blocked / fatal / exited
     restarted_at: list[float] = field(default_factory=list)  # epoch seconds of the last restarts, oldest first
+    update: str = ""  # a start-first update in progress: its step (engine/rollout.py)
 
     def restarted(self, at: float) -> None:
         self.restarts += 1
@@ -71,6 +72,7 @@ class ServiceStatus:
             ],
             reason=self.reason,
             restarted_at=[iso(at) or "" for at in self.restarted_at],
+            update=self.update,
         )
 
 

@@ -16,13 +16,13 @@ from typing import Any
 
 from unistack import graph
 from unistack.config.model import Dependency, Project
-from unistack.engine import policy
+from unistack.engine import policy, rollout
 from unistack.engine.clock import Clock, SystemClock
 from unistack.engine.events import Event, EventKind, iso
 from unistack.engine.health import CheckRecord, HealthTracker
 from unistack.engine.states import LIVE, ServiceRow
 from unistack.engine.status import ServiceStatus, WaitReport, dependency_verdict
-from unistack.errors import PermanentFailure, RuntimeFailure
+from unistack.errors import NotSupported, PermanentFailure, RuntimeFailure
 from unistack.runtimes.base import Handle, ProbeResult, Runtime, StopResult
 
 LOG_TAIL = 20
@@ -136,6 +136,8 @@ class Engine:
         if removed:
             await self.stop(removed)
             done.update(dict.fromkeys(removed, "removed"))
+        rolling = [n for n in changed if self._rolls_start_first(project, n, done)]
+        changed = [n for n in changed if n not in rolling]
         if changed:
             await self.stop([n for n in changed if self._is_live(n)])
         self.project = project
@@ -153,7 +155,54 @@ class Engine:
             if (task is None or task.done()) and name not in done:
                 done[name] = "started"
         await self.up(selected)
+        if rolling:
+            await self._roll(rolling, done)
         return done
+
+    def _rolls_start_first(self, project: Project, name: str, done: dict[str, str]) -> bool:
+        """Whether changed ``name`` is replaced start-first (``rollout.plan``); why not goes in ``done``."""
+        st = self.status[name]
+        chosen = rollout.plan(project.services[name], st.state == "healthy" and self._is_live(name))
+        if chosen.reason:
+            done[name] = f"recreated stop-first ({chosen.reason})"
+        return chosen.order == "start-first"
+
+    async def _roll(self, names: list[str], done: dict[str, str]) -> None:
+        """Replace ``names`` start-first, all at once; a runtime that cannot run two incarnations gets them
+        replaced stop-first instead; every failed update named together (the old incarnations keep serving)."""
+        results = await asyncio.gather(*(rollout.roll(self, n) for n in names), return_exceptions=True)
+        failed: list[str] = []
+        fallback: list[str] = []
+        for name, result in zip(names, results, strict=True):
+            if isinstance(result, NotSupported):
+                done[name] = f"recreated stop-first ({result})"
+                fallback.append(name)
+            elif isinstance(result, rollout.RolloutFailed):
+                done[name] = "kept: the update failed"
+                failed.append(str(result))
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                done[name] = result
+        if fallback:
+            await self.stop(fallback)
+            for name in fallback:
+                self.status[name] = ServiceStatus(name)
+            await self.up(fallback, with_dependencies=False)
+        if failed:
+            raise rollout.RolloutFailed("\n".join(failed))
+
+    # ----------------------------------------------------------------- for engine/rollout.py
+
+    def emit(self, kind: EventKind, service: str | None, message: str, /, **data: Any) -> None:
+        self._emit(kind, service, message, **data)
+
+    async def tail(self, name: str) -> list[str]:
+        return await self._tail(name)
+
+    async def stop_runner(self, name: str) -> None:
+        """Stop the service's runner and its incarnation (stop signal, grace period), as ``stop`` does."""
+        await self._stop_one(name, None)
 
     async def wait_ready(self, services: Iterable[str] | None = None, timeout: float | None = None) -> WaitReport:
         """Wait until every selected service is ready, or one failed, or ``timeout`` seconds passed."""

@@ -66,6 +66,14 @@ class Runtime(Protocol):
     async def start(self, project: Project, service: Service) -> Handle:
         """Start one incarnation; raise RuntimeFailure (with the reason) when it cannot start at all."""
 
+    def beside(self, project: Project, service: Service) -> Service:
+        """The form of ``service`` whose incarnation can run beside its live one (a start-first update): its own
+        socket (host processes). Raise ``NotSupported`` (with the reason) when this runtime cannot run two."""
+
+    async def switch(self, project: Project, service: Service, beside: Service) -> None:
+        """Make what reaches ``service`` (the proxy's upstream) reach the incarnation of ``beside`` from now on,
+        atomically; idempotent (repeated while the old incarnation stops)."""
+
     async def outdated(self, project: Project, service: Service, handle: Handle) -> str | None:
         """Why this live incarnation is not what a start would run now (its image was rebuilt, its build context
         changed since), or None when it is; ``up`` on a running instance recreates what is outdated."""

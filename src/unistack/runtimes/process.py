@@ -28,7 +28,7 @@ import psutil
 
 from unistack.config.model import Healthcheck, Project, Service
 from unistack.errors import NotSupported, PermanentFailure, RuntimeFailure
-from unistack.runtimes import PROCESS, logfiles
+from unistack.runtimes import PROCESS, logfiles, sockets
 from unistack.runtimes.base import Handle, ProbeResult, StopResult
 from unistack.runtimes.children import (
     OUTPUT_LIMIT,
@@ -257,6 +257,12 @@ class ProcessRuntime:
             started_at=started_at,
             record={"pid": proc.pid, "pgid": proc.pid, "create_time": created, "started_at": started_at},
         )
+
+    def beside(self, project: Project, service: Service) -> Service:
+        return sockets.beside(project, service)
+
+    async def switch(self, project: Project, service: Service, beside: Service) -> None:
+        sockets.switch(project, service, beside)
 
     async def outdated(self, project: Project, service: Service, handle: Handle) -> str | None:
         return None  # a host process runs the files as they are: what it runs is its command, part of the model

@@ -342,6 +342,14 @@ class DockerRuntime:
         except (RuntimeFailure, *Errors) as exc:
             return ProbeResult(False, None, f"cannot run the healthcheck: {explain(exc)}")
 
+    def beside(self, project: Project, service: Service) -> Service:
+        raise NotSupported(
+            "the docker runtime does not run a second container of a service yet (start-first updates: process runtime)"
+        )
+
+    async def switch(self, project: Project, service: Service, beside: Service) -> None:
+        raise NotSupported("the docker runtime cannot switch a service's upstream yet")
+
     async def outdated(self, project: Project, service: Service, handle: Handle) -> str | None:
         """A build context changed since the image was built (``up`` builds it again before the new container),
         or the service's image name now points to another image than the container runs (``unistack build``)."""

@@ -1,0 +1,150 @@
+"""Start-first updates: a changed service replaced without downtime, on one host.
+
+Owns the decision (pure: ``plan``) of whether a changed service is replaced start-first (its Compose
+``deploy.update_config.order: start-first``, a healthcheck, a healthy incarnation now) or stop-first as
+before, and the executor (``roll``) of one start-first replacement: the new incarnation started beside the old
+one (the runtime's ``beside`` variant of the service: its own socket), probed until healthy, the upstream
+switched to it (``runtime.switch``), the old stopped with its stop signal and grace period (it drains what it
+has in flight), and the new one handed to the engine's runner. A new incarnation that fails its healthcheck is
+stopped and the old one keeps serving: ``RolloutFailed`` names it with its last check and log lines.
+
+It sees only the Runtime protocol and the Clock (through the engine); it never imports subprocess, docker or
+sockets, and never formats output beyond its events' messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from unistack.config.model import Service
+from unistack.engine.health import CheckRecord, HealthTracker
+from unistack.errors import NotSupported, RuntimeFailure, ServiceFailure
+
+if TYPE_CHECKING:
+    from unistack.engine.supervisor import Engine
+
+UpdateOrder = Literal["stop-first", "start-first"]
+SWITCH_HOLD = 0.005  # seconds between re-assertions of the switch while the old incarnation stops
+
+
+def update_order(service: Service) -> UpdateOrder:
+    """``deploy.update_config.order`` of the resolved service (the schema allows only these two words)."""
+    deploy = service.spec.get("deploy") or {}
+    order = (deploy.get("update_config") or {}).get("order")
+    return "start-first" if order == "start-first" else "stop-first"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one changed service is replaced, and why (``reason``: what keeps it stop-first, for the user)."""
+
+    service: str
+    order: UpdateOrder
+    reason: str = ""
+
+
+def plan(new: Service, healthy_now: bool) -> Plan:
+    """Start-first only when asked for, checkable (a healthcheck says when the new one may take traffic) and
+    worth it (the old incarnation serves now); anything else stays stop-first, as Compose does."""
+    if update_order(new) != "start-first":
+        return Plan(new.name, "stop-first")
+    if new.healthcheck is None:
+        return Plan(new.name, "stop-first", "start-first needs a healthcheck to know when the new one is ready")
+    if not healthy_now:
+        return Plan(new.name, "stop-first", "start-first needs a healthy incarnation to keep serving meanwhile")
+    return Plan(new.name, "start-first")
+
+
+class RolloutFailed(ServiceFailure):
+    """The new incarnation of a start-first update never became healthy; the old one keeps serving."""
+
+
+async def roll(engine: Engine, name: str) -> str:
+    """Replace ``name``'s healthy incarnation start-first (``engine.project`` holds the new version); return
+    what was done for ``up``'s summary. Raise ``NotSupported`` before anything started when the runtime cannot
+    run two incarnations (the caller falls back to stop-first), ``RolloutFailed`` when the new one failed."""
+    runtime, project, clock = engine.runtime, engine.project, engine.clock
+    svc = project.services[name]
+    check = svc.healthcheck
+    assert check is not None
+    variant = runtime.beside(project, svc)  # NotSupported: nothing started yet
+    st = engine.status[name]
+    began = clock.now()
+    st.update = "starting the new incarnation beside the old"
+    engine.emit("update", name, f"{name} updating start-first: starting the new incarnation beside the old one")
+    try:
+        handle = await runtime.start(project, variant)
+    except RuntimeFailure as exc:
+        st.update = ""
+        engine.emit("update", name, f"{name} update failed: the new incarnation could not start; the old one serves")
+        raise RolloutFailed(
+            f"{name}: the update's new incarnation could not start: {exc}; the old one keeps serving"
+        ) from exc
+    last: CheckRecord | None = None
+    try:
+        st.update = "waiting for the new incarnation's healthcheck"
+        tracker = HealthTracker(check, started=clock.now() - max(0.0, clock.wall() - handle.started_at))
+        exited = asyncio.ensure_future(runtime.wait(handle))
+        try:
+            while tracker.status != "healthy":
+                await asyncio.wait({exited}, timeout=tracker.next_delay(clock.now()))
+                if exited.done():
+                    last = CheckRecord(clock.wall(), False, exited.result(), "the new incarnation exited")
+                    break
+                result = await runtime.probe(project, variant, handle, check)
+                last = CheckRecord(clock.wall(), result.ok, result.exit_code, result.output[-2000:])
+                if tracker.record(result.ok, clock.now()) == "unhealthy":
+                    break
+        finally:
+            exited.cancel()
+        if tracker.status != "healthy":
+            st.update = "stopping the new incarnation, which failed its healthcheck"
+            await runtime.stop(handle, svc.stop_signal, svc.stop_grace_period)
+            lines = await engine.tail(name)
+            st.update = ""
+            engine.emit("update", name, f"{name} update failed: the new incarnation is not healthy; the old one serves")
+            output = last.output.strip()[-300:] if last else ""
+            exit_code = last.exit_code if last else None
+            message = (
+                f"{name}: the update's new incarnation failed its healthcheck (last check: exit code {exit_code}, "
+                f"{output!r}); it was stopped and the old incarnation keeps serving"
+            )
+            if lines:
+                message += "; last log lines:\n    " + "\n    ".join(lines[-10:])
+            raise RolloutFailed(message)
+        await runtime.switch(project, svc, variant)
+    except BaseException:
+        if st.update:
+            # cancelled (a down) or a runtime error: never leave the new incarnation running untracked
+            await runtime.stop(handle, svc.stop_signal, svc.stop_grace_period)
+            st.update = ""
+        raise
+    switched = clock.now() - began
+    st.update = "draining the old incarnation"
+    engine.emit("update", name, f"{name} switched to the new incarnation after {switched:.2f}s; the old one drains")
+    holding = asyncio.ensure_future(_hold_switch(engine, svc, variant))
+    try:
+        await engine.stop_runner(name)
+    finally:
+        holding.cancel()
+        await asyncio.wait({holding})
+    await runtime.switch(project, svc, variant)
+    st.update = ""
+    # the runner takes the new incarnation over as healthy (it was probed so): dependents never see a gap
+    st.last_check, st.state, st.health = last, "healthy", "healthy"
+    st.handle, st.started_at = handle, handle.started_at
+    await engine.up([name], adopted={name: handle}, with_dependencies=False)
+    return f"updated start-first (switched after {switched:.2f}s)"
+
+
+async def _hold_switch(engine: Engine, svc: Service, variant: Service) -> None:
+    """Re-assert the switch while the old incarnation stops: a server that removes its socket path as it exits
+    (uvicorn does) must not take the new one's name with it."""
+    while True:
+        await engine.clock.sleep(SWITCH_HOLD)
+        await engine.runtime.switch(engine.project, svc, variant)
+
+
+__all__ = ["NotSupported", "Plan", "RolloutFailed", "plan", "roll", "update_order"]

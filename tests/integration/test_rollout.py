@@ -1,0 +1,134 @@
+"""Start-first updates of a host process under a steady load: a socket service replaced beside the old one.
+
+The load dials the service's socket for every request, as a proxy does (Caddy opens a connection per request
+it cannot put on a kept-alive one), from two threads, bounded in count and time. Neither an update nor a failed
+one may fail a single request.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .conftest import Instance
+
+pytestmark = pytest.mark.integration
+
+SOCKET_PY = Path(__file__).with_name("socket_service.py")
+
+COMPOSE = """
+services:
+  web:
+    x-unistack:
+      process:
+        command: ["${PYTHON}", "${SOCKET_PY}"]
+        environment:
+          SOCKET: ${UNISTACK_RUN_DIR}/web.sock
+    environment:
+      VERSION: ${VERSION:-v1}
+      READY_AFTER: ${READY_AFTER:-0.3}
+      NEVER_READY: ${NEVER_READY:-0}
+    healthcheck:
+      test: ["CMD", "${PYTHON}", "${SOCKET_PY}", "check"]
+      interval: 1s
+      timeout: 2s
+      retries: 2
+      start_period: 3s
+      start_interval: 100ms
+    stop_grace_period: 5s
+    deploy:
+      update_config:
+        order: start-first
+"""
+
+
+@dataclass
+class Load:
+    """Requests to the socket, one connection each, until stopped (at most ``limit`` each or ``seconds``)."""
+
+    path: Path
+    limit: int = 20000
+    seconds: float = 90.0
+    answers: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def _one(self) -> None:
+        deadline = time.monotonic() + self.seconds
+        for _ in range(self.limit):
+            if self._stop.is_set() or time.monotonic() > deadline:
+                return
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.settimeout(5)
+                    s.connect(str(self.path))
+                    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                    data = b""
+                    while chunk := s.recv(4096):
+                        data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                if b" 200 " not in head.split(b"\r\n")[0]:
+                    raise OSError(f"answered {head[:40]!r}")
+                version = body.decode().strip()
+                self.answers[version] = self.answers.get(version, 0) + 1
+            except OSError as exc:
+                self.failures.append(f"{time.monotonic():.3f} {exc}")
+
+    def __enter__(self) -> Load:
+        self._threads = [threading.Thread(target=self._one, daemon=True) for _ in range(2)]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def total(self) -> int:
+        return sum(self.answers.values())
+
+
+def test_start_first_update_and_failed_update_drop_no_request(instance: Instance) -> None:
+    instance.env["SOCKET_PY"] = str(SOCKET_PY)
+    instance.write(COMPOSE)
+    instance.run("up", "--wait", "--wait-timeout", "30", check=True)
+    first = instance.ps()["web"]["pid"]
+    sock = instance.state_dir() / "run" / "web.sock"
+    with Load(sock) as load:
+        instance.wait_for(lambda: load.total() > 20, timeout=20, message="the load to be answered")
+        instance.env["VERSION"] = "v2"
+        result = instance.run("up", "--wait", "--wait-timeout", "30", check=True)
+        assert "web: updated start-first" in result.stdout, result.stdout
+        instance.wait_for(lambda: load.answers.get("v2", 0) > 20, timeout=20, message="v2 to answer")
+        second = instance.ps()["web"]
+        assert second["pid"] != first and second["state"] == "healthy" and second["update"] == ""
+        # the new incarnation never passes its healthcheck: stopped, the old one keeps serving
+        instance.env.update(VERSION="v3", NEVER_READY="1")
+        failed = instance.run("up", "--wait", "--wait-timeout", "30")
+        served = load.answers.get("v2", 0)
+        instance.wait_for(lambda: load.answers.get("v2", 0) > served + 20, timeout=20, message="v2 to go on")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "web" in failed.stderr and "failed its healthcheck" in failed.stderr and "last log lines" in failed.stderr
+    assert load.failures == [], load.failures[:5]
+    assert load.answers.get("v3", 0) == 0 and load.answers["v1"] > 0
+    ps = instance.ps()["web"]
+    assert ps["pid"] == second["pid"] and ps["state"] == "healthy"
+    kinds = [e["message"] for e in instance.events() if e["kind"] == "update"]
+    assert any("switched to the new incarnation" in m for m in kinds), kinds
+
+
+def test_stop_first_stays_the_default(instance: Instance) -> None:
+    instance.env["SOCKET_PY"] = str(SOCKET_PY)
+    instance.write(COMPOSE.replace("order: start-first", "order: stop-first"))
+    instance.run("up", "--wait", "--wait-timeout", "30", check=True)
+    instance.env["VERSION"] = "v2"
+    result = instance.run("up", "--wait", "--wait-timeout", "30", check=True)
+    assert "web: recreated" in result.stdout, result.stdout
+    assert not [e for e in instance.events() if e["kind"] == "update"]
