@@ -361,5 +361,5 @@ def test_the_command_prints_to_stdout_and_refuses_with_exit_2(
         main(["-f", str(tmp_path / "compose.yaml"), "render", "kubernetes", "-o", str(tmp_path / "out")])
     assert done.value.code == 2
     err = capsys.readouterr().err
-    assert "services.a.network_mode" in err and "Traceback" not in err
+    assert "compose.yaml:2 (services.a.network_mode)" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()  # nothing written

@@ -4,6 +4,7 @@ with an apply script (``targets/kubernetes``). Never contacts a cluster; warning
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -55,7 +56,7 @@ def kubernetes(
         ingress_class=ingress_class,
         volume_size=volume_size,
     )
-    rendered = renderer.render(opts.project(), options)
+    rendered = renderer.render(opts.project(), options, _locator(opts))
     for warning in rendered.warnings:
         click.echo(f"warning: {warning}", err=True)
     if output is None:
@@ -63,3 +64,29 @@ def kubernetes(
         return
     written = write.write(rendered, output)
     click.echo(f"wrote {len(written)} files to {output} (apply them in order: {output / 'apply.sh'})", err=True)
+
+
+def _locator(opts: Options) -> Callable[[tuple[str, ...]], tuple[Path | None, int | None]]:
+    """Where a refusal's key was written (the file and line; an overlay's when it won): the files are loaded
+    again with their locations, once, on that path only."""
+    from unistack.config.examining import examine
+    from unistack.config.sources import Loaded
+
+    loaded: list[Loaded] = []
+
+    def locate(key: tuple[str, ...]) -> tuple[Path | None, int | None]:
+        if not loaded:
+            files, cwd = opts._where()  # the same files and folder as the project's
+            loaded.append(
+                examine(
+                    files,
+                    project_name=opts.project_name,
+                    env_name=opts.env_name,
+                    env_files=opts.env_files or None,
+                    profiles=opts.profiles,
+                    cwd=cwd,
+                )
+            )
+        return loaded[0].origin(key)
+
+    return locate

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from unistack import graph
@@ -64,8 +66,12 @@ class Rendered:
         return found
 
 
-def render(project: Project, options: Options = Options()) -> Rendered:
-    """Every object; every refusal found is reported at once (ConfigError), warnings are returned."""
+Locate = Callable[[tuple[str, ...]], tuple[Path | None, int | None]]
+
+
+def render(project: Project, options: Options = Options(), locate: Locate | None = None) -> Rendered:
+    """Every object; every refusal found is reported at once (ConfigError, each at the file and line ``locate``
+    finds for its key: the overlay that wrote it), warnings are returned."""
     findings = Findings(project.files[0] if project.files else None)
     services = project.services
     _check_names(project, findings)
@@ -108,9 +114,11 @@ def render(project: Project, options: Options = Options()) -> Rendered:
         )
         found.append(network.network_policy(project, service, ports[name]))
     if findings.refusals:
-        raise ConfigError(
-            [Problem(message, file=findings.file, key=where, fix=fix) for where, message, fix in findings.refusals]
-        )
+        problems = []
+        for where, message, fix in findings.refusals:
+            file, line = locate(tuple(where.split("."))) if locate else (findings.file, None)
+            problems.append(Problem(message, file=file, line=line, key=where, fix=fix))
+        raise ConfigError(problems)
     edges = {
         n: [d for d in s.depends_on if d in services and d not in folded]
         for n, s in services.items()
@@ -175,7 +183,7 @@ def _claims(project: Project, folded: set[str], jobs: set[str], findings: Findin
                     f"services.{service.name}.volumes",
                     f"bind mount of the host path {volume.get('source')!r} at {volume.get('target')!r}: a pod runs on "
                     "any node, which has no such folder",
-                    "use a named volume, or a config/secret for a file",
+                    "use a named volume, a config or secret for a file, or an environment without it (--env NAME)",
                 )
             elif kind == "volume" and volume.get("source") in project.volumes:
                 mounters.setdefault(str(volume["source"]), []).append((service, not volume.get("read_only")))
