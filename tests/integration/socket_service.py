@@ -78,8 +78,8 @@ def main() -> None:
     print(f"{version} got SIGTERM: draining", flush=True)
     server.shutdown()
     server.server_close()
-    if os.path.exists(path):
-        os.remove(path)  # as uvicorn does: the path, whatever it names now
+    if Path(path).exists():
+        Path(path).unlink()  # as uvicorn does: the path, whatever it names now
     print(f"{version} stopped", flush=True)
 
 

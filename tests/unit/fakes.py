@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unistack.config.model import Dependency, Healthcheck, Project, RestartPolicy, Service
+from unistack.config.model import Dependency, Healthcheck, Project, RestartPolicy, Service, replace
 from unistack.runtimes.base import Handle, ProbeResult, StopResult
 from unistack.runtimes.logfiles import LogLine
 
@@ -78,6 +78,7 @@ class Script:
     fail_setup: bool = False
     outdated: str | None = None  # what ``outdated`` says of a live incarnation
     cannot_run_beside: bool = False  # ``beside`` refuses (a runtime that runs one incarnation only)
+    beside_healthy: bool = True  # what the probes of a start-first update's new incarnation say
 
 
 class FakeRuntime:
@@ -141,7 +142,7 @@ class FakeRuntime:
 
         if self.script(service.name).cannot_run_beside:
             raise NotSupported("the fake runs one incarnation only")
-        return service
+        return replace(service, environment={**service.environment, "BESIDE": "1"})
 
     async def switch(self, project: Project, service: Service, beside: Service) -> None:
         self.calls.append(("switch", service.name, self.clock.t))
@@ -158,6 +159,8 @@ class FakeRuntime:
         if takes := self.script(service.name).probe_takes(n):
             await self.clock.sleep(takes)
         ok = self.script(service.name).probes(n)
+        if "BESIDE" in service.environment:  # the new incarnation of a start-first update
+            ok = self.script(service.name).beside_healthy
         return ProbeResult(ok, 0 if ok else 1, "ok" if ok else f"probe {n} failed")
 
     async def stop(self, handle: Handle, signal_name: str, grace: float) -> StopResult:

@@ -89,7 +89,9 @@ async def roll(engine: Engine, name: str) -> str:
         exited = asyncio.ensure_future(runtime.wait(handle))
         try:
             while tracker.status != "healthy":
-                await asyncio.wait({exited}, timeout=tracker.next_delay(clock.now()))
+                pause = asyncio.ensure_future(clock.sleep(tracker.next_delay(clock.now())))
+                await asyncio.wait({exited, pause}, return_when=asyncio.FIRST_COMPLETED)
+                pause.cancel()
                 if exited.done():
                     last = CheckRecord(clock.wall(), False, exited.result(), "the new incarnation exited")
                     break
