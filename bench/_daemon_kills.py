@@ -20,6 +20,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -53,7 +54,8 @@ def one_kill(stack: Stack, rng: random.Random, kind: str) -> dict[str, Any]:
         until(stack.all_healthy, FINISH_TIMEOUT, "every service healthy")
         args = ["restart", service] if service else ["down"]
     before = stack.ps().get(service or "", {}).get("started_at")
-    began = time.time()
+    events = stack.state_dir / "logs" / "events.jsonl"
+    seen = EventTail(events, events.stat().st_size if events.exists() else 0)  # what the command writes from now
     command = subprocess.Popen(
         stack.argv(*args),
         cwd=stack.cwd,
@@ -64,7 +66,7 @@ def one_kill(stack: Stack, rng: random.Random, kind: str) -> dict[str, Any]:
     )
     try:
         step, of = rng.choice(steps(stack, kind, service))  # the seeded moment: right after this event
-        until(lambda: first_event(stack, step, of, began), TRIGGER_TIMEOUT, f"{step} {of}", interval=0.05)
+        until(lambda: seen.has(step, of), TRIGGER_TIMEOUT, f"{step} {of}", interval=0.005)
         running = command.poll() is None
         pid = int(json.loads((stack.state_dir / "state.json").read_text())["daemon_pid"])
         killed_at = time.time()
@@ -126,11 +128,27 @@ def until(what: Callable[[], Any], timeout: float, message: str, interval: float
     raise TimeoutError(f"timed out after {timeout:g}s waiting for {message}")
 
 
-def first_event(stack: Stack, kind: str, service: str | None, after: float) -> dict[str, Any] | None:
-    for event in stack.events():
-        if event.get("kind") == kind and float(event["at"]) >= after and service in (None, event.get("service")):
-            return event
-    return None
+class EventTail:
+    """The events appended to logs/events.jsonl after ``offset``, read as they come (a few ms apart: the kill
+    lands right after the event, not one poll of the whole file later)."""
+
+    def __init__(self, path: Path, offset: int) -> None:
+        self.path, self.offset, self.partial = path, offset, b""
+        self.kinds: set[tuple[str, str]] = set()
+
+    def has(self, kind: str, service: str) -> bool:
+        with contextlib.suppress(OSError), self.path.open("rb") as f:
+            if os.fstat(f.fileno()).st_size < self.offset:  # made anew since
+                self.offset, self.partial = 0, b""
+            f.seek(self.offset)
+            data = self.partial + f.read()
+            self.offset = f.tell()
+            *lines, self.partial = data.split(b"\n")
+            for line in lines:
+                with contextlib.suppress(ValueError):
+                    event = json.loads(line)
+                    self.kinds.add((str(event.get("kind")), str(event.get("service"))))
+        return (kind, service) in self.kinds
 
 
 def alive(pid: int) -> bool:
