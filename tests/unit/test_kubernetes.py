@@ -363,3 +363,37 @@ def test_the_command_prints_to_stdout_and_refuses_with_exit_2(
     err = capsys.readouterr().err
     assert "compose.yaml:2 (services.a.network_mode)" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_one_shots_jobs_and_folded_init_containers(tmp_path: Path) -> None:
+    rendered = render.render(
+        _project(
+            tmp_path,
+            """
+            services:
+              fill: {image: tool, stop_signal: SIGINT, volumes: ["out:/out"], network_mode: none}
+              seed: {image: tool, deploy: {restart_policy: {condition: none}}}
+              worker:
+                image: worker
+                healthcheck: {test: ["CMD", "true"], interval: 2s}
+              web:
+                image: web
+                volumes: ["out:/srv:ro"]
+                depends_on:
+                  fill: {condition: service_completed_successfully}
+                  worker: {condition: service_healthy}
+            volumes: {out: {}}
+            """,
+        )
+    )
+    objects = rendered.all()
+    _valid(objects)
+    assert set(rendered.jobs) == {"seed"}  # fill is folded into web; seed is never restarted
+    web = _pod(_find(objects, "Deployment", "web"))
+    fill = next(c for c in web["initContainers"] if c["name"] == "fill")
+    assert "lifecycle" not in fill and "readinessProbe" not in fill  # an init container may have neither
+    assert {"name": "out", "emptyDir": {}} in web["volumes"]
+    assert not [o for o in objects if o["kind"] == "PersistentVolumeClaim"]
+    ready = _find(objects, "Service", "worker-ready")["spec"]
+    assert "ports" not in ready and ready["clusterIP"] == "None"  # no port known: headless all the same
+    assert ("Service", "worker") not in _kinds(objects)

@@ -83,10 +83,16 @@ def services(
                     "clusterIP": "None",  # headless: DNS answers with the ready pods' addresses only
                     "publishNotReadyAddresses": False,
                     "selector": select,
-                    "ports": [
-                        {"name": _port_name(t, p), "port": t, "targetPort": t, "protocol": p.upper()}
-                        for t, p, _ in ports
-                    ],
+                    **(
+                        {
+                            "ports": [
+                                {"name": _port_name(t, p), "port": t, "targetPort": t, "protocol": p.upper()}
+                                for t, p, _ in ports
+                            ]
+                        }
+                        if ports
+                        else {}  # a headless Service needs none: DNS names the ready pods all the same
+                    ),
                 },
             }
         )

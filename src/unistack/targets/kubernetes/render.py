@@ -81,6 +81,11 @@ def render(project: Project, options: Options = Options(), locate: Locate | None
         for d, dep in s.depends_on.items()
         if dep.condition == "service_completed_successfully"
     }
+    completed |= {  # and a service never restarted (Swarm's way of writing a one-shot)
+        n
+        for n, s in services.items()
+        if ((s.spec.get("deploy") or {}).get("restart_policy") or {}).get("condition") == "none"
+    }
     folded = {name for name in completed if name in services and _fills_only(project, services[name])}
     jobs = completed - folded
     claims = _claims(project, folded, jobs, findings)
@@ -306,6 +311,7 @@ def _folded_init(
         mounts.append({"name": name, "mountPath": str(volume["target"])})
     sources, _ = environment.sources(project, one_shot)
     init = pods.container(project, one_shot, options.registry, sources, mounts, security, findings, probed=False)
+    init.pop("lifecycle", None)  # an init container may have no hooks (it runs to its end anyway)
     return init, volumes
 
 
