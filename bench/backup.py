@@ -23,8 +23,8 @@ Then, ``--runs`` times each, interleaved (so drift of the shared machine hits bo
 - restore: the whole `unistack restore FILE --yes` (verify every checksum, stop proxy, backend and migrate, restore
   into new storage, switch, start, wait until healthy), against by hand in two ways: data only (`createdb` +
   `pg_restore --no-owner` into a new database, `tar -x` into a new folder or volume: what unistack's restore does
-  to the data, without its verification and services), and with the services (stop proxy and backend, drop and
-  create the database, `pg_restore`, empty the uploads and `tar -x` into them, start both and wait until healthy:
+  to the data, without its verification and services), and with the services (stop proxy, backend and migrate, drop and
+  create the database, `pg_restore`, empty the uploads and `tar -x` into them, start them and wait until healthy:
   what an operator does by hand to get the same result, without unistack's safety of restoring beside the data).
   After each restore the notes, attachments and upload files are counted against the seed.
 - the stack during each unistack backup: a loopback client GETs /api/notes?limit=20 through the proxy every
@@ -62,7 +62,7 @@ from typing import Any
 import httpx
 import psutil
 
-from _common import busy_warning, environment, free_port, log, stack_environment
+from _common import EXTRA_ENV, busy_warning, environment, free_port, log, stack_environment, use_code_snapshot
 from loadgen import CLIENT_TIMEOUT, Outcomes
 
 REPO = Path(__file__).resolve().parent.parent
@@ -154,7 +154,7 @@ class Instance:
         self.runtime, self.project, self.work = runtime, PROJECTS[runtime], work
         self.state_dir = COMPOSE.parent / ".unistack" / self.project
         self.base_url = f"http://{HOST}:{port}"
-        self.env = stack_environment(runtime, port)
+        self.env = {**stack_environment(runtime, port), **EXTRA_ENV}  # the code snapshot (main)
         self.password = self.env["POSTGRES_PASSWORD"]
         self.db_container = f"{self.project}-db-1"
         self.uploads_volume = f"{self.project}_uploads"
@@ -359,11 +359,11 @@ class Instance:
                 run(["docker", "volume", "rm", "-f", scratch_volume])
 
     def manual_restore_in_place(self, folder: Path) -> float:
-        """Stop proxy and backend, drop/create/pg_restore the database, replace the uploads, start, wait healthy."""
+        """Stop proxy, backend and migrate, drop, create and pg_restore the database, replace the uploads, start."""
         dump, files = folder / "app.pgdump", folder / "uploads.tar"
 
         def all_of_it() -> None:
-            self.cli("stop", "proxy", "backend")
+            self.cli("stop", "proxy", "backend", "migrate")
             self.sql("drop database app with (force)", database="template1")
             self.sql("create database app owner app template template0", database="template1")
             with open(dump, "rb") as source:
@@ -387,7 +387,7 @@ class Instance:
                     argv = [*DOCKER_RUN, "-v", f"{self.uploads_volume}:/data"]
                     script = "find /data -mindepth 1 -delete && tar -x --numeric-owner -C /data -f -"
                     run([*argv, "--entrypoint", "sh", "stack-backend", "-c", script], stdin=source)
-            self.cli("start", "backend", "proxy")
+            self.cli("start", "migrate", "backend", "proxy")  # migrate: an older dump's schema brought to head
             self.wait_healthy(("backend", "proxy"))
 
         return timed(all_of_it)
@@ -522,6 +522,8 @@ def main() -> int:
     args.uploads_mb = args.uploads_mb or (20 if args.quick else 200)
     args.runs = 1 if args.quick else max(1, args.runs)
     runtimes = ["process", "docker"] if args.runtime == "both" else [args.runtime]
+    snapshot = Path(tempfile.mkdtemp(prefix="bench-backup-code-"))
+    use_code_snapshot(snapshot)  # edits made to src/ meanwhile neither change what is measured nor hand the daemon over
     report: dict[str, Any] = {
         "benchmark": "backup",
         **environment(),
@@ -544,6 +546,7 @@ def main() -> int:
         except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
             report["runtimes"][runtime] = {"failed": str(exc)[-2000:]}
             ok = False
+    shutil.rmtree(snapshot, ignore_errors=True)
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     if warning := busy_warning(report):
         report["warning"] = warning
