@@ -16,24 +16,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from unistack.config.model import Service
+from unistack.config.updates import UpdateOrder, update_order
 from unistack.engine.health import CheckRecord, HealthTracker
 from unistack.errors import NotSupported, RuntimeFailure, ServiceFailure
 
 if TYPE_CHECKING:
     from unistack.engine.supervisor import Engine
 
-UpdateOrder = Literal["stop-first", "start-first"]
 SWITCH_HOLD = 0.005  # seconds between re-assertions of the switch while the old incarnation stops
-
-
-def update_order(service: Service) -> UpdateOrder:
-    """``deploy.update_config.order`` of the resolved service (the schema allows only these two words)."""
-    deploy = service.spec.get("deploy") or {}
-    order = (deploy.get("update_config") or {}).get("order")
-    return "start-first" if order == "start-first" else "stop-first"
 
 
 @dataclass(frozen=True)

@@ -241,6 +241,7 @@ class ProcessRuntime:
         return ProbeResult(code == 0, code, _read_from(log_path, offset, INSTALL_OUTPUT))
 
     async def start(self, project: Project, service: Service) -> Handle:
+        service = sockets.for_start(project, service)  # a start-first service: its own socket, linked
         argv, cwd = self._spec(service)
         for port in service.ports:
             check_port_free(service.name, port)
