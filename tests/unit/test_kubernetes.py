@@ -34,8 +34,23 @@ def _project(tmp_path: Path, text: str, files: dict[str, str] | None = None) -> 
 
 
 def _valid(objects: list[dict[str, Any]]) -> None:
+    """Each object against the API schema, and what the schema cannot see: the names an API server checks."""
     for document in objects:
         kubernetes_validate.validate(document, K8S_VERSION, strict=True)
+        assert len(document["metadata"]["name"]) <= 63
+        spec = document["spec"].get("template", {}).get("spec") if "spec" in document else None
+        if spec is None:
+            continue
+        containers = [*spec.get("initContainers", []), *spec["containers"]]
+        assert len({c["name"] for c in containers}) == len(containers), "container names are unique in a pod"
+        volumes = [v["name"] for v in spec.get("volumes", [])]
+        assert len(set(volumes)) == len(volumes), "volume names are unique in a pod"
+        claims = {c["metadata"]["name"] for c in document["spec"].get("volumeClaimTemplates", [])}
+        for container in containers:
+            for mount in container.get("volumeMounts", []):
+                assert mount["name"] in {*volumes, *claims}, f"{container['name']} mounts {mount['name']}"
+        for init in spec.get("initContainers", []):
+            assert not {"lifecycle", "readinessProbe", "livenessProbe", "startupProbe"} & set(init)
 
 
 def _find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:

@@ -348,7 +348,8 @@ def _workload(
         return {
             "apiVersion": "batch/v1",
             "kind": "Job",
-            "metadata": pods.meta(project, f"{name}-{template_hash}", service.name),
+            # a Job's name is also its pods' label value: 63 characters at most
+            "metadata": pods.meta(project, f"{name[:54]}-{template_hash}", service.name),
             "spec": {"backoffLimit": 0, "template": template},  # a one-shot runs once, as with restart: "no"
         }
     if deploy.get("mode") == "global":
