@@ -412,3 +412,34 @@ def test_one_shots_jobs_and_folded_init_containers(tmp_path: Path) -> None:
     ready = _find(objects, "Service", "worker-ready")["spec"]
     assert "ports" not in ready and ready["clusterIP"] == "None"  # no port known: headless all the same
     assert ("Service", "worker") not in _kinds(objects)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "tests" / "differential" / "corpus").glob("*.yaml")), ids=str)
+def test_every_file_of_the_differential_corpus_renders_or_is_refused(path: Path) -> None:
+    try:
+        project = config.load([str(path)], env={"PATH": os.environ.get("PATH", ""), "SET": "x"})
+        rendered = render.render(project)
+    except ConfigError as refused:
+        assert all(p.key for p in refused.problems)  # each names the key at fault
+        return
+    _valid(rendered.all())
+
+
+def test_service_level_limits_groups_and_unmapped_keys(tmp_path: Path) -> None:
+    rendered = render.render(
+        _project(
+            tmp_path,
+            """
+            services:
+              a: {image: a, mem_limit: 1g, mem_reservation: 256m, cpus: 1.5, group_add: ["44"], ulimits: {nofile: 1024}}
+            """,
+        )
+    )
+    _valid(rendered.all())
+    pod = _pod(_find(rendered.all(), "Deployment", "a"))
+    assert pod["containers"][0]["resources"] == {
+        "limits": {"memory": "1Gi", "cpu": "1500m"},
+        "requests": {"memory": "256Mi"},
+    }
+    assert pod["securityContext"]["supplementalGroups"] == [44]
+    assert "services.a.ulimits: dropped: no Kubernetes mapping" in rendered.warnings

@@ -38,6 +38,20 @@ _DROPPED = {  # (``logging`` is left without a word: the kubelet keeps and rotat
 }
 
 
+# the service keys something here reads (or that mean nothing in a cluster: the build, the container's own name,
+# the log driver, profiles, develop); any other key is warned as dropped
+_MAPPED = frozenset(
+    {
+        "image", "build", "command", "entrypoint", "environment", "env_file", "networks", "network_mode", "volumes",
+        "ports", "expose", "depends_on", "healthcheck", "restart", "deploy", "user", "read_only", "security_opt",
+        "cap_add", "cap_drop", "tmpfs", "shm_size", "secrets", "configs", "labels", "stop_signal",
+        "stop_grace_period", "working_dir", "hostname", "profiles", "sysctls", "container_name", "logging",
+        "pull_policy", "platform", "develop", "mem_limit", "mem_reservation", "cpus", "group_add", "annotations",
+        *_REFUSED, *_DROPPED,
+    }
+)  # fmt: skip
+
+
 @dataclass
 class Findings:
     """What ``render`` met: refusals (exit 2, nothing written) and warnings (written, said on stderr)."""
@@ -80,6 +94,17 @@ def meta(project: Project, name: str, service: str | None = None, **extra: Any) 
 def selector(project: Project, service: str) -> dict[str, str]:
     full = labels(project, service)
     return {k: full[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/part-of")}
+
+
+def pairs(value: Any) -> dict[str, str]:
+    """A Compose mapping written either way: ``{k: v}`` or ``["k=v", ...]``."""
+    if isinstance(value, dict):
+        return {str(k): "" if v is None else str(v) for k, v in value.items()}
+    found: dict[str, str] = {}
+    for item in value or ():
+        key, _, text = str(item).partition("=")
+        found[key] = text
+    return found
 
 
 def seconds(value: float) -> int:
@@ -179,14 +204,37 @@ def security(service: Service, findings: Findings) -> tuple[dict[str, Any], dict
             capabilities[name] = [str(c).removeprefix("CAP_") for c in spec[key]]
     if capabilities:
         container["capabilities"] = capabilities
+    groups = [str(g) for g in spec.get("group_add") or ()]
+    if groups:
+        if all(g.isdigit() for g in groups):
+            pod["supplementalGroups"] = [int(g) for g in groups]
+        else:
+            findings.warn(f"{where}.group_add", "dropped: Kubernetes takes group numbers, not names")
     if spec.get("sysctls"):
-        pod["sysctls"] = [{"name": str(k), "value": str(v)} for k, v in dict(spec["sysctls"]).items()]
+        pod["sysctls"] = [{"name": k, "value": v} for k, v in pairs(spec["sysctls"]).items()]
     return pod, container
 
 
+def unmapped(service: Service, findings: Findings) -> None:
+    """A warning for each key of the service that nothing here maps."""
+    for key in service.spec:
+        if key not in _MAPPED and not key.startswith("x-"):
+            findings.warn(f"services.{service.name}.{key}", "dropped: no Kubernetes mapping")
+
+
 def resources(service: Service, findings: Findings) -> dict[str, Any]:
-    """``deploy.resources``: limits as limits, reservations as requests; ``pids`` has no pod field (warned)."""
-    spec = (service.spec.get("deploy") or {}).get("resources") or {}
+    """``deploy.resources`` (or the service's own ``mem_limit``, ``mem_reservation``, ``cpus``): limits as limits,
+    reservations as requests; ``pids`` has no pod field (warned)."""
+    spec = dict((service.spec.get("deploy") or {}).get("resources") or {})
+    own = service.spec
+    limits = dict(spec.get("limits") or {})
+    for key, name in (("mem_limit", "memory"), ("cpus", "cpus")):
+        if own.get(key) is not None:
+            limits.setdefault(name, own[key])
+    reservations = dict(spec.get("reservations") or {})
+    if own.get("mem_reservation") is not None:
+        reservations.setdefault("memory", own["mem_reservation"])
+    spec.update({"limits": limits, "reservations": reservations})
     result: dict[str, Any] = {}
     for key, name in (("limits", "limits"), ("reservations", "requests")):
         part = spec.get(key) or {}

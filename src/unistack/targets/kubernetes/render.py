@@ -333,10 +333,11 @@ def _workload(
             f"network_mode {network_mode!r} cannot map to a pod (a pod has its own network)",
             "remove network_mode, or put the two containers in one service",
         )
+    pods.unmapped(service, findings)
     pod, _, digest = _pod_parts(project, service, folded, claims, options, findings)
     name = dns_name(service.name)
     annotations = {HASH_ANNOTATION: digest}
-    labels = {str(k): str(v) for k, v in dict(spec.get("labels") or {}).items()}
+    labels = pods.pairs(spec.get("labels"))
     template = {
         "metadata": {"labels": pods.labels(project, service.name), "annotations": {**labels, **annotations}},
         "spec": pod,
