@@ -266,15 +266,13 @@ class Driver:
         for found in services:
             self.client.api.remove_service(found["ID"])
             removed.append(f"service {found['Spec']['Name']}")
-        self._until(
-            "the stack's tasks stopped",
-            lambda: (
-                not any(
-                    t["Status"]["State"] in ("running", "starting") for t in self.client.api.tasks(filters=label) if t
-                )
-            ),
-            120,
-        )
+
+        def stopped() -> bool:  # on the nodes that answer: a node that is down keeps its tasks' last state
+            up = {n.id for n in self.client.nodes.list() if n.attrs["Status"]["State"] == "ready"}
+            tasks = self.client.api.tasks(filters=label)
+            return not any(t["Status"]["State"] in ("running", "starting") and t.get("NodeID") in up for t in tasks)
+
+        self._until("the stack's tasks stopped", stopped, 120)
 
         def networks_gone() -> bool:
             left = self.client.networks.list(filters=label)

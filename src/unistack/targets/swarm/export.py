@@ -12,7 +12,8 @@ What maps to what (docs/deployment.md, Swarm):
 - ``deploy.mode`` / ``replicas`` / ``resources`` (``pids`` too) / ``placement`` / ``update_config`` /
   ``rollback_config`` / ``restart_policy``. Without an ``update_config``, a healthchecked service with no host
   port and no volume it writes is updated start-first with ``failure_action: rollback``; ``restart``'s budget is
-  a one-host notion, so a long-running service restarts on any exit (``condition: any``) and a one-shot never.
+  a one-host notion, so a long-running service restarts on any exit (``condition: any``; ``on-failure`` stays)
+  and a one-shot never.
 - A replicated service that writes a named volume is pinned to the node that holds it (``PINNED`` label, set by
   the driver on first deploy): local volumes do not travel.
 - Endpoint and publish modes: the file's ``deploy.endpoint_mode`` and port ``mode`` win; otherwise ``vip`` and
@@ -134,9 +135,10 @@ def export(project: Project, modes: Modes, services: list[str] | None = None) ->
     names = services or list(project.services)
     selected = {n: project.services[n] for n in graph.closure(_graph(project), names)}
     labels = {STACK_LABEL: project.name}
+    declared = {"default": {}, **project.networks}  # Compose's implicit default network
     networks = tuple(
         Network(_full(project, key), bool((spec or {}).get("internal")), dict(labels))
-        for key, spec in project.networks.items()
+        for key, spec in declared.items()
         if any(key in _networks_of(s) for s in selected.values())
     )
     secrets = _blobs(project, "secrets", problems)
@@ -298,7 +300,7 @@ def _service(
     # database's second server on the same files)
     start_first = healthchecked and not host_ports and not written
     update: dict[str, Any] | None = _update(deploy.get("update_config"), start_first)
-    rollback: dict[str, Any] | None = _update(deploy.get("rollback_config"), start_first)
+    rollback: dict[str, Any] | None = _update(deploy.get("rollback_config"), start_first, rollback=True)
     if mode.endswith("-job"):
         update = rollback = None
 
@@ -434,15 +436,17 @@ def _restart(policy: Mapping[str, Any] | None, mode: Mode, service: Service) -> 
         if policy.get("window") is not None:
             result["Window"] = int(parse_duration(policy["window"]) * NS)
         return result
-    if mode.endswith("-job") or service.restart.mode == "no":
+    if mode.endswith("-job"):
         return {"Condition": "none"}
-    return {"Condition": "any", "Delay": 1 * NS}
+    # Compose's default `restart: "no"` means nothing on a cluster (docker stack deploy ignores `restart`): a task
+    # lost with its node must run elsewhere
+    return {"Condition": "on-failure" if service.restart.mode == "on-failure" else "any", "Delay": 1 * NS}
 
 
-def _update(config: Mapping[str, Any] | None, start_first: bool) -> dict[str, Any]:
+def _update(config: Mapping[str, Any] | None, start_first: bool, rollback: bool = False) -> dict[str, Any]:
     result: dict[str, Any] = {
         "Parallelism": 1,
-        "FailureAction": "rollback" if start_first else "pause",
+        "FailureAction": "rollback" if start_first and not rollback else "pause",
         "Monitor": 15 * NS,
         "Order": "start-first" if start_first else "stop-first",
     }
