@@ -611,6 +611,9 @@ class Engine:
         svc = self.project.services[name]
         grace = svc.stop_grace_period if timeout is None else timeout
         self._emit("stopping", name, f"{name} stopping ({svc.stop_signal}, grace {grace:g}s)")
+        # one loop turn before the signal: what the event scheduled runs first (the daemon saves the stop as begun,
+        # so a daemon killed from here on leaves the next one a stop to finish, never a service signalled unsaid)
+        await asyncio.sleep(0)
         result = await self.runtime.stop(handle, svc.stop_signal, grace)
         st.handle, st.exit_code = None, result.exit_code
         st.state, st.health = "stopped", "none"
