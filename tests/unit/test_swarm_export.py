@@ -1,0 +1,269 @@
+"""The Swarm exporter as data: what each Compose key becomes (networks, jobs, pinning, modes, secrets, updates),
+the stack's own files, and the driver's waits and failures against a scripted fake engine."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from unistack import config
+from unistack.config.model import Project
+from unistack.errors import ConfigError, ServiceFailure
+from unistack.targets.swarm import driver, images
+from unistack.targets.swarm.export import PINNED, Modes, StackPlan, export
+
+NO_IPVS = Modes("dnsrr", "host")
+IPVS = Modes("vip", "ingress")
+ROOT = Path(__file__).resolve().parents[2]
+
+COMPOSE = """
+name: demo
+services:
+  db:
+    image: postgres
+    networks: [data]
+    volumes: [db:/var/lib/postgresql/data]
+    healthcheck: {test: ["CMD", "pg_isready"], interval: 2s, timeout: 3s, retries: 4, start_period: 10s}
+    deploy:
+      resources: {limits: {cpus: "0.5", memory: 256m, pids: 50}, reservations: {memory: 64m}}
+  migrate:
+    image: app
+    networks: [data]
+    restart: "no"
+    depends_on: {db: {condition: service_healthy}}
+  app:
+    image: app
+    networks: [edge, data]
+    secrets: [{source: token, target: api_token, mode: 0o400}]
+    healthcheck: {test: ["CMD-SHELL", "curl -f localhost"], interval: 1s}
+    deploy: {replicas: 3}
+    depends_on:
+      migrate: {condition: service_completed_successfully}
+      db: {condition: service_healthy}
+  proxy:
+    image: proxy
+    networks: [edge]
+    ports: ["8080:80"]
+    depends_on: {app: {condition: service_healthy}}
+networks:
+  edge: {}
+  data: {internal: true}
+volumes:
+  db: {}
+secrets:
+  token: {environment: TOKEN}
+"""
+
+
+def load(tmp_path: Path, text: str = COMPOSE) -> Project:
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent(text).lstrip("\n"))
+    return config.load([str(tmp_path / "compose.yaml")], env={"TOKEN": "t0ken"})
+
+
+def test_layers_networks_and_names(tmp_path: Path) -> None:
+    plan = export(load(tmp_path), NO_IPVS)
+    assert plan.layers == (("db",), ("migrate",), ("app",), ("proxy",))
+    assert {(n.name, n.internal) for n in plan.networks} == {("demo_edge", False), ("demo_data", True)}
+    app = plan.services["app"]
+    assert app.name == "demo_app" and app.replicas == 3 and app.mode == "replicated"
+    assert app.networks == (("demo_edge", ("app",)), ("demo_data", ("app",)))
+    assert app.depends_on == {"migrate": "service_completed_successfully", "db": "service_healthy"}
+
+
+def test_one_shot_is_a_job_and_never_restarts(tmp_path: Path) -> None:
+    migrate = export(load(tmp_path), NO_IPVS).services["migrate"]
+    assert migrate.mode == "replicated-job" and migrate.is_job
+    assert migrate.restart_policy == {"Condition": "none"}
+    assert migrate.update_config is None
+
+
+def test_long_running_restarts_on_any_exit_and_updates_start_first(tmp_path: Path) -> None:
+    app = export(load(tmp_path), NO_IPVS).services["app"]
+    assert app.restart_policy["Condition"] == "any"
+    assert app.update_config is not None and app.update_config["Order"] == "start-first"
+    assert app.update_config["FailureAction"] == "rollback"
+    assert app.rollback_config is not None and app.rollback_config["FailureAction"] == "pause"
+    assert app.container["healthcheck"]["Test"] == ["CMD-SHELL", "curl -f localhost"]
+
+
+def test_database_pinned_to_its_volume_and_updated_stop_first(tmp_path: Path) -> None:
+    db = export(load(tmp_path), NO_IPVS).services["db"]
+    assert db.pinned_volumes == ("demo_db",)
+    assert db.constraints == (f"node.labels.{PINNED}.demo_db==true",)
+    assert db.update_config is not None and db.update_config["Order"] == "stop-first"
+    assert db.resources == {
+        "Limits": {"NanoCPUs": 500_000_000, "MemoryBytes": 256 * 1024**2, "Pids": 50},
+        "Reservations": {"MemoryBytes": 64 * 1024**2},
+    }
+    assert db.container["healthcheck"] == {
+        "Test": ["CMD", "pg_isready"],
+        "Interval": 2_000_000_000,
+        "Timeout": 3_000_000_000,
+        "Retries": 4,
+        "StartPeriod": 10_000_000_000,
+    }
+
+
+def test_without_ipvs_dnsrr_and_a_global_proxy_on_host_ports(tmp_path: Path) -> None:
+    plan = export(load(tmp_path), NO_IPVS)
+    proxy = plan.services["proxy"]
+    assert proxy.mode == "global" and proxy.replicas is None
+    assert proxy.endpoint == {
+        "Mode": "dnsrr",
+        "Ports": [{"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 8080, "PublishMode": "host"}],
+    }
+    assert plan.services["app"].endpoint == {"Mode": "dnsrr"}
+
+
+def test_with_ipvs_vip_and_the_routing_mesh(tmp_path: Path) -> None:
+    proxy = export(load(tmp_path), IPVS).services["proxy"]
+    assert proxy.mode == "replicated" and proxy.replicas == 1
+    assert proxy.endpoint["Mode"] == "vip" and proxy.endpoint["Ports"][0]["PublishMode"] == "ingress"
+
+
+def test_dnsrr_with_ingress_ports_is_refused_with_the_fix(tmp_path: Path) -> None:
+    text = COMPOSE.replace('ports: ["8080:80"]', "ports: [{target: 80, published: 8080, mode: ingress}]")
+    with pytest.raises(ConfigError) as caught:
+        export(load(tmp_path, text), NO_IPVS)
+    assert "mode: host" in str(caught.value)
+
+
+def test_secrets_are_versioned_swarm_secrets_mounted_as_files(tmp_path: Path) -> None:
+    plan = export(load(tmp_path), NO_IPVS)
+    (token,) = plan.secrets
+    assert token.data == b"t0ken" and token.name.startswith("demo_token-")
+    (ref,) = plan.services["app"].secrets
+    assert (ref.target, ref.mode) == ("/run/secrets/api_token", 0o400)
+    assert "t0ken" not in repr(plan.services["app"].container)
+
+
+def test_a_global_reader_makes_its_volume_filler_a_global_job(tmp_path: Path) -> None:
+    text = """
+    name: demo
+    services:
+      build:
+        image: site
+        volumes: [dist:/out]
+        restart: "no"
+      web:
+        image: web
+        ports: ["80:80"]
+        volumes: [{type: volume, source: dist, target: /srv, read_only: true}]
+        depends_on: {build: {condition: service_completed_successfully}}
+    volumes:
+      dist: {}
+    """
+    plan = export(load(tmp_path, text), NO_IPVS)
+    assert plan.services["build"].mode == "global-job"
+    assert plan.services["web"].mode == "global" and plan.services["web"].pinned_volumes == ()
+
+
+def test_the_stacks_production_files_export(tmp_path: Path) -> None:
+    project = config.load(
+        [str(ROOT / "stack" / "compose.yaml")],
+        env={"POSTGRES_PASSWORD": "pw", "PATH": "/usr/bin"},
+        env_name="production",
+    )
+    plan = export(project, NO_IPVS)
+    assert plan.layers[0] == ("db", "frontend-build") and plan.layers[-1] == ("proxy",)
+    assert plan.services["migrate"].mode == "replicated-job"
+    assert plan.services["frontend-build"].mode == "global-job"  # every node's proxy reads frontend-dist
+    assert plan.services["proxy"].mode == "global"
+    db = plan.services["db"].container
+    assert db["read_only"] is True and db["cap_drop"] == ["ALL"] and db["user"] == "10004:10004"
+    assert {"Type": "tmpfs", "Target": "/tmp", "TmpfsOptions": {"SizeBytes": 16 * 1024**2, "Mode": 0o1777}} in db[
+        "mounts"
+    ]
+
+
+def test_registry_reference_is_the_image_id() -> None:
+    assert images.reference("reg:5000", "stack-db:latest", "sha256:" + "ab" * 32) == ("reg:5000/stack-db", "ab" * 6)
+    assert images.reference("reg:5000/", "localhost:5000/x", "sha256:" + "cd" * 32) == (
+        "reg:5000/localhost:5000/x",
+        "cd" * 6,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- the waits
+
+
+class FakeApi:
+    """The low-level calls the driver's waits make, answering from a script of task lists."""
+
+    def __init__(self, tasks: list[list[dict[str, Any]]]) -> None:
+        self.script = tasks
+        self.logs = [b"migrating\n", b"relation notes does not exist\n"]
+
+    def services(self, filters: dict[str, str]) -> list[dict[str, Any]]:
+        return [{"ID": "x", "Spec": {"Name": filters["name"], "Labels": {}}, "Version": {"Index": 1}}]
+
+    def tasks(self, filters: dict[str, str]) -> list[dict[str, Any]]:
+        return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+
+    def service_logs(self, name: str, **kwargs: Any) -> list[bytes]:
+        return self.logs
+
+
+class FakeClient:
+    def __init__(self, tasks: list[list[dict[str, Any]]]) -> None:
+        self.api = FakeApi(tasks)
+
+
+def task(state: str, image: str = "reg/app:1", err: str = "", exit_code: int = 0) -> dict[str, Any]:
+    return {
+        "DesiredState": "running" if state != "complete" else "complete",
+        "Status": {"State": state, "Err": err, "ContainerStatus": {"ExitCode": exit_code}},
+        "Spec": {"ContainerSpec": {"Image": image}},
+        "UpdatedAt": "2026-12-07T00:00:00Z",
+    }
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def waiting(tmp_path: Path, tasks: list[list[dict[str, Any]]], service: str) -> tuple[driver.Driver, StackPlan]:
+    clock = Clock()
+    plan = export(load(tmp_path), NO_IPVS)
+    return driver.Driver(FakeClient(tasks), lambda _: None, timeout=30, clock=clock, sleep=clock.sleep), plan
+
+
+def test_a_job_is_waited_for_until_complete(tmp_path: Path) -> None:
+    fake, plan = waiting(tmp_path, [[task("starting")], [task("running")], [task("complete")]], "migrate")
+    fake._wait(plan.services["migrate"], "reg/app:1", "ran")
+    assert fake.clock() == 1.0  # two polls 0.5 s apart, then complete
+
+
+def test_a_failed_job_fails_with_its_error_and_last_logs(tmp_path: Path) -> None:
+    fake, plan = waiting(tmp_path, [[task("failed", err="task: non-zero exit (3)", exit_code=3)]], "migrate")
+    with pytest.raises(ServiceFailure) as caught:
+        fake._wait(plan.services["migrate"], "reg/app:1", "ran")
+    message = str(caught.value)
+    assert "deploying 'migrate' failed: failed: task: non-zero exit (3), exit code 3" in message
+    assert "relation notes does not exist" in message
+
+
+def test_a_service_is_ready_when_its_replicas_run_with_the_new_image(tmp_path: Path) -> None:
+    old = [task("running", image="reg/app:0")] * 3
+    new = [task("running")] * 3
+    fake, plan = waiting(tmp_path, [old, [*old, task("starting")], new], "app")
+    fake._wait(plan.services["app"], "reg/app:1", "updated")
+    assert fake.clock() == 1.0
+
+
+def test_a_stuck_layer_fails_at_its_deadline_naming_the_task(tmp_path: Path) -> None:
+    fake, plan = waiting(tmp_path, [[task("starting")]], "app")
+    with pytest.raises(ServiceFailure) as caught:
+        fake._wait(plan.services["app"], "reg/app:1", "created")
+    assert "not ready after 30 s; its latest task: starting" in str(caught.value)
+    assert fake.clock() <= 31
