@@ -68,7 +68,11 @@ def one_kill(stack: Stack, rng: random.Random, kind: str) -> dict[str, Any]:
         step, of = rng.choice(steps(stack, kind, service))  # the seeded moment: right after this event
         until(lambda: seen.has(step, of), TRIGGER_TIMEOUT, f"{step} {of}", interval=0.005)
         running = command.poll() is None
-        pid = int(json.loads((stack.state_dir / "state.json").read_text())["daemon_pid"])
+        saved = json.loads((stack.state_dir / "state.json").read_text())
+        pid = int(saved["daemon_pid"])
+        # what the state file says began (a stop signal goes out only after it does): a kill before is a restart
+        # the next daemon has nothing to finish of (the old incarnation is re-adopted as it runs)
+        begun = bool(saved["down"]) if kind == "down" else kind == "up" or saved["services"][service]["restarting"]
         killed_at = time.time()
         os.kill(pid, signal.SIGKILL)
         until(lambda: not alive(pid), 10, f"daemon {pid} gone")
@@ -81,7 +85,13 @@ def one_kill(stack: Stack, rng: random.Random, kind: str) -> dict[str, Any]:
         command.communicate()
     # mid-command: it was still at work, and lost its daemon (it ended with an error, not with the daemon's answer)
     mid_command = running and exit_code != 0
-    row: dict[str, Any] = {"kind": kind, "after": f"{step} {of}", "mid_command": mid_command, "command_exit": exit_code}
+    row: dict[str, Any] = {
+        "kind": kind,
+        "after": f"{step} {of}",
+        "mid_command": mid_command,
+        "command_exit": exit_code,
+        "begun_in_state": begun,
+    }
     if service:
         row["service"] = service
 
@@ -89,7 +99,10 @@ def one_kill(stack: Stack, rng: random.Random, kind: str) -> dict[str, Any]:
         if kind == "down":
             return stack.ps() == {} and not (stack.state_dir / "state.json").exists()
         if kind == "restart" and stack.ps().get(service or "", {}).get("started_at") in (None, before):
-            return False  # the old incarnation still (or nothing yet)
+            if begun or not seen.has("adopted", service or "") or not stack.all_healthy():
+                return False  # the old incarnation still (or nothing yet)
+            row["outcome"] = "not begun: the old incarnation re-adopted"
+            return True
         return stack.all_healthy()
 
     try:
@@ -98,6 +111,7 @@ def one_kill(stack: Stack, rng: random.Random, kind: str) -> dict[str, Any]:
         row.update(finished=False, left=left_behind(stack) if kind == "down" else untracked(stack))
         return row
     row.update(finished=True, finish_s=round(time.time() - killed_at, 3))
+    row.setdefault("outcome", "finished")
     if kind == "down":
         row["left"] = left_behind(stack)
         row["untracked"] = sum(len(v) for v in row["left"].values())

@@ -285,7 +285,10 @@ def summarise_daemon_kills(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out[kind] = {
             "kills": len(mine),
             "mid_command": sum(1 for row in mine if row["mid_command"]),
-            "finished_by_next_command": sum(1 for row in mine if row.get("finished")),
+            "finished_by_next_command": sum(1 for row in mine if row.get("outcome") == "finished"),
+            # killed before the state recorded the restart (no stop signal sent yet): re-adopted, nothing to finish
+            "not_begun_readopted": sum(1 for row in mine if str(row.get("outcome")).startswith("not begun")),
+            "failed": sum(1 for row in mine if not row.get("finished")),
             "kill_to_finished_s": percentiles([row["finish_s"] for row in mine if "finish_s" in row]),
             "untracked": sum(int(row.get("untracked", 0)) for row in mine),
         }

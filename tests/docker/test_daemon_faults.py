@@ -218,6 +218,8 @@ def test_daemon_killed_during_restart_is_finished_by_the_next_command(instance: 
     restart = instance.start("restart", "api")
     try:
         wait_for(lambda: instance.events("stopping", "api"), 30, "api stopping")
+        # the state records the restart as begun before the stop signal goes out
+        wait_for(lambda: (instance.saved() or {})["services"]["api"]["restarting"], 10, "the restart saved as begun")
         instance.kill_daemon()
     finally:
         interrupted(restart)
@@ -249,6 +251,7 @@ def test_daemon_killed_during_down_is_finished_by_the_next_command(instance: Ins
     down = instance.start("down")
     try:
         wait_for(lambda: instance.events("stopping", "web"), 30, "web stopping")
+        wait_for(lambda: (instance.saved() or {})["down"], 10, "the down saved as begun")
         instance.kill_daemon()
     finally:
         interrupted(down)
