@@ -96,6 +96,37 @@ def test_deploy_again_changes_nothing(swarm: harness.Swarm, deployed: subprocess
     done = unistack(swarm, "-f", SMALL, "deploy", "--registry", swarm.registry)
     assert done.returncode == 0
     assert "0 changed, 4 unchanged" in done.stdout + done.stderr
+    assert "pushing" not in done.stdout + done.stderr  # the registry has them already
+
+
+def _load(swarm: harness.Swarm, stop_file: Path) -> subprocess.Popen[str]:
+    """Requests through the manager's proxy, from inside its namespace, until ``stop_file`` (bounded: 120 s)."""
+    return subprocess.Popen(
+        ["nsenter", f"--net=/run/netns/{swarm.manager.netns}", sys.executable, str(HERE / "load.py"),
+         f"http://{swarm.manager.address}:8080/", "120", str(stop_file)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_a_rolling_update_under_load_drops_nothing(
+    swarm: harness.Swarm, deployed: subprocess.CompletedProcess[str], tmp_path: Path
+) -> None:
+    stop_file = tmp_path / "stop"
+    load = _load(swarm, stop_file)
+    try:
+        assert _get(swarm, swarm.manager.address).startswith("ok from")
+        done = unistack(swarm, "-f", SMALL, "deploy", "--registry", swarm.registry, env={"API_VERSION": "2"})
+    finally:
+        stop_file.touch()
+        out, _ = load.communicate(timeout=30)
+    figures = json.loads(out)
+    print(f"rolling update of the api under load: {figures}", file=sys.stderr)
+    assert done.returncode == 0
+    said = done.stdout + done.stderr
+    assert "api: updated, healthy" in said and "db: unchanged" in said and "proxy: unchanged" in said
+    api = [t for t in _tasks(swarm, "small_api") if t["DesiredState"] == "running"]
+    assert len(api) == 2 and all("API_VERSION=2" in t["Spec"]["ContainerSpec"]["Env"] for t in api)
+    assert figures["failed"] == 0, figures
 
 
 def test_a_lost_worker_tasks_run_elsewhere(
@@ -107,11 +138,7 @@ def test_a_lost_worker_tasks_run_elsewhere(
     workers = [n for n in swarm.nodes[1:] if any(t["NodeID"] == ids[n.address] for t in running)]
     victim = workers[0] if workers else swarm.nodes[-1]
     stop_file = tmp_path / "stop"
-    load = subprocess.Popen(
-        ["nsenter", f"--net=/run/netns/{swarm.manager.netns}", sys.executable, str(HERE / "load.py"),
-         f"http://{swarm.manager.address}:8080/", "120", str(stop_file)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    load = _load(swarm, stop_file)
     try:
         assert _get(swarm, swarm.manager.address).startswith("ok from")
         harness.stop_node(victim)

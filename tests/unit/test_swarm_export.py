@@ -212,11 +212,11 @@ class FakeClient:
         self.api = FakeApi(tasks)
 
 
-def task(state: str, image: str = "reg/app:1", err: str = "", exit_code: int = 0) -> dict[str, Any]:
+def task(state: str, version: str = "v1", err: str = "", exit_code: int = 0) -> dict[str, Any]:
     return {
         "DesiredState": "running" if state != "complete" else "complete",
         "Status": {"State": state, "Err": err, "ContainerStatus": {"ExitCode": exit_code}},
-        "Spec": {"ContainerSpec": {"Image": image}},
+        "Spec": {"ContainerSpec": {"Image": "reg/app:1", "Labels": {driver.HASH_LABEL: version}}},
         "UpdatedAt": "2026-12-07T00:00:00Z",
     }
 
@@ -240,30 +240,30 @@ def waiting(tmp_path: Path, tasks: list[list[dict[str, Any]]], service: str) -> 
 
 def test_a_job_is_waited_for_until_complete(tmp_path: Path) -> None:
     fake, plan = waiting(tmp_path, [[task("starting")], [task("running")], [task("complete")]], "migrate")
-    fake._wait(plan.services["migrate"], "reg/app:1", "ran")
+    fake._wait(plan.services["migrate"], "v1")
     assert fake.clock() == 1.0  # two polls 0.5 s apart, then complete
 
 
 def test_a_failed_job_fails_with_its_error_and_last_logs(tmp_path: Path) -> None:
     fake, plan = waiting(tmp_path, [[task("failed", err="task: non-zero exit (3)", exit_code=3)]], "migrate")
     with pytest.raises(ServiceFailure) as caught:
-        fake._wait(plan.services["migrate"], "reg/app:1", "ran")
+        fake._wait(plan.services["migrate"], "v1")
     message = str(caught.value)
     assert "deploying 'migrate' failed: failed: task: non-zero exit (3), exit code 3" in message
     assert "relation notes does not exist" in message
 
 
-def test_a_service_is_ready_when_its_replicas_run_with_the_new_image(tmp_path: Path) -> None:
-    old = [task("running", image="reg/app:0")] * 3
+def test_a_service_is_ready_when_its_replicas_run_the_new_spec_and_no_old_task_runs(tmp_path: Path) -> None:
+    old = [task("running", version="v0")] * 3
     new = [task("running")] * 3
-    fake, plan = waiting(tmp_path, [old, [*old, task("starting")], new], "app")
-    fake._wait(plan.services["app"], "reg/app:1", "updated")
-    assert fake.clock() == 1.0
+    fake, plan = waiting(tmp_path, [old, [*old, task("starting")], [*new, old[0]], new], "app")
+    fake._wait(plan.services["app"], "v1")
+    assert fake.clock() == 1.5
 
 
 def test_a_stuck_layer_fails_at_its_deadline_naming_the_task(tmp_path: Path) -> None:
     fake, plan = waiting(tmp_path, [[task("starting")]], "app")
     with pytest.raises(ServiceFailure) as caught:
-        fake._wait(plan.services["app"], "reg/app:1", "created")
+        fake._wait(plan.services["app"], "v1")
     assert "not ready after 30 s; its latest task: starting" in str(caught.value)
     assert fake.clock() <= 31

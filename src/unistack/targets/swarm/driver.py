@@ -81,9 +81,10 @@ class Driver:
             started = self.clock()
             applied = {name: self._apply(plan.services[name], images[name], blobs) for name in layer}
             for name in layer:
-                self._wait(plan.services[name], images[name], applied[name])
-                outcomes.append(Outcome(name, applied[name], self.clock() - started))
-                self.emit(f"{name}: {_done(plan.services[name], applied[name])}")
+                action, wanted = applied[name]
+                self._wait(plan.services[name], wanted)
+                outcomes.append(Outcome(name, action, self.clock() - started))
+                self.emit(f"{name}: {_done(plan.services[name], action)}")
         return outcomes
 
     def _networks(self, plan: StackPlan) -> None:
@@ -125,7 +126,8 @@ class Driver:
             node.update(spec)
             self.emit(f"volume {volume} lives on node {node.attrs['Description']['Hostname']} ({node.id[:12]})")
 
-    def _apply(self, service: SwarmService, image: str, blobs: Mapping[str, tuple[str, str]]) -> str:
+    def _apply(self, service: SwarmService, image: str, blobs: Mapping[str, tuple[str, str]]) -> tuple[str, str]:
+        """(what was done, the spec hash its tasks carry)."""
         import docker.errors
         from docker import types
 
@@ -134,7 +136,7 @@ class Driver:
         wanted = spec_hash(service, image, {k: v[1] for k, v in used.items()})
         current = self._find(service.name)
         if current is not None and current["Spec"]["Labels"].get(HASH_LABEL) == wanted:
-            return "unchanged"
+            return "unchanged", wanted
         self._pin(service)
         container = types.ContainerSpec(
             image=image,
@@ -146,7 +148,7 @@ class Driver:
                 types.ConfigReference(*blobs[f"configs:{r.key}"], filename=r.target, uid=r.uid, gid=r.gid, mode=r.mode)
                 for r in service.configs
             ],
-            **service.container,
+            **{**service.container, "labels": {**service.container.get("labels", {}), HASH_LABEL: wanted}},
         )
         task = types.TaskTemplate(
             container,
@@ -172,9 +174,9 @@ class Driver:
                 current = None
             if current is None:
                 self.client.api.create_service(task, **arguments)
-                return "ran" if service.is_job else "created"
+                return ("ran" if service.is_job else "created"), wanted
             self.client.api.update_service(current["ID"], current["Version"]["Index"], task_template=task, **arguments)
-            return "updated"
+            return "updated", wanted
         except docker.errors.APIError as exc:
             raise RuntimeFailure(f"Swarm refused service {service.service!r}: {exc.explanation or exc}") from exc
 
@@ -186,7 +188,9 @@ class Driver:
 
     # ------------------------------------------------------------------------------------------------ waits
 
-    def _wait(self, service: SwarmService, image: str, action: str) -> None:
+    def _wait(self, service: SwarmService, wanted: str) -> None:
+        """Until the tasks of spec ``wanted`` are what ``service`` needs (a job's completions, the replicas running,
+        no task of an older spec left running), or a failure."""
         deadline = self.clock() + self.timeout
         while True:
             current = self._find(service.name)
@@ -198,9 +202,9 @@ class Driver:
                     service, f"its update was {update['State'].replace('_', ' ')}: {update.get('Message', '')}"
                 )
             tasks = self.client.api.tasks(filters={"service": service.name})
-            failed = [t for t in tasks if t["Status"]["State"] in FAILED and _image(t) == image]
+            failed = [t for t in tasks if t["Status"]["State"] in FAILED and _version(t) == wanted]
             if service.is_job:
-                done = [t for t in tasks if t["Status"]["State"] == "complete"]
+                done = [t for t in tasks if t["Status"]["State"] == "complete" and _version(t) == wanted]
                 if failed:
                     raise self._failure(service, _task_error(failed[-1]))
                 expected = service.replicas or self._eligible_nodes(service)
@@ -209,13 +213,11 @@ class Driver:
             else:
                 if len(failed) >= FAILURES_BEFORE_GIVING_UP:
                     raise self._failure(service, _task_error(failed[-1]))
-                running = [
-                    t
-                    for t in tasks
-                    if t["DesiredState"] == "running" and t["Status"]["State"] == "running" and _image(t) == image
-                ]
+                live = [t for t in tasks if t["DesiredState"] == "running"]
+                running = [t for t in live if t["Status"]["State"] == "running" and _version(t) == wanted]
                 expected = service.replicas if service.replicas is not None else self._eligible_nodes(service)
-                settled = update.get("State") in (None, "completed")
+                older = [t for t in live if _version(t) != wanted and t["Status"]["State"] in ("running", "starting")]
+                settled = update.get("State") in (None, "completed") and not older
                 if settled and len(running) >= expected > 0:
                     return
             if self.clock() > deadline:
@@ -302,8 +304,9 @@ class Driver:
         return removed
 
 
-def _image(task: Mapping[str, Any]) -> str:
-    return str(task["Spec"]["ContainerSpec"]["Image"]).split("@", 1)[0]
+def _version(task: Mapping[str, Any]) -> str:
+    """The spec hash a task was made from (the driver labels each task's container spec with it)."""
+    return str((task["Spec"]["ContainerSpec"].get("Labels") or {}).get(HASH_LABEL, ""))
 
 
 def _task_error(task: Mapping[str, Any]) -> str:

@@ -1,6 +1,7 @@
 """Images to the nodes: each service's image built (or found) on the engine the deploy talks to, exactly as ``up``
 does (``runtimes.docker.images``: content-hashed, the base bootstrapped offline when missing), then tagged
-``<registry>/<image>:<id>`` and pushed, so every node pulls the same bytes. The tag is the image's own id: an
+``<registry>/<image>:<id>`` and pushed (unless the registry has that tag already), so every node pulls the same
+bytes. The tag is the image's own id: an
 image that did not change keeps its reference, and a redeploy leaves its services alone.
 
 Without a registry (a one-node swarm), the local image is used as it is. Never starts a registry (the harness in
@@ -48,6 +49,11 @@ def _push(client: Any, registry: str, local: str, image_id: str, emit: Emit) -> 
     repository, tag = reference(registry, local, image_id)
     try:
         client.images.get(image_id).tag(repository, tag=tag)
+        try:  # already there (a redeploy): the registry answers for the tag, nothing to send
+            client.api.inspect_distribution(f"{repository}:{tag}")
+            return f"{repository}:{tag}"
+        except docker.errors.APIError:
+            pass
         emit(f"pushing {local} to {repository}:{tag}")
         for chunk in client.api.push(repository, tag=tag, stream=True, decode=True):
             if "error" in chunk:
