@@ -147,6 +147,9 @@ class FakeRuntime:
     async def switch(self, project: Project, service: Service, beside: Service) -> None:
         self.calls.append(("switch", service.name, self.clock.t))
 
+    async def settle(self, project: Project, service: Service, beside: Service) -> None:
+        self.calls.append(("settle", service.name, self.clock.t))
+
     async def outdated(self, project: Project, service: Service, handle: Handle) -> str | None:
         return self.script(service.name).outdated
 

@@ -1,12 +1,13 @@
 """Start-first updates: a changed service replaced without downtime, on one host.
 
 Owns the decision (pure: ``plan``) of whether a changed service is replaced start-first (its Compose
-``deploy.update_config.order: start-first``, a healthcheck, a healthy incarnation now) or stop-first as
-before, and the executor (``roll``) of one start-first replacement: the new incarnation started beside the old
-one (the runtime's ``beside`` variant of the service: its own socket), probed until healthy, the upstream
-switched to it (``runtime.switch``), the old stopped with its stop signal and grace period (it drains what it
-has in flight), and the new one handed to the engine's runner. A new incarnation that fails its healthcheck is
-stopped and the old one keeps serving: ``RolloutFailed`` names it with its last check and log lines.
+``deploy.update_config.order: start-first``, a healthcheck, a healthy incarnation now) or stop-first as before, and
+the executor (``roll``) of one start-first replacement: the new incarnation started beside the old one (the
+runtime's ``beside`` variant of the service: its own socket), probed until healthy, the upstream switched to it
+(``runtime.switch``), the old stopped with its stop signal and grace period (it drains what it has in flight), the
+new one made the service's only (``runtime.settle``) and handed to the engine's runner. A new incarnation that
+fails its healthcheck is stopped and the old one keeps serving: ``RolloutFailed`` names it with its last check and
+log lines.
 
 It sees only the Runtime protocol and the Clock (through the engine); it never imports subprocess, docker or
 sockets, and never formats output beyond its events' messages.
@@ -25,8 +26,6 @@ from unistack.errors import NotSupported, RuntimeFailure, ServiceFailure
 
 if TYPE_CHECKING:
     from unistack.engine.supervisor import Engine
-
-SWITCH_HOLD = 0.005  # seconds between re-assertions of the switch while the old incarnation stops
 
 
 @dataclass(frozen=True)
@@ -119,27 +118,14 @@ async def roll(engine: Engine, name: str) -> str:
     switched = clock.now() - began
     st.update = "draining the old incarnation"
     engine.emit("update", name, f"{name} switched to the new incarnation after {switched:.2f}s; the old one drains")
-    holding = asyncio.ensure_future(_hold_switch(engine, svc, variant))
-    try:
-        await engine.stop_runner(name)
-    finally:
-        holding.cancel()
-        await asyncio.wait({holding})
-    await runtime.switch(project, svc, variant)
+    await engine.stop_runner(name)
+    await runtime.settle(project, svc, variant)
     st.update = ""
     # the runner takes the new incarnation over as healthy (it was probed so): dependents never see a gap
     st.last_check, st.state, st.health = last, "healthy", "healthy"
     st.handle, st.started_at = handle, handle.started_at
     await engine.up([name], adopted={name: handle}, with_dependencies=False)
     return f"updated start-first (switched after {switched:.2f}s)"
-
-
-async def _hold_switch(engine: Engine, svc: Service, variant: Service) -> None:
-    """Re-assert the switch while the old incarnation stops: a server that removes its socket path as it exits
-    (uvicorn does) must not take the new one's name with it."""
-    while True:
-        await engine.clock.sleep(SWITCH_HOLD)
-        await engine.runtime.switch(engine.project, svc, variant)
 
 
 __all__ = ["NotSupported", "Plan", "RolloutFailed", "plan", "roll", "update_order"]

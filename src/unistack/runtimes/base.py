@@ -74,6 +74,10 @@ class Runtime(Protocol):
         """Make what reaches ``service`` (the proxy's upstream) reach the incarnation of ``beside`` from now on,
         atomically; idempotent (repeated while the old incarnation stops)."""
 
+    async def settle(self, project: Project, service: Service, beside: Service) -> None:
+        """After the switch and the old incarnation's stop: make the new one the service's only (containers: the old
+        removed, the new renamed to Compose's name)."""
+
     async def outdated(self, project: Project, service: Service, handle: Handle) -> str | None:
         """Why this live incarnation is not what a start would run now (its image was rebuilt, its build context
         changed since), or None when it is; ``up`` on a running instance recreates what is outdated."""

@@ -265,6 +265,9 @@ class ProcessRuntime:
     async def switch(self, project: Project, service: Service, beside: Service) -> None:
         sockets.switch(project, service, beside)
 
+    async def settle(self, project: Project, service: Service, beside: Service) -> None:
+        sockets.switch(project, service, beside)  # again: the link names the new socket whatever the old did
+
     async def outdated(self, project: Project, service: Service, handle: Handle) -> str | None:
         return None  # a host process runs the files as they are: what it runs is its command, part of the model
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import docker.errors
+import msgspec
 import psutil
 import requests
 
@@ -32,6 +33,7 @@ from unistack.config.model import Healthcheck, Project, Service
 from unistack.errors import NotSupported, PermanentFailure, RuntimeFailure
 from unistack.runtimes import DOCKER, logfiles
 from unistack.runtimes.base import Handle, ProbeResult, StopResult
+from unistack.runtimes.docker import beside as next_container
 from unistack.runtimes.docker import images, installs, resources, spec
 from unistack.runtimes.docker import logs as docker_logs
 from unistack.runtimes.docker.engine import (
@@ -62,6 +64,9 @@ class DockerRuntime:
         self._docker: docker.DockerClient | None = None
         self._closed = False
         self._exits = ExitWatcher(self.client)
+        # start-first updates: the variant of each service whose start is a second container, and that container
+        self._beside: dict[str, Service] = {}
+        self._beside_ids: dict[str, str] = {}
 
     # ----------------------------------------------------------------- the connection
 
@@ -195,6 +200,11 @@ class DockerRuntime:
     # ----------------------------------------------------------------- containers
 
     async def start(self, project: Project, service: Service) -> Handle:
+        if self._beside.get(service.name) is service:  # a start-first update's second container
+            return cast(
+                Handle,
+                await self._call(f"cannot start {service.name}", lambda: self._start_beside(project, service)),
+            )
         plan = spec.container_plan(project, service)
         return cast(
             Handle,
@@ -343,12 +353,41 @@ class DockerRuntime:
             return ProbeResult(False, None, f"cannot run the healthcheck: {explain(exc)}")
 
     def beside(self, project: Project, service: Service) -> Service:
-        raise NotSupported(
-            "the docker runtime does not run a second container of a service yet (start-first updates: process runtime)"
-        )
+        next_container.check(project, service)
+        variant = msgspec.structs.replace(service, name=service.name)  # this very object: its start is beside
+        self._beside[service.name] = variant
+        return variant
+
+    def _start_beside(self, project: Project, service: Service) -> Handle:
+        plan = spec.container_plan(project, service)
+        client = self.client()
+        image_id = self._image_id(project, service, plan.image)
+        leftover = _inspect(client.api, next_container.beside_name(plan))
+        if leftover is not None:
+            _check_owner(project, service, leftover)
+        container_id = next_container.create(client, plan, image_id, leftover)
+        self._beside_ids[service.name] = container_id
+        return self._run_container(service, plan, container_id, fresh=True)
 
     async def switch(self, project: Project, service: Service, beside: Service) -> None:
-        raise NotSupported("the docker runtime cannot switch a service's upstream yet")
+        container_id = self._beside_ids.get(service.name)
+        if container_id is None:
+            raise RuntimeFailure(f"{service.name}: no new container to switch to")
+        await self._call(
+            f"cannot switch {service.name}",
+            lambda: next_container.switch(self.client().api, project, service, container_id),
+        )
+
+    async def settle(self, project: Project, service: Service, beside: Service) -> None:
+        self._beside.pop(service.name, None)
+        container_id = self._beside_ids.pop(service.name, None)
+        if container_id is None:
+            return
+        plan = spec.container_plan(project, service)
+        await self._call(
+            f"cannot rename {service.name}'s new container",
+            lambda: next_container.settle(self.client().api, plan, container_id),
+        )
 
     async def outdated(self, project: Project, service: Service, handle: Handle) -> str | None:
         """A build context changed since the image was built (``up`` builds it again before the new container),

@@ -1,0 +1,250 @@
+"""Start-first updates in containers under a steady load: a second container beside the old, switched to by DNS.
+
+A small relay stands in for the proxy: for every connection it resolves the service's name and dials its
+addresses in turn until one answers, as Go's dialer (Caddy's) does. The load from the host goes through its
+published loopback port, one connection per request, from two threads, bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from unistack.control import client as daemon_client
+
+from .support import remove_project_resources, requires_engine, unique_name
+
+pytestmark = [pytest.mark.docker, requires_engine()]
+
+WEB = r"""
+import os, signal, socket, threading
+version, never = os.environ["VERSION"], os.environ.get("NEVER_READY") == "1"
+def answer(conn):
+    with conn:
+        request = conn.recv(4096)
+        ok = not (request.startswith(b"GET /health") and never)
+        body = (version + "\n").encode()
+        status = b"200 OK" if ok else b"500 Not Ready"
+        conn.sendall(b"HTTP/1.0 " + status + b"\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+listener = socket.create_server(("0.0.0.0", 8000), backlog=128)
+workers = []
+def serve():
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        worker = threading.Thread(target=answer, args=(conn,))
+        worker.start()
+        workers.append(worker)
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+accepting = threading.Thread(target=serve, daemon=True)
+accepting.start()
+print(version, "listening", flush=True)
+stop.wait()
+listener.shutdown(socket.SHUT_RDWR)  # refuse new connections at once, as uvicorn closes its listener
+listener.close()
+for worker in workers:
+    worker.join()
+print(version, "stopped", flush=True)
+"""
+
+CHECK = (
+    "import socket; s = socket.create_connection(('127.0.0.1', 8000), timeout=2); "
+    "s.sendall(b'GET /health HTTP/1.0\\r\\n\\r\\n'); assert b' 200 ' in s.recv(100)"
+)
+
+RELAY = r"""
+import socket, threading
+def pipe(a, b):
+    try:
+        while data := a.recv(65536):
+            b.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+def serve(client):
+    upstream = None
+    for *_, address in socket.getaddrinfo("web", 8000, type=socket.SOCK_STREAM):
+        try:
+            upstream = socket.create_connection(address[:2], timeout=2)
+            break
+        except OSError:
+            continue
+    if upstream is None:
+        client.close()
+        return
+    back = threading.Thread(target=pipe, args=(upstream, client))
+    back.start()
+    pipe(client, upstream)
+    back.join()
+    client.close()
+    upstream.close()
+listener = socket.create_server(("0.0.0.0", 9000))
+print("relay listening", flush=True)
+while True:
+    conn, _ = listener.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"""
+
+
+def compose() -> str:
+    def program(text: str) -> str:
+        return json.dumps(text)
+
+    return f"""
+services:
+  web:
+    image: ${{TEST_IMAGE}}
+    command: ["python3", "-u", "-c", {program(WEB)}]
+    environment:
+      VERSION: ${{VERSION:-v1}}
+      NEVER_READY: ${{NEVER_READY:-0}}
+    healthcheck:
+      test: ["CMD", "python3", "-c", {program(CHECK)}]
+      interval: 1s
+      timeout: 3s
+      retries: 2
+      start_period: 4s
+      start_interval: 200ms
+    stop_grace_period: 5s
+    deploy:
+      update_config:
+        order: start-first
+  relay:
+    image: ${{TEST_IMAGE}}
+    command: ["python3", "-u", "-c", {program(RELAY)}]
+    ports: ["127.0.0.1:${{RELAY_PORT}}:9000"]
+    depends_on:
+      web: {{condition: service_healthy}}
+    stop_grace_period: 1s
+"""
+
+
+class Load:
+    def __init__(self, port: int, seconds: float = 120.0, limit: int = 20000) -> None:
+        self.port, self.seconds, self.limit = port, seconds, limit
+        self.answers: dict[str, int] = {}
+        self.failures: list[str] = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(2)]
+
+    def _client(self) -> None:
+        deadline = time.monotonic() + self.seconds
+        for _ in range(self.limit):
+            if self.stop.is_set() or time.monotonic() > deadline:
+                return
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+                    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                    data = b""
+                    while chunk := s.recv(4096):
+                        data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                if b" 200 " not in head.split(b"\r\n")[0]:
+                    raise OSError(f"answered {head[:40]!r}")
+                version = body.decode().strip()
+                self.answers[version] = self.answers.get(version, 0) + 1
+            except OSError as exc:
+                self.failures.append(f"{time.monotonic():.3f} {exc}")
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+    def total(self) -> int:
+        return sum(self.answers.values())
+
+
+class Cli:
+    def __init__(self, folder: Path, name: str, image: str, port: int) -> None:
+        self.folder, self.name = folder, name
+        self.env = {**os.environ, "NO_COLOR": "1", "TEST_IMAGE": image, "RELAY_PORT": str(port)}
+        for key in ("UNISTACK_ENV", "UNISTACK_STATE_DIR", "UNISTACK_RUNTIME", "COMPOSE_PROJECT_NAME"):
+            self.env.pop(key, None)
+
+    def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "unistack", "-p", self.name, "--runtime", "docker", *args]
+        result = subprocess.run(argv, cwd=self.folder, env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def ps(self) -> dict[str, dict[str, Any]]:
+        return {row["service"]: row for row in json.loads(self.run("ps", "--format", "json").stdout)}
+
+
+def wait_for(what: Any, timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if what():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+@pytest.fixture
+def cli(tmp_path: Path, client: docker.DockerClient, image: str) -> Iterator[Cli]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    name = unique_name()
+    (tmp_path / "compose.yaml").write_text(compose())
+    instance = Cli(tmp_path, name, image, port)
+    try:
+        yield instance
+    finally:
+        instance.run("down", "-v", "-t", "1", check=False)
+        pid = daemon_client.pid_of(tmp_path / ".unistack" / name)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        remove_project_resources(client, name)
+
+
+def test_start_first_update_and_failed_update_drop_no_request(cli: Cli, client: docker.DockerClient) -> None:
+    cli.run("up", "--wait", "--wait-timeout", "60")
+    first = cli.ps()["web"]["container"]
+    with Load(int(cli.env["RELAY_PORT"])) as load:
+        wait_for(lambda: load.total() > 20, 20, "the load to be answered")
+        cli.env["VERSION"] = "v2"
+        result = cli.run("up", "--wait", "--wait-timeout", "60")
+        assert "web: updated start-first" in result.stdout, result.stdout
+        wait_for(lambda: load.answers.get("v2", 0) > 20, 20, "v2 to answer")
+        second = cli.ps()["web"]
+        assert second["container"] != first and second["state"] == "healthy"
+        assert client.containers.get(f"{cli.name}-web-1").id == second["container"]  # renamed to Compose's name
+        cli.env.update(VERSION="v3", NEVER_READY="1")
+        failed = cli.run("up", "--wait", "--wait-timeout", "60", check=False)
+        served = load.answers.get("v2", 0)
+        wait_for(lambda: load.answers.get("v2", 0) > served + 20, 20, "v2 to go on")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "web: the update's new incarnation failed its healthcheck" in failed.stderr, failed.stderr
+    assert load.failures == [], load.failures[:5]
+    assert load.answers.get("v3", 0) == 0 and load.answers["v1"] > 0
+    assert cli.ps()["web"]["container"] == second["container"]
