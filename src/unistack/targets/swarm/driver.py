@@ -291,7 +291,10 @@ class Driver:
             for blob in collection.list(filters=label):
                 blob.remove()
                 removed.append(f"{kind} {blob.name}")
-        if volumes:  # once the tasks' containers on this node are gone (Swarm removes them after the tasks stop)
+        if volumes:  # once the tasks' containers on this node are gone (Swarm removes them after the tasks stop,
+            # except a completed global job's: those are removed here)
+            for container in self.client.containers.list(all=True, filters={**label, "status": "exited"}):
+                container.remove()
             self._until(
                 "the stack's containers removed", lambda: not self.client.containers.list(all=True, filters=label), 60
             )
