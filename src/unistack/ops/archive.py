@@ -14,10 +14,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import queue
 import re
 import tarfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -59,39 +57,22 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PartWriter:
-    """The bytes of one part: counted as they come, hashed and written to the file by a thread of its own, so the
-    part's producer (pg_dump, tar, the engine) is read on while the last chunk is hashed and written (both release
-    the GIL). ``close`` waits for the thread; a write that failed is raised there (or at the next chunk)."""
+    """The bytes of one part: counted, hashed and written to the file as each chunk comes, in the producer's
+    thread. (A writer thread beside the producer was slower: on 2 busy cores, 200 MB of uploads took 0.47 s
+    against 0.40 s serially, and 0.27 s for tar alone; bench/backup.py.) ``close`` is kept for the callers."""
 
     def __init__(self, file: IO[bytes]) -> None:
         self.file = file
         self.size = 0
         self.hash = hashlib.sha256()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._drain, name="archive-writer", daemon=True)
-        self._thread.start()
 
     def __call__(self, chunk: memoryview) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(bytes(chunk))
+        self.hash.update(chunk)  # both release the GIL for large chunks
+        self.file.write(chunk)
         self.size += len(chunk)
 
-    def _drain(self) -> None:
-        while (data := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self.hash.update(data)
-                    self.file.write(data)
-                except BaseException as exc:  # raised in the producer's thread
-                    self._error = exc
-
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
+        pass
 
 
 class ArchiveWriter:
