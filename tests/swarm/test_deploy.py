@@ -201,3 +201,14 @@ def test_undeploy_removes_everything(swarm: harness.Swarm) -> None:
     assert not client.networks.list(filters=label)
     assert not client.secrets.list(filters=label)
     assert not client.volumes.list(filters=label)
+
+
+def test_refusals_name_the_fix(swarm: harness.Swarm) -> None:
+    no_registry = unistack(swarm, "-f", SMALL, "deploy")
+    assert no_registry.returncode == 2
+    assert "the swarm has 3 nodes" in no_registry.stderr and "--registry HOST:PORT" in no_registry.stderr
+    # this machine's own engine is no swarm
+    not_a_swarm = unistack(swarm, "-f", SMALL, "deploy", env={"DOCKER_HOST": "unix:///var/run/docker.sock"})
+    assert not_a_swarm.returncode == 2
+    assert "not part of a swarm: run `docker swarm init`" in not_a_swarm.stderr
+    assert "Traceback" not in no_registry.stderr + not_a_swarm.stderr

@@ -5,9 +5,11 @@ target is the Swarm the Docker API points at (``DOCKER_HOST`` or the default soc
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -17,6 +19,17 @@ from unistack.errors import UsageError
 from unistack.printer import Printer
 
 TARGETS = ("swarm",)
+
+
+@contextlib.contextmanager
+def _engine_errors(doing: str) -> Iterator[None]:
+    """The SDK's and the connection's errors as RuntimeFailure (what the engine said), never a traceback."""
+    from unistack.runtimes.docker import engine
+
+    try:
+        yield
+    except engine.Errors as exc:
+        raise engine.failure(doing, exc) from exc
 
 
 def _client() -> Any:
@@ -68,8 +81,9 @@ def deploy(
     printer.say(
         f"deploying {project.name} to a swarm of {nodes} node(s): {modes.endpoint} endpoints, {modes.publish} ports"
     )
-    refs = images.ship(client, project, plan, registry, printer.say)
-    outcomes = driver.Driver(client, printer.say, timeout=timeout).deploy(plan, refs)
+    with _engine_errors(f"deploying {project.name}"):
+        refs = images.ship(client, project, plan, registry, printer.say)
+        outcomes = driver.Driver(client, printer.say, timeout=timeout).deploy(plan, refs)
     changed = [o.service for o in outcomes if o.action != "unchanged"]
     printer.say(f"deployed {project.name}: {len(changed)} changed, {len(outcomes) - len(changed)} unchanged")
 
@@ -84,7 +98,8 @@ def undeploy(opts: Options, target: str, volumes: bool) -> None:
 
     project = opts.project(saved_ok=True)
     printer = Printer([])
-    removed = driver.Driver(_client(), printer.say).undeploy(project.name, volumes)
+    with _engine_errors(f"removing {project.name}"):
+        removed = driver.Driver(_client(), printer.say).undeploy(project.name, volumes)
     for what in removed:
         printer.say(f"removed {what}")
     if not removed:
@@ -96,7 +111,8 @@ def swarm_ps(opts: Options, fmt: str) -> None:
     from unistack.targets.swarm import status
 
     project = opts.project(saved_ok=True)
-    rows = status.tasks(_client(), project.name)
+    with _engine_errors(f"listing the tasks of {project.name}"):
+        rows = status.tasks(_client(), project.name)
     click.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2) if fmt == "json" else status.table(rows))
 
 
@@ -108,5 +124,7 @@ def swarm_logs(opts: Options, count: int | None, names: list[str]) -> None:
     printer = Printer(names)
     reader = Driver(_client(), printer.say)
     for name in names:
-        for line in reader.last_logs(f"{project.name}_{name}", count or 10_000):
+        with _engine_errors(f"reading the logs of {name}"):
+            lines = reader.last_logs(f"{project.name}_{name}", count or 10_000)
+        for line in lines:
             printer.log(name, line)
