@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -120,10 +121,47 @@ def _wait(what: str, ok: Any, deadline: float, every: float = 0.1) -> Any:
         time.sleep(every)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def sweep_stale() -> list[str]:
+    """What an earlier run killed before its teardown left (its namespaces ``us<pid>...``, their dockerd and shims,
+    mounts and exec roots), removed when that pid is gone; returns the namespaces removed."""
+    removed = []
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10, check=False).stdout
+    for name in sorted({line.split()[0] for line in listing.splitlines() if line.strip()}):
+        match = re.fullmatch(r"us(\d+)(n\d+|br)", name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        if match.group(2) != "br":
+            node = Node(name, name, "", Path("/nonexistent"))
+            _kill_leftovers(node)
+            _unmount_below(node.exec_root)
+            shutil.rmtree(node.exec_root, ignore_errors=True)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10, check=False)
+        removed.append(name)
+    for root in Path(tempfile.gettempdir()).glob("unistack-swarm-us*-*"):
+        match = re.fullmatch(r"unistack-swarm-us(\d+)-.*", root.name)
+        if match is not None and not _alive(int(match.group(1))):
+            for process in psutil.process_iter(["cmdline"]):  # its registry
+                with contextlib.suppress(psutil.Error):
+                    if any(str(root) in part for part in process.info["cmdline"] or ()):
+                        process.kill()
+            _unmount_below(root)
+            shutil.rmtree(root, ignore_errors=True)
+    return removed
+
+
 def start(count: int = 3, prefix: str | None = None, root: Path | None = None) -> Swarm:
-    """Namespaces, bridge, dockerds, registry, one swarm; torn down again when any step fails."""
+    """Namespaces, bridge, dockerds, registry, one swarm; torn down again when any step fails. What a killed
+    earlier run left is swept first."""
+    sweep_stale()
     prefix = prefix or f"us{os.getpid() % 100000}"
-    swarm = Swarm(prefix, root or Path(tempfile.mkdtemp(prefix="unistack-swarm-")))
+    swarm = Swarm(prefix, root or Path(tempfile.mkdtemp(prefix=f"unistack-swarm-{prefix}-")))
     try:
         _network(swarm, count)
         for node in swarm.nodes:
