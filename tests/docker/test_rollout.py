@@ -1,7 +1,9 @@
 """Start-first updates in containers under a steady load: a second container beside the old, switched to by DNS.
 
-A small relay stands in for the proxy: for every connection it resolves the service's name and dials its
-addresses in turn until one answers, as Go's dialer (Caddy's) does. The load from the host goes through its
+A small relay stands in for the proxy: for every connection it resolves the service's name and tries its
+addresses in turn until one answers: one that refuses, as Go's dialer (Caddy's) does, and one that resets the
+request before any answer (a connection the old server's kernel queued in the instant its listener closed), as
+nginx's `proxy_next_upstream error` (its default) does. The load from the host goes through its
 published loopback port, one connection per request, from two threads, bounded in count and time.
 """
 
@@ -83,16 +85,24 @@ def pipe(a, b):
             except OSError:
                 pass
 def serve(client):
-    upstream = None
+    request = client.recv(65536)
+    upstream, first = None, b""
     for *_, address in socket.getaddrinfo("web", 8000, type=socket.SOCK_STREAM):
         try:
             upstream = socket.create_connection(address[:2], timeout=2)
-            break
+            upstream.sendall(request)
+            first = upstream.recv(65536)
         except OSError:
-            continue
+            first = b""
+        if first:
+            break
+        if upstream is not None:
+            upstream.close()
+            upstream = None
     if upstream is None:
         client.close()
         return
+    client.sendall(first)
     back = threading.Thread(target=pipe, args=(upstream, client))
     back.start()
     pipe(client, upstream)
@@ -208,6 +218,11 @@ def wait_for(what: Any, timeout: float, message: str) -> None:
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
 
 
+def events(cli: Cli) -> list[str]:
+    path = cli.folder / ".unistack" / cli.name / "logs" / "events.jsonl"
+    return [f"{e['kind']} {e['message'][:150]}" for e in map(json.loads, path.read_text().splitlines())]
+
+
 @pytest.fixture
 def cli(tmp_path: Path, client: docker.DockerClient, image: str) -> Iterator[Cli]:
     with socket.socket() as s:
@@ -247,4 +262,5 @@ def test_start_first_update_and_failed_update_drop_no_request(cli: Cli, client: 
     assert "web: the update's new incarnation failed its healthcheck" in failed.stderr, failed.stderr
     assert load.failures == [], load.failures[:5]
     assert load.answers.get("v3", 0) == 0 and load.answers["v1"] > 0
-    assert cli.ps()["web"]["container"] == second["container"]
+    row = cli.ps()["web"]
+    assert row["container"] == second["container"] and row["state"] == "healthy", (row, events(cli)[-12:])
