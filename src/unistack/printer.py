@@ -67,6 +67,8 @@ def ps_table(rows: Iterable[ServiceRow]) -> str:
             check_text = f"{at} {'ok' if check.ok else 'failed'} ({check.exit_code}) {output}".rstrip()
         ident = row.pid or (row.container or "")[:12] or "-"  # docker ps's short id
         state = row.state + (f" ({row.exit_code})" if row.state == "exited" else "")
+        if row.update:  # a start-first update in progress: its step
+            state += f", updating: {row.update}"
         lines.append((row.service, state, row.health, str(row.restarts), str(ident), ports or "-", check_text))
     return columns(lines)
 

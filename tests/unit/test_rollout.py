@@ -9,6 +9,7 @@ import pytest
 from unistack.config.model import Service, replace
 from unistack.engine import rollout
 from unistack.engine.supervisor import Engine
+from unistack.printer import ps_table
 
 from .fakes import FakeClock, FakeRuntime, project, service
 
@@ -49,7 +50,8 @@ async def test_the_new_incarnation_is_switched_to_once_healthy_then_the_old_stop
     assert old is not None
     task = asyncio.ensure_future(engine.reconcile(project(web("v2"))))
     await clock.run_until(lambda: engine.status["web"].update != "" or task.done())
-    assert engine.snapshot()[0].update  # `ps` shows the update in progress
+    assert engine.snapshot()[0].update  # `ps` shows the update in progress, in JSON and in its table
+    assert "healthy, updating: waiting for the new incarnation's healthcheck" in ps_table(engine.snapshot())
     await clock.run_until(task.done)
     assert task.result()["web"].startswith("updated start-first")
     actions = [a for a, _, _ in runtime.calls if a in {"start", "switch", "stop", "settle"}]
