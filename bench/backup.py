@@ -10,16 +10,17 @@ up with `up --wait` and seeded:
   a ~300-byte body each;
 - uploads: ``--uploads-mb`` (200) of random (incompressible, as uploads mostly are) files of 32 KiB to 2 MiB written
   straight into the uploads volume (host processes: files in `volumes/uploads/`; containers: a tar streamed into
-  `docker run --rm -i -v <instance>_uploads:/data stack-backend tar -x`), owned as the backend's own files, each
+  `docker run --rm -i -v <instance>_uploads:/data/uploads stack-backend tar -x`), owned as the backend's own files, each
   with its `attachment` row on one of the notes (so the data is what the app itself would hold).
 
 Then, ``--runs`` times each, interleaved (so drift of the shared machine hits both alike), medians reported:
 
 - backup: the whole `python -m unistack backup --output FILE` (CLI start included), against by hand, as a careful
   operator would: `pg_dump --format=custom --compress=1` (the format and level of unistack's postgres part) and
-  `tar --create --numeric-owner` of the uploads, each into its own file, both fsynced (unistack fsyncs its archive).
+  `tar --create --numeric-owner` of the uploads, each into its own file, both fsynced (unistack fsyncs its archive);
+  also with a `sha256sum` of both files after (unistack's manifest holds each part's sha256), for comparison.
   Host processes: the server's own pg_dump over its socket and GNU tar of the folder; containers: `docker exec
-  pg_dump` with its stdout into a file, and `docker run --rm -v VOLUME:/data:ro IMAGE tar -c` streamed out.
+  pg_dump` with its stdout into a file, and `docker run --rm -v VOLUME:/data/uploads:ro IMAGE tar -c` streamed out.
 - restore: the whole `unistack restore FILE --yes` (verify every checksum, stop proxy, backend and migrate, restore
   into new storage, switch, start, wait until healthy), against by hand in two ways: data only (`createdb` +
   `pg_restore --no-owner` into a new database, `tar -x` into a new folder or volume: what unistack's restore does
@@ -78,6 +79,8 @@ FILE_SIZES = (32 << 10, 128 << 10, 512 << 10, 2 << 20)  # the uploads' sizes, in
 BACKEND_UID = 10001  # stack/backend/Dockerfile's `app` user
 SCRATCH_DB = "bench_manual"
 DOCKER_RUN = ("docker", "run", "--rm", "-i", "--network", "none", "--user", "0:0")
+# where the helpers mount a volume: the backend's own path, so that a volume still empty is given that folder's
+# owner (10001) when Docker first copies the image's folder into it, as for the backend (at /data it would be root's)
 
 
 def run(
@@ -213,7 +216,7 @@ class Instance:
     # ----------------------------------------------------------------- the uploads volume, by hand
 
     def _volume_tar(self, volume: str, *tar_args: str, read_only: bool = False, **streams: Any) -> str:
-        mount = f"{volume}:/data" + (":ro" if read_only else "")
+        mount = f"{volume}:/data/uploads" + (":ro" if read_only else "")
         return run([*DOCKER_RUN, "-v", mount, "--entrypoint", "tar", "stack-backend", *tar_args], **streams)
 
     def seed(self, notes: int, upload_bytes: int) -> dict[str, Any]:
@@ -227,9 +230,9 @@ class Instance:
             for name, size in files:
                 (self.uploads_dir / name).write_bytes(os.urandom(size))
         else:
-            mount = ["-v", f"{self.uploads_volume}:/data", "--entrypoint", "tar", "stack-backend"]
+            mount = ["-v", f"{self.uploads_volume}:/data/uploads", "--entrypoint", "tar", "stack-backend"]
             feeder = subprocess.Popen(
-                [*DOCKER_RUN, *mount, "-x", "-C", "/data", "--numeric-owner", "-f", "-"],
+                [*DOCKER_RUN, *mount, "-x", "-C", "/data/uploads", "--numeric-owner", "-f", "-"],
                 stdin=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )
@@ -279,8 +282,19 @@ class Instance:
             found = [p for p in self.uploads_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
             files, size = len(found), sum(p.stat().st_size for p in found)
         else:
-            argv = ["docker", "run", "--rm", "--network", "none", "-v", f"{self.uploads_volume}:/data:ro"]
-            argv += ["--entrypoint", "find", "stack-backend", "/data", "-maxdepth", "1", "-type", "f", "!", "-name"]
+            argv = ["docker", "run", "--rm", "--network", "none", "-v", f"{self.uploads_volume}:/data/uploads:ro"]
+            argv += [
+                "--entrypoint",
+                "find",
+                "stack-backend",
+                "/data/uploads",
+                "-maxdepth",
+                "1",
+                "-type",
+                "f",
+                "!",
+                "-name",
+            ]
             sizes = [int(line) for line in run([*argv, ".*", "-printf", "%s\\n"]).split()]
             files, size = len(sizes), sum(sizes)
         return {"notes": int(notes), "attachments": int(attachments), "upload_files": files, "upload_bytes": size}
@@ -307,7 +321,7 @@ class Instance:
                         "-c",
                         "--numeric-owner",
                         "-C",
-                        "/data",
+                        "/data/uploads",
                         "-f",
                         "-",
                         ".",
@@ -320,6 +334,10 @@ class Instance:
 
         seconds = timed(both)
         return seconds, dump.stat().st_size + files.stat().st_size
+
+    def manual_checksums(self, folder: Path) -> float:
+        """`sha256sum` of the two files by hand (what unistack's manifest holds), from the page cache."""
+        return timed(lambda: run(["sha256sum", str(folder / "app.pgdump"), str(folder / "uploads.tar")]))
 
     def manual_restore_data(self, folder: Path) -> float:
         """createdb + pg_restore into a new database, tar -x into new storage; both removed afterwards (untimed)."""
@@ -358,7 +376,9 @@ class Instance:
                         stdin=source,
                     )
                 else:
-                    self._volume_tar(scratch_volume, "-x", "--numeric-owner", "-C", "/data", "-f", "-", stdin=source)
+                    self._volume_tar(
+                        scratch_volume, "-x", "--numeric-owner", "-C", "/data/uploads", "-f", "-", stdin=source
+                    )
 
         try:
             return timed(both)
@@ -394,8 +414,8 @@ class Instance:
                         stdin=source,
                     )
                 else:
-                    argv = [*DOCKER_RUN, "-v", f"{self.uploads_volume}:/data"]
-                    script = "find /data -mindepth 1 -delete && tar -x --numeric-owner -C /data -f -"
+                    argv = [*DOCKER_RUN, "-v", f"{self.uploads_volume}:/data/uploads"]
+                    script = "find /data/uploads -mindepth 1 -delete && tar -x --numeric-owner -C /data/uploads -f -"
                     run([*argv, "--entrypoint", "sh", "stack-backend", "-c", script], stdin=source)
             self.cli("start", "migrate", "backend", "proxy")  # migrate: an older dump's schema brought to head
             self.wait_healthy(("backend", "proxy"))
@@ -457,6 +477,7 @@ def bench_runtime(runtime: str, args: argparse.Namespace) -> dict[str, Any]:
             row["archive_bytes"] = archive.stat().st_size
             log(f"{runtime}: run {index + 1}: pg_dump + tar by hand")
             row["manual_backup_s"], row["manual_bytes"] = instance.manual_backup(manual)
+            row["manual_backup_with_sha256sum_s"] = row["manual_backup_s"] + instance.manual_checksums(manual)
             log(f"{runtime}: run {index + 1}: unistack restore")
             began = time.monotonic()
             done = instance.cli("restore", str(archive), "--yes")
@@ -483,6 +504,7 @@ def bench_runtime(runtime: str, args: argparse.Namespace) -> dict[str, Any]:
             "backup_s": backup,
             "backup_said_s": med("backup_said_s"),
             "manual_backup_s": manual_backup,
+            "manual_backup_with_sha256sum_s": med("manual_backup_with_sha256sum_s"),
             "restore_s": restore,
             "restore_said_s": med("restore_said_s"),
             "manual_restore_data_only_s": data_only,
@@ -492,6 +514,8 @@ def bench_runtime(runtime: str, args: argparse.Namespace) -> dict[str, Any]:
         }
         figures["ratios"] = {
             "backup_vs_manual": ratio(backup, manual_backup),
+            "backup_vs_manual_with_sha256sum": ratio(backup, med("manual_backup_with_sha256sum_s")),
+            "backup_said_vs_manual": ratio(med("backup_said_s"), manual_backup),
             "restore_vs_manual_in_place": ratio(restore, by_hand),
             "restore_vs_manual_data_only": ratio(restore, data_only),
             "archive_size_vs_manual": ratio(size, manual_size),
