@@ -7,6 +7,7 @@ one may fail a single request.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -120,6 +121,8 @@ def test_start_first_update_and_failed_update_drop_no_request(instance: Instance
     assert load.answers.get("v3", 0) == 0 and load.answers["v1"] > 0
     ps = instance.ps()["web"]
     assert ps["pid"] == second["pid"] and ps["state"] == "healthy"
+    saved = json.loads((instance.state_dir() / "project.json").read_text())
+    assert saved["services"]["web"]["environment"]["VERSION"] == "v2"  # what runs, for a daemon that adopts it
     kinds = [e["message"] for e in instance.events() if e["kind"] == "update"]
     assert any("switched to the new incarnation" in m for m in kinds), kinds
 

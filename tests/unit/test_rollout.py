@@ -76,6 +76,7 @@ async def test_a_new_incarnation_that_fails_its_check_is_stopped_and_the_old_kee
     with pytest.raises(rollout.RolloutFailed, match="web: the update's new incarnation failed its healthcheck"):
         task.result()
     assert not [a for a, _, _ in runtime.calls if a == "switch"]
+    assert engine.project.services["web"].environment["VERSION"] == "v1"  # the version that runs: what restarts
     st = engine.status["web"]
     assert st.handle is old and st.state == "healthy" and not runtime.exits[old.ident].done() and not st.update
     new = [h for h in runtime.exits if h != old.ident]

@@ -35,6 +35,7 @@ from unistack.config.model import Project
 from unistack.control import notify, state
 from unistack.engine.events import Event
 from unistack.engine.health import CheckRecord
+from unistack.engine.rollout import RolloutFailed
 from unistack.engine.states import STATES
 from unistack.engine.supervisor import Engine
 from unistack.errors import StateError, UnistackError
@@ -312,7 +313,12 @@ class Daemon:
             )
         self.environ = environ
         engine, _ = self._require()
-        done = await engine.reconcile(project, request.get("services") or None)
+        try:
+            done = await engine.reconcile(project, request.get("services") or None)
+        except RolloutFailed:  # the services whose update failed run their old version: saved as running
+            state.write_project(self.state_dir, model.to_json(engine.project).decode())
+            self._save_now()
+            raise
         self._save_now()
         self._follow_manifests()
         return done

@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from unistack import graph
-from unistack.config.model import Dependency, Project
+from unistack.config.model import Dependency, Project, replace
 from unistack.engine import policy, rollout
 from unistack.engine.clock import Clock, SystemClock
 from unistack.engine.events import Event, EventKind, iso
@@ -156,7 +156,7 @@ class Engine:
                 done[name] = "started"
         await self.up(selected)
         if rolling:
-            await self._roll(rolling, done)
+            await self._roll(rolling, done, old)
         return done
 
     def _rolls_start_first(self, project: Project, name: str, done: dict[str, str]) -> bool:
@@ -167,7 +167,7 @@ class Engine:
             done[name] = f"recreated stop-first ({chosen.reason})"
         return chosen.order == "start-first"
 
-    async def _roll(self, names: list[str], done: dict[str, str]) -> None:
+    async def _roll(self, names: list[str], done: dict[str, str], old: Project) -> None:
         """Replace ``names`` start-first, all at once; a runtime that cannot run two incarnations gets them
         replaced stop-first instead; every failed update named together (the old incarnations keep serving)."""
         results = await asyncio.gather(*(rollout.roll(self, n) for n in names), return_exceptions=True)
@@ -180,6 +180,9 @@ class Engine:
             elif isinstance(result, rollout.RolloutFailed):
                 done[name] = "kept: the update failed"
                 failed.append(str(result))
+                # the old incarnation keeps serving, so its version is the one running: what a restart starts
+                # again and what a new daemon adopts (the next `up` tries the update again)
+                self.project = replace(self.project, services={**self.project.services, name: old.services[name]})
             elif isinstance(result, BaseException):
                 raise result
             else:
