@@ -90,6 +90,9 @@ def test_ps_shows_tasks_per_node(swarm: harness.Swarm, deployed: subprocess.Comp
     running = {(r["service"], r["node"]) for r in rows if r["state"] == "running"}
     assert {node for service, node in running if service == "proxy"} == {n.address for n in swarm.nodes}
     assert {r["health"] for r in rows if r["service"] == "api" and r["state"] == "running"} == {"healthy"}
+    logs = unistack(swarm, "-f", SMALL, "logs", "--target", "swarm", "--tail", "5", "db", "migrate")
+    assert logs.returncode == 0
+    assert "db ready" in logs.stdout and "migrated at" in logs.stdout
 
 
 def test_deploy_again_changes_nothing(swarm: harness.Swarm, deployed: subprocess.CompletedProcess[str]) -> None:
