@@ -260,6 +260,7 @@ def test_start_first_update_and_failed_update_drop_no_request(cli: Cli, client: 
         wait_for(lambda: load.answers.get("v2", 0) > served + 20, 20, "v2 to go on")
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "web: the update's new incarnation failed its healthcheck" in failed.stderr, failed.stderr
+    assert "v3 listening" in failed.stderr.partition("last log lines")[2], failed.stderr  # the new one's log
     assert load.failures == [], load.failures[:5]
     assert load.answers.get("v3", 0) == 0 and load.answers["v1"] > 0
     row = cli.ps()["web"]

@@ -59,7 +59,9 @@ def check() -> int:
         try:
             s.connect(path)
             s.sendall(b"GET /health HTTP/1.0\r\n\r\n")
-            answer = s.recv(100)
+            answer = b""
+            while chunk := s.recv(4096):  # to the end: a reader that hangs up early breaks the server's write
+                answer += chunk
         except OSError as exc:
             print(f"cannot reach {path}: {exc}")
             return 1

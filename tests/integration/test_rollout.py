@@ -117,6 +117,7 @@ def test_start_first_update_and_failed_update_drop_no_request(instance: Instance
         instance.wait_for(lambda: load.answers.get("v2", 0) > served + 20, timeout=20, message="v2 to go on")
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "web" in failed.stderr and "failed its healthcheck" in failed.stderr and "last log lines" in failed.stderr
+    assert "v3 listening" in failed.stderr.partition("last log lines")[2], failed.stderr
     assert load.failures == [], load.failures[:5]
     assert load.answers.get("v3", 0) == 0 and load.answers["v1"] > 0
     ps = instance.ps()["web"]

@@ -67,6 +67,7 @@ class DockerRuntime:
         # start-first updates: the variant of each service whose start is a second container, and that container
         self._beside: dict[str, Service] = {}
         self._beside_ids: dict[str, str] = {}
+        self._stopped_beside: dict[str, str] = {}  # a failed update's container, until its log was read
 
     # ----------------------------------------------------------------- the connection
 
@@ -276,6 +277,10 @@ class DockerRuntime:
         return await self._exits.wait(handle.ident)
 
     async def stop(self, handle: Handle, signal_name: str, grace: float) -> StopResult:
+        if self._beside_ids.get(handle.service) == handle.ident:  # a failed update's new container, stopped:
+            self._beside_ids.pop(handle.service)  # its log is what the next ``tail`` of the service reads
+            self._beside.pop(handle.service, None)
+            self._stopped_beside[handle.service] = handle.ident
         number = signal_number(signal_name)
         frozen = await self._frozen(handle)
         if frozen is not None:  # it cannot act on the stop signal: no grace period waited out for nothing
@@ -456,6 +461,14 @@ class DockerRuntime:
     # ----------------------------------------------------------------- logs
 
     async def tail(self, project: Project, service: str, lines: int) -> list[str]:
+        if (stopped := self._stopped_beside.pop(service, None)) is not None:  # what the failed update printed
+            return cast(
+                list[str],
+                await self._call(
+                    f"cannot read the log of {service}'s new container",
+                    lambda: [text for _, text in docker_logs.container_history(self.client(), stopped, lines)],
+                ),
+            )
         return cast(
             list[str],
             await self._call(
