@@ -19,15 +19,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from unistack.errors import RuntimeFailure, ServiceFailure, UsageError
-from unistack.targets.swarm.export import (
-    HASH_LABEL,
-    PINNED,
-    SERVICE_LABEL,
-    STACK_LABEL,
-    StackPlan,
-    SwarmService,
-    spec_hash,
-)
+from unistack.targets.swarm.export import HASH_LABEL, PINNED, StackPlan, SwarmService, spec_hash
+from unistack.targets.swarm.taskspec import SERVICE_LABEL, STACK_LABEL
 
 Emit = Callable[[str], None]
 FAILED = ("failed", "rejected", "orphaned")

@@ -34,15 +34,12 @@ from typing import Any, Literal
 
 from unistack import graph
 from unistack.config.model import Project, Service
-from unistack.config.normalize import parse_bytes, parse_duration
 from unistack.errors import ConfigError, Problem
+from unistack.targets.swarm import taskspec
+from unistack.targets.swarm.taskspec import STACK_LABEL, Mode
 
-Mode = Literal["replicated", "global", "replicated-job", "global-job"]
-STACK_LABEL = "com.docker.stack.namespace"
-SERVICE_LABEL = "com.docker.stack.service"  # ours: the Compose service's name
 HASH_LABEL = "dev.unistack.spec-hash"
 PINNED = "dev.unistack.volume"  # node label prefix: node.labels.dev.unistack.volume.<project>_<volume>
-NS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -249,7 +246,7 @@ def _service(
     spec = service.spec
     deploy: dict[str, Any] = spec.get("deploy") or {}
     where = f"services.{service.name}"
-    container = _container(project, service)
+    container = taskspec.container(project, service)
     mounts: list[dict[str, Any]] = container["mounts"]
     written = [m["Source"] for m in mounts if m["Type"] == "volume" and not m.get("ReadOnly")]
 
@@ -299,8 +296,8 @@ def _service(
     # two tasks side by side only where they share nothing that breaks: no host port, no volume written (a
     # database's second server on the same files)
     start_first = healthchecked and not host_ports and not written
-    update: dict[str, Any] | None = _update(deploy.get("update_config"), start_first)
-    rollback: dict[str, Any] | None = _update(deploy.get("rollback_config"), start_first, rollback=True)
+    update: dict[str, Any] | None = taskspec.update(deploy.get("update_config"), start_first)
+    rollback: dict[str, Any] | None = taskspec.update(deploy.get("rollback_config"), start_first, rollback=True)
     if mode.endswith("-job"):
         update = rollback = None
 
@@ -314,8 +311,8 @@ def _service(
         container=container,
         secrets=_file_refs(service, "secrets"),
         configs=_file_refs(service, "configs"),
-        resources=_resources(deploy.get("resources") or {}),
-        restart_policy=_restart(deploy.get("restart_policy"), mode, service),
+        resources=taskspec.resources(deploy.get("resources") or {}),
+        restart_policy=taskspec.restart(deploy.get("restart_policy"), mode, service),
         constraints=constraints,
         pinned_volumes=pinned,
         networks=networks,
@@ -342,123 +339,6 @@ def _sources(spec: Mapping[str, Any]) -> set[str]:
         for v in spec.get("volumes") or ()
         if isinstance(v, dict) and v.get("type", "volume") == "volume"
     }
-
-
-def _container(project: Project, service: Service) -> dict[str, Any]:
-    spec = service.spec
-    labels = {STACK_LABEL: project.name, SERVICE_LABEL: service.name}
-    mounts: list[dict[str, Any]] = []
-    for volume in spec.get("volumes") or ():
-        kind = str(volume.get("type", "volume"))
-        source = volume.get("source")
-        if kind == "volume" and source in project.volumes:
-            source = str((project.volumes[source] or {}).get("name") or _full(project, source))
-        mount: dict[str, Any] = {
-            "Type": kind,
-            "Target": str(volume["target"]),
-            "ReadOnly": bool(volume.get("read_only")),
-        }
-        if source:
-            mount["Source"] = str(source)
-        if kind == "volume":
-            mount["VolumeOptions"] = {"Labels": {STACK_LABEL: project.name}}
-        mounts.append(mount)
-    for entry in spec.get("tmpfs") or ():
-        path, _, options = str(entry).partition(":")
-        tmpfs: dict[str, Any] = {}
-        for option in filter(None, options.split(",")):
-            name, _, value = option.partition("=")
-            if name == "size":
-                tmpfs["SizeBytes"] = parse_bytes(value)
-            elif name == "mode":
-                tmpfs["Mode"] = int(value, 8)
-        mounts.append({"Type": "tmpfs", "Target": path, "TmpfsOptions": tmpfs})
-
-    container: dict[str, Any] = {
-        "labels": labels,
-        "env": dict(service.environment),
-        "mounts": mounts,
-        "stop_signal": service.stop_signal,
-        "stop_grace_period": int(service.stop_grace_period * NS),
-    }
-    if spec.get("entrypoint") is not None:
-        container["command"] = list(spec["entrypoint"])
-    if spec.get("command") is not None:
-        container["args"] = list(spec["command"])
-    for key, name in (("user", "user"), ("working_dir", "workdir"), ("hostname", "hostname")):
-        if spec.get(key):
-            container[name] = str(spec[key])
-    for key in ("read_only", "init"):
-        if spec.get(key) is not None:
-            container[key] = bool(spec[key])
-    for key in ("cap_add", "cap_drop"):
-        if spec.get(key):
-            container[key] = [c if str(c).startswith("CAP_") or c == "ALL" else f"CAP_{c}" for c in spec[key]]
-    if spec.get("sysctls"):
-        container["sysctls"] = {str(k): str(v) for k, v in dict(spec["sysctls"]).items()}
-    check = service.healthcheck
-    if check is not None:
-        container["healthcheck"] = {
-            "Test": [check.kind, *check.test],
-            "Interval": int(check.interval * NS),
-            "Timeout": int(check.timeout * NS),
-            "Retries": check.retries,
-            "StartPeriod": int(check.start_period * NS),
-        }
-    elif spec.get("healthcheck", {}).get("disable") or spec.get("healthcheck", {}).get("test") == ["NONE"]:
-        container["healthcheck"] = {"Test": ["NONE"]}
-    return container
-
-
-def _resources(resources: Mapping[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, name in (("limits", "Limits"), ("reservations", "Reservations")):
-        part = resources.get(key) or {}
-        values: dict[str, Any] = {}
-        if part.get("cpus") is not None:
-            values["NanoCPUs"] = int(float(part["cpus"]) * NS)
-        if part.get("memory") is not None:
-            values["MemoryBytes"] = parse_bytes(part["memory"])
-        if key == "limits" and part.get("pids") is not None:
-            values["Pids"] = int(part["pids"])
-        if values:
-            result[name] = values
-    return result
-
-
-def _restart(policy: Mapping[str, Any] | None, mode: Mode, service: Service) -> dict[str, Any]:
-    if policy:
-        result: dict[str, Any] = {"Condition": str(policy.get("condition", "any"))}
-        if policy.get("delay") is not None:
-            result["Delay"] = int(parse_duration(policy["delay"]) * NS)
-        if policy.get("max_attempts") is not None:
-            result["MaxAttempts"] = int(policy["max_attempts"])
-        if policy.get("window") is not None:
-            result["Window"] = int(parse_duration(policy["window"]) * NS)
-        return result
-    if mode.endswith("-job"):
-        return {"Condition": "none"}
-    # Compose's default `restart: "no"` means nothing on a cluster (docker stack deploy ignores `restart`): a task
-    # lost with its node must run elsewhere
-    return {"Condition": "on-failure" if service.restart.mode == "on-failure" else "any", "Delay": 1 * NS}
-
-
-def _update(config: Mapping[str, Any] | None, start_first: bool, rollback: bool = False) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "Parallelism": 1,
-        "FailureAction": "rollback" if start_first and not rollback else "pause",
-        "Monitor": 15 * NS,
-        "Order": "start-first" if start_first else "stop-first",
-    }
-    for key, name in (("parallelism", "Parallelism"), ("failure_action", "FailureAction"), ("order", "Order")):
-        if config and config.get(key) is not None:
-            result[name] = config[key]
-    for key, name in (("delay", "Delay"), ("monitor", "Monitor")):
-        if config and config.get(key) is not None:
-            result[name] = int(parse_duration(config[key]) * NS)
-    if config and config.get("max_failure_ratio") is not None:
-        result["MaxFailureRatio"] = float(config["max_failure_ratio"])
-    return result
 
 
 def spec_hash(service: SwarmService, image: str, blobs: Mapping[str, str]) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from unistack.targets.swarm.export import SERVICE_LABEL, STACK_LABEL
+from unistack.targets.swarm.taskspec import SERVICE_LABEL, STACK_LABEL
 
 
 @dataclass(frozen=True)
