@@ -107,7 +107,7 @@ def undeploy(opts: Options, target: str, volumes: bool) -> None:
 
 
 def swarm_ps(opts: Options, fmt: str) -> None:
-    """``ps --target swarm``: every task of the deployment; exit 1 when a service has no running task."""
+    """``ps --target swarm``: every task of the deployment (per node: state, health, last error)."""
     from unistack.targets.swarm import status
 
     project = opts.project(saved_ok=True)
