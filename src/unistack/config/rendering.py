@@ -18,7 +18,6 @@ leaves that value alone. Never changes the Project.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from typing import Any, Literal
@@ -131,13 +130,4 @@ def render(project: Project, fmt: Literal["yaml", "json"] = "yaml", *, redacted:
         return json.dumps(document, indent=2) + "\n"
     if fmt != "yaml":
         raise ValueError(f"unknown format {fmt!r}; use yaml or json")
-    if (text := yamlwriter.dump(document)) is not None:
-        return text
-    from ruamel.yaml import YAML  # what the fast writer leaves (line breaks, non-ASCII text): ~40 ms more
-
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
-    stream = io.StringIO()
-    yaml.dump(document, stream)
-    return stream.getvalue()
+    return yamlwriter.to_yaml(document)

@@ -7,7 +7,6 @@ decides what an object holds (``render.py`` does).
 
 from __future__ import annotations
 
-import io
 import re
 import shlex
 from pathlib import Path
@@ -23,16 +22,7 @@ _OURS = re.compile(r"\d\d-[a-z0-9-]+\.yaml|apply\.sh")
 
 
 def dump(document: dict[str, Any]) -> str:
-    if (text := yamlwriter.dump(document)) is not None:
-        return text
-    from ruamel.yaml import YAML  # line breaks, non-ASCII text: the fast writer leaves them
-
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
-    stream = io.StringIO()
-    yaml.dump(document, stream)
-    return stream.getvalue()
+    return yamlwriter.to_yaml(document)
 
 
 def stream(objects: list[dict[str, Any]]) -> str:
