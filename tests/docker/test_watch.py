@@ -79,6 +79,9 @@ class Instance:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            # Ctrl+C as at a terminal, even when this suite runs as a background job of a shell without job
+            # control, which starts it with SIGINT ignored (and Python then never raises KeyboardInterrupt)
+            preexec_fn=_interruptible,
         )
         self.reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
         self.reader.start()
@@ -149,6 +152,10 @@ def instance(tmp_path: Path, client: docker.DockerClient, image: str) -> Iterato
         remove_project_resources(client, name)
         with contextlib.suppress(docker.errors.ImageNotFound):
             client.images.remove(f"{name}-web", force=True)
+
+
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def running(client: docker.DockerClient, container: str, timeout: float = 120) -> None:
