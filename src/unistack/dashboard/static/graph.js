@@ -128,22 +128,63 @@ export class Graph {
     }
     const layers = layout(names, edges);
     const widest = Math.max(...layers.map((l) => l.length));
-    const at = new Map();
+    // positions on two axes: "main" runs across the layers (x, or y when vertical), "cross" along one layer
+    const mainSize = this.vertical ? BOX_H : BOX_W;
+    const crossSize = this.vertical ? BOX_W : BOX_H;
+    const place = new Map(); // name -> {layer, main, cross} (top-left corner)
+    const occupied = []; // per layer: [lowest cross, highest cross + size]
     layers.forEach((layer, i) => {
       layer.forEach((name, j) => {
         const offset = (widest - layer.length) / 2 + j;
-        const main = PAD + i * ((this.vertical ? BOX_H : BOX_W) + GAP_LAYER);
-        const cross = PAD + offset * ((this.vertical ? BOX_W : BOX_H) + GAP_ROW);
-        at.set(name, this.vertical ? { x: cross, y: main } : { x: main, y: cross });
+        place.set(name, { layer: i, main: i * (mainSize + GAP_LAYER), cross: offset * (crossSize + GAP_ROW) });
       });
+      const crosses = layer.map((n) => place.get(n).cross);
+      occupied[i] = [Math.min(...crosses), Math.max(...crosses) + crossSize];
     });
-    const span = (n, size, gap) => PAD * 2 + n * size + Math.max(0, n - 1) * gap;
-    const width = this.vertical ? span(widest, BOX_W, GAP_ROW) : span(layers.length, BOX_W, GAP_LAYER);
-    const height = this.vertical ? span(layers.length, BOX_H, GAP_LAYER) : span(widest, BOX_H, GAP_ROW);
+    const point = (main, cross) => (this.vertical ? `${cross},${main}` : `${main},${cross}`);
+    let lowCross = 0;
+    let highCross = widest * (crossSize + GAP_ROW) - GAP_ROW;
+    let lanesBelow = 0;
+    let lanesAbove = 0;
+    const geometry = edges.map((e) => {
+      // drawn from the dependency (e.to) to the dependent (e.from): readiness flows along the arrow
+      const a = place.get(e.to);
+      const b = place.get(e.from);
+      const m1 = a.main + mainSize;
+      const c1 = a.cross + crossSize / 2;
+      const m2 = b.main - 2;
+      const c2 = b.cross + crossSize / 2;
+      const bend = GAP_LAYER / 2;
+      if (b.layer - a.layer <= 1) {
+        const d = `M${point(m1, c1)} C${point(m1 + bend, c1)} ${point(m2 - bend, c2)} ${point(m2, c2)}`;
+        return { e, d, mid: [(m1 + m2) / 2, (c1 + c2) / 2] };
+      }
+      // a long edge goes round the boxes of the layers between, in a lane beside them
+      const between = occupied.slice(a.layer + 1, b.layer);
+      const lo = Math.min(...between.map((r) => r[0])) - GAP_ROW / 2;
+      const hi = Math.max(...between.map((r) => r[1])) + GAP_ROW / 2;
+      const straight = (c1 + c2) / 2;
+      let lane = straight;
+      if (straight > lo && straight < hi) {
+        lane = straight - lo < hi - straight ? lo - 7 * lanesAbove++ : hi + 7 * lanesBelow++;
+      }
+      lowCross = Math.min(lowCross, lane - 6);
+      highCross = Math.max(highCross, lane + 6);
+      const p1 = m1 + GAP_LAYER;
+      const p2 = b.main - GAP_LAYER;
+      const d =
+        `M${point(m1, c1)} C${point(m1 + bend, c1)} ${point(m1 + bend, lane)} ${point(p1, lane)} ` +
+        `L${point(p2, lane)} C${point(p2 + bend, lane)} ${point(m2 - bend, c2)} ${point(m2, c2)}`;
+      return { e, d, mid: [(p1 + p2) / 2, lane] };
+    });
+    const mainLength = layers.length * (mainSize + GAP_LAYER) - GAP_LAYER;
+    const [minX, minY, w, h] = this.vertical
+      ? [lowCross - PAD, -PAD, highCross - lowCross + 2 * PAD, mainLength + 2 * PAD]
+      : [-PAD, lowCross - PAD, mainLength + 2 * PAD, highCross - lowCross + 2 * PAD];
     const svg = el("svg", {
-      viewBox: `0 0 ${width} ${height}`,
-      width,
-      height,
+      viewBox: `${minX} ${minY} ${w} ${h}`,
+      width: w,
+      height: h,
       role: "group",
       "aria-label": "dependency graph of the services",
       class: "graph-svg",
@@ -152,32 +193,33 @@ export class Graph {
     for (const kind of ["plain", "blocking"]) {
       const marker = el(
         "marker",
-        { id: `arrow-${kind}`, viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto" },
+        {
+          id: `arrow-${kind}`,
+          viewBox: "0 0 10 10",
+          refX: 9,
+          refY: 5,
+          markerUnits: "userSpaceOnUse",
+          markerWidth: kind === "blocking" ? 14 : 9,
+          markerHeight: kind === "blocking" ? 14 : 9,
+          orient: "auto",
+        },
         defs,
       );
       el("path", { d: "M0,0 L10,5 L0,10 z", class: `arrowhead ${kind}` }, marker);
     }
     const edgeLayer = el("g", { class: "edges" }, svg);
-    for (const e of edges) {
-      // drawn from the dependency (e.to) to the dependent (e.from): readiness flows along the arrow
-      const a = at.get(e.to);
-      const b = at.get(e.from);
-      const [x1, y1, x2, y2] = this.vertical
-        ? [a.x + BOX_W / 2, a.y + BOX_H, b.x + BOX_W / 2, b.y]
-        : [a.x + BOX_W, a.y + BOX_H / 2, b.x, b.y + BOX_H / 2];
-      const bend = GAP_LAYER / 2;
-      const d = this.vertical
-        ? `M${x1},${y1} C${x1},${y1 + bend} ${x2},${y2 - bend} ${x2},${y2 - 2}`
-        : `M${x1},${y1} C${x1 + bend},${y1} ${x2 - bend},${y2} ${x2 - 2},${y2}`;
+    for (const { e, d, mid } of geometry) {
       const g = el("g", { class: "edge", "data-testid": `edge-${e.from}-${e.to}` }, edgeLayer);
       const title = el("title", {}, g);
-      el("path", { d, class: "edge-line" }, g);
-      const label = el("text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 5, class: "edge-label", "text-anchor": "middle" }, g);
-      this.edgeEls.set(`${e.from}>${e.to}`, { g, title, label, path: g.querySelector("path") });
+      const path = el("path", { d, class: "edge-line" }, g);
+      const [lx, ly] = this.vertical ? [mid[1] + 6, mid[0]] : [mid[0], mid[1] - 6];
+      const label = el("text", { x: lx, y: ly, class: "edge-label", "text-anchor": this.vertical ? "start" : "middle" }, g);
+      this.edgeEls.set(`${e.from}>${e.to}`, { g, title, label, path });
     }
     const nodeLayer = el("g", { class: "nodes" }, svg);
     for (const name of names) {
-      const { x, y } = at.get(name);
+      const { main, cross } = place.get(name);
+      const [x, y] = this.vertical ? [cross, main] : [main, cross];
       const g = el(
         "g",
         { class: "node", "data-testid": `service-${name}`, "data-service": name, tabindex: 0, role: "button", transform: `translate(${x},${y})` },
@@ -226,6 +268,6 @@ export class Graph {
     found.path.setAttribute("marker-end", `url(#arrow-${e.blocking ? "blocking" : "plain"})`);
     const why = e.reason || (e.blocking ? `${e.from} waits for ${e.to}` : "");
     found.title.textContent = `${e.from} depends on ${e.to} (${e.condition})${why ? `: ${why}` : ""}`;
-    found.label.textContent = e.blocking ? truncate(why || "blocking", 28) : "";
+    found.label.textContent = e.blocking ? "blocks" : "";
   }
 }
