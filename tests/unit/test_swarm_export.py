@@ -267,3 +267,160 @@ def test_a_stuck_layer_fails_at_its_deadline_naming_the_task(tmp_path: Path) -> 
         fake._wait(plan.services["app"], "v1")
     assert "not ready after 30 s; its latest task: starting" in str(caught.value)
     assert fake.clock() <= 31
+
+
+# ----------------------------------------------------------------------------- what is carried, what is warned
+
+CARRIED = """
+name: demo
+services:
+  app:
+    image: app
+    labels: [tier=web]
+    logging: {driver: json-file, options: {max-size: 1m}}
+    extra_hosts: ["db.local:10.0.0.5", "v6=::1"]
+    dns: 10.0.0.53
+    dns_search: [example.com]
+    dns_opt: [ndots:2]
+    group_add: [audio]
+    tty: true
+    stdin_open: true
+    ulimits: {nproc: 100, nofile: {soft: 10, hard: 20}}
+    shm_size: 64m
+    mem_limit: 100m
+    cpus: 0.5
+    pids_limit: 10
+    mem_reservation: 50m
+    init: true
+    cap_add: [NET_ADMIN]
+    cap_drop: [ALL]
+    sysctls: {net.core.somaxconn: 1024}
+    networks: {edge: {aliases: [web]}}
+    deploy:
+      labels: {team: a}
+      placement: {preferences: [{spread: node.labels.zone}], max_replicas_per_node: 1}
+networks:
+  edge: {}
+"""
+
+
+def test_every_carried_key_reaches_the_service_spec(tmp_path: Path) -> None:
+    plan = export(load(tmp_path, CARRIED), NO_IPVS)
+    assert plan.warnings == ()
+    app = plan.services["app"]
+    spec = app.container
+    assert spec["labels"]["tier"] == "web" and spec["labels"]["com.docker.stack.service"] == "app"
+    assert app.log_driver == {"Name": "json-file", "Options": {"max-size": "1m"}}
+    assert spec["hosts"] == {"db.local": "10.0.0.5", "v6": "::1"}
+    assert spec["dns_config"] == {"Nameservers": ["10.0.0.53"], "Search": ["example.com"], "Options": ["ndots:2"]}
+    assert spec["groups"] == ["audio"] and spec["tty"] is True and spec["open_stdin"] is True
+    assert app.container_fields == {
+        "Ulimits": [{"Name": "nproc", "Soft": 100, "Hard": 100}, {"Name": "nofile", "Soft": 10, "Hard": 20}]
+    }
+    shm = {"Type": "tmpfs", "Target": "/dev/shm", "TmpfsOptions": {"SizeBytes": 64 * 1024**2, "Mode": 0o1777}}
+    assert shm in spec["mounts"]
+    assert app.resources == {
+        "Limits": {"NanoCPUs": 500_000_000, "MemoryBytes": 100 * 1024**2, "Pids": 10},
+        "Reservations": {"MemoryBytes": 50 * 1024**2},
+    }
+    assert spec["init"] is True and spec["cap_add"] == ["CAP_NET_ADMIN"] and spec["cap_drop"] == ["ALL"]
+    assert spec["sysctls"] == {"net.core.somaxconn": "1024"}
+    assert app.networks == (("demo_edge", ("app", "web")),)
+    assert app.labels == {"team": "a"}
+    assert app.preferences == (("spread", "node.labels.zone"),) and app.max_replicas == 1
+
+
+def test_deploy_resources_win_over_the_services_own(tmp_path: Path) -> None:
+    text = CARRIED.replace("      labels: {team: a}", "      labels: {team: a}\n      resources: {limits: {memory: 1g}}")
+    app = export(load(tmp_path, text), NO_IPVS).services["app"]
+    assert app.resources["Limits"]["MemoryBytes"] == 1024**3 and app.resources["Limits"]["NanoCPUs"] == 500_000_000
+
+
+def test_driver_sends_the_carried_fields(tmp_path: Path) -> None:
+    app = export(load(tmp_path, CARRIED), NO_IPVS).services["app"]
+    sent: dict[str, Any] = {}
+
+    class Api:
+        def services(self, filters: dict[str, str]) -> list[Any]:
+            return []
+
+        def create_service(self, task: dict[str, Any], **arguments: Any) -> None:
+            sent.update(task=task, **arguments)
+
+    class Client:
+        api = Api()
+
+    driver.Driver(Client(), lambda _: None)._apply(app, "reg/app:1", {})
+    task = sent["task"]
+    assert task["LogDriver"] == {"Name": "json-file", "Options": {"max-size": "1m"}}
+    assert task["ContainerSpec"]["Ulimits"][1] == {"Name": "nofile", "Soft": 10, "Hard": 20}
+    assert task["ContainerSpec"]["Hosts"] == ["10.0.0.5 db.local", "::1 v6"]
+    assert task["Placement"]["Preferences"] == [{"Spread": {"SpreadDescriptor": "node.labels.zone"}}]
+    assert task["Placement"]["MaxReplicas"] == 1
+    assert sent["labels"]["team"] == "a"
+
+
+@pytest.mark.parametrize(
+    ("lines", "key"),
+    [
+        ("security_opt: [no-new-privileges:true]", "services.app.security_opt: not carried: no seccomp"),
+        ("devices: [/dev/fuse]", "services.app.devices: not carried"),
+        ("privileged: true", "services.app.privileged: not carried"),
+        ("ipc: host", "services.app.ipc: not carried"),
+        ("pid: host", "services.app.pid: not carried"),
+        ("userns_mode: host", "services.app.userns_mode: not carried"),
+        ("cgroup_parent: x", "services.app.cgroup_parent: not carried"),
+        ("container_name: app1", "services.app.container_name: not carried"),
+        ("network_mode: host", "services.app.network_mode: not carried"),
+        ("mac_address: 02:42:ac:11:00:02", "services.app.mac_address: not carried"),
+        ("oom_score_adj: 100", "services.app.oom_score_adj: not carried"),
+        ("platform: linux/arm64", "services.app.platform: not carried"),
+        ("cpu_shares: 512", "services.app.cpu_shares: not carried: no field for it"),
+        ("links: [db]", "services.app.links: not carried"),
+        ("healthcheck: {test: [CMD, 'true'], start_interval: 1s}", "services.app.healthcheck.start_interval"),
+        ("ports: ['127.0.0.1:8080:80']", "services.app.ports[0].host_ip: not carried"),
+        ("networks: {default: {ipv4_address: 10.5.0.5}}", "services.app.networks.default.ipv4_address"),
+        (
+            "volumes: [{type: bind, source: /srv, target: /srv, bind: {propagation: rshared}}]",
+            "services.app.volumes[0].bind: not carried",
+        ),
+        (
+            "deploy: {resources: {reservations: {devices: [{capabilities: [gpu]}]}}}",
+            "services.app.deploy.resources.reservations.devices",
+        ),
+    ],
+)
+def test_what_the_swarm_cannot_carry_is_warned_naming_service_and_key(tmp_path: Path, lines: str, key: str) -> None:
+    text = f"name: demo\nservices:\n  app:\n    image: app\n    {lines}\n"
+    warnings = export(load(tmp_path, text), IPVS).warnings
+    assert len(warnings) == 1 and warnings[0].startswith(key), warnings
+
+
+def test_what_unistack_consumes_or_means_nothing_is_not_warned(tmp_path: Path) -> None:
+    text = """
+    name: demo
+    services:
+      app:
+        image: app
+        build: .
+        expose: ["80"]
+        pull_policy: always
+        profiles: [web]
+        network_mode: none
+        x-custom: 1
+    """
+    assert export(load(tmp_path, text), IPVS, ["app"]).warnings == ()
+
+
+def test_deploy_strict_refuses_what_cannot_be_carried_before_touching_an_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from unistack.cli import main
+
+    (tmp_path / "compose.yaml").write_text("name: demo\nservices:\n  app:\n    image: app\n    privileged: true\n")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")  # nothing answers there
+    with pytest.raises(SystemExit) as done:
+        main(["-f", str(tmp_path / "compose.yaml"), "deploy", "--strict"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "--strict" in err and "services.app.privileged: not carried" in err and "Traceback" not in err

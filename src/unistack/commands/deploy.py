@@ -54,10 +54,17 @@ def _client() -> Any:
     help="auto: vip and ingress ports where this kernel has IPVS, else dnsrr and host-mode ports.",
 )
 @click.option("--timeout", default=300.0, show_default=True, metavar="S", help="Seconds each layer may take.")
+@click.option("--strict", is_flag=True, help="Refuse (exit 2) when a setting of the file cannot be carried.")
 @click.argument("services", nargs=-1)
 @pass_options
 def deploy(
-    opts: Options, target: str, registry: str | None, endpoint_mode: str, timeout: float, services: tuple[str, ...]
+    opts: Options,
+    target: str,
+    registry: str | None,
+    endpoint_mode: str,
+    timeout: float,
+    strict: bool,
+    services: tuple[str, ...],
 ) -> None:
     """Deploy the project onto the swarm: in dependency order, each layer healthy before the next; again: a
     rolling update of what changed."""
@@ -70,6 +77,14 @@ def deploy(
     else:
         modes = export.Modes("vip", "ingress") if endpoint_mode == "vip" else export.Modes("dnsrr", "host")
     plan = export.export(project, modes, selected or None)
+    if plan.warnings and strict:
+        raise UsageError(
+            "--strict: the swarm would not have these settings of the file:\n"
+            + "\n".join(f"  {w}" for w in plan.warnings)
+            + "\nremove them for the cluster (an override file with !reset), or deploy without --strict"
+        )
+    for warning in plan.warnings:
+        click.echo(f"warning: {warning}", err=True)
     printer = Printer([])
     client = _client()
     nodes = len(client.nodes.list())

@@ -143,15 +143,29 @@ class Driver:
             ],
             **{**service.container, "labels": {**service.container.get("labels", {}), HASH_LABEL: wanted}},
         )
+        container.update(service.container_fields)
+        placement = None
+        if service.constraints or service.preferences or service.max_replicas is not None:
+            placement = types.Placement(
+                constraints=list(service.constraints) or None,
+                preferences=list(service.preferences) or None,
+                maxreplicas=service.max_replicas,
+            )
         task = types.TaskTemplate(
             container,
             resources=cast(Any, service.resources or None),  # the Engine API's own shape (Pids too)
             restart_policy=cast(Any, service.restart_policy),
-            placement=types.Placement(constraints=list(service.constraints)) if service.constraints else None,
+            placement=placement,
+            log_driver=cast(Any, service.log_driver),
             networks=[types.NetworkAttachmentConfig(n, aliases=list(a)) for n, a in service.networks],
         )
         mode = types.ServiceMode(service.mode, replicas=service.replicas)
-        labels = {STACK_LABEL: service.name.split("_", 1)[0], SERVICE_LABEL: service.service, HASH_LABEL: wanted}
+        labels = {
+            **service.labels,
+            STACK_LABEL: service.name.split("_", 1)[0],
+            SERVICE_LABEL: service.service,
+            HASH_LABEL: wanted,
+        }
         arguments: dict[str, Any] = {
             "name": service.name,
             "labels": labels,

@@ -19,6 +19,10 @@ What maps to what (docs/deployment.md, Swarm):
 - Endpoint and publish modes: the file's ``deploy.endpoint_mode`` and port ``mode`` win; otherwise ``vip`` and
   ``ingress`` when the kernel has IPVS, else ``dnsrr`` and ``host`` (``Modes``). A service publishing host-mode
   ports with no mode of its own runs ``global``: one task per node, each node's address answers.
+- ``labels`` -> the containers' labels, ``deploy.labels`` -> the service's; ``logging`` -> the task's log driver;
+  ``extra_hosts``, ``dns*``, ``group_add``, ``ulimits``, ``tty``, ``stdin_open`` -> the container spec's fields;
+  a network's ``aliases`` are added to the service's name; ``placement.preferences`` and
+  ``max_replicas_per_node`` are kept. What no field carries is a warning (carried.py, ``StackPlan.warnings``).
 - secrets / configs -> Swarm secrets / configs named ``<project>_<name>-<sha256[:10]>`` (immutable in Swarm: new
   content is a new object, and the services roll over to it), mounted as files, never as environment values.
 """
@@ -35,7 +39,7 @@ from typing import Any, Literal
 from unistack import graph
 from unistack.config.model import Project, Service
 from unistack.errors import ConfigError, Problem
-from unistack.targets.swarm import taskspec
+from unistack.targets.swarm import carried, taskspec
 from unistack.targets.swarm.taskspec import STACK_LABEL, Mode
 
 HASH_LABEL = "dev.unistack.spec-hash"
@@ -90,11 +94,16 @@ class SwarmService:
     replicas: int | None
     image: str  # the image as this machine's engine names it (the driver replaces it with the registry's)
     container: dict[str, Any]  # docker.types.ContainerSpec keyword arguments, except image, secrets, configs
+    container_fields: dict[str, Any] = field(default_factory=dict)  # ContainerSpec fields the SDK takes no argument for
+    labels: dict[str, str] = field(default_factory=dict)  # the service's own (deploy.labels)
+    log_driver: dict[str, Any] | None = None  # the Engine API's TaskTemplate.LogDriver
     secrets: tuple[FileRef, ...] = ()
     configs: tuple[FileRef, ...] = ()
     resources: dict[str, Any] = field(default_factory=dict)  # the Engine API's TaskTemplate.Resources
     restart_policy: dict[str, Any] = field(default_factory=dict)
     constraints: tuple[str, ...] = ()
+    preferences: tuple[tuple[str, str], ...] = ()  # (strategy, descriptor): ("spread", "node.labels.zone")
+    max_replicas: int | None = None  # per node
     pinned_volumes: tuple[str, ...] = ()  # full volume names: pinned where they are
     networks: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (network, aliases)
     endpoint: dict[str, Any] = field(default_factory=dict)  # the Engine API's EndpointSpec
@@ -124,6 +133,7 @@ class StackPlan:
     services: dict[str, SwarmService]
     layers: tuple[tuple[str, ...], ...]
     modes: Modes
+    warnings: tuple[str, ...] = ()  # ``services.NAME.KEY: why`` for each setting the swarm will not have
 
 
 def export(project: Project, modes: Modes, services: list[str] | None = None) -> StackPlan:
@@ -161,6 +171,7 @@ def export(project: Project, modes: Modes, services: list[str] | None = None) ->
         exported,
         tuple(tuple(layer) for layer in order),
         modes,
+        tuple(warning for service in selected.values() for warning in carried.warnings(service)),
     )
 
 
@@ -301,7 +312,20 @@ def _service(
     if mode.endswith("-job"):
         update = rollback = None
 
-    networks = tuple((_full(project, n), (service.name,)) for n in _networks_of(service))
+    attached: Mapping[str, Any] = spec["networks"] if isinstance(spec.get("networks"), Mapping) else {}
+    networks = tuple(
+        (
+            _full(project, n),
+            tuple(dict.fromkeys([service.name, *map(str, (attached.get(n) or {}).get("aliases") or ())])),
+        )
+        for n in _networks_of(service)
+    )
+    preferences = tuple(
+        (strategy, str(descriptor))
+        for preference in placement.get("preferences") or ()
+        for strategy, descriptor in dict(preference).items()
+    )
+    max_replicas = placement.get("max_replicas_per_node")
     return SwarmService(
         service=service.name,
         name=_full(project, service.name),
@@ -309,11 +333,16 @@ def _service(
         replicas=replicas,
         image=str(spec.get("image") or f"{project.name}-{service.name}"),
         container=container,
+        container_fields=taskspec.extra(spec),
+        labels=taskspec.key_values(deploy.get("labels")),
+        log_driver=taskspec.log_driver(spec),
         secrets=_file_refs(service, "secrets"),
         configs=_file_refs(service, "configs"),
-        resources=taskspec.resources(deploy.get("resources") or {}),
+        resources=taskspec.resources(deploy.get("resources") or {}, spec),
         restart_policy=taskspec.restart(deploy.get("restart_policy"), mode, service),
         constraints=constraints,
+        preferences=preferences,
+        max_replicas=int(max_replicas) if max_replicas is not None else None,
         pinned_volumes=pinned,
         networks=networks,
         endpoint={"Mode": endpoint_mode, "Ports": ports} if ports else {"Mode": endpoint_mode},

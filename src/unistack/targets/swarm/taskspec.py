@@ -1,7 +1,8 @@
 """One Compose service's container and task pieces in the Engine API's own shapes (pure): the container spec's
-keyword arguments (command, environment, mounts with volumes and tmpfs, user, hardening, healthcheck), resources,
-the restart policy, update and rollback configs. Never decides a service's mode, placement or endpoint
-(export.py does), never talks to an engine.
+keyword arguments (command, environment, mounts with volumes and tmpfs, user, hardening, healthcheck, labels,
+extra hosts, DNS, groups), the raw container fields the SDK has no argument for (ulimits), the log driver, resources
+(the service's own ``mem_limit``/``cpus``/``pids_limit`` too), the restart policy, update and rollback configs.
+Never decides a service's mode, placement or endpoint (export.py does), never talks to an engine.
 """
 
 from __future__ import annotations
@@ -51,9 +52,13 @@ def container(project: Project, service: Service) -> dict[str, Any]:
             elif name == "mode":
                 tmpfs["Mode"] = int(value, 8)
         mounts.append({"Type": "tmpfs", "Target": path, "TmpfsOptions": tmpfs})
+    if spec.get("shm_size") and not any(m["Target"] == "/dev/shm" for m in mounts):
+        # no ShmSize in a service spec: a tmpfs of that size at /dev/shm (the engine then mounts no shm of its own)
+        shm = {"SizeBytes": parse_bytes(spec["shm_size"]), "Mode": 0o1777}
+        mounts.append({"Type": "tmpfs", "Target": "/dev/shm", "TmpfsOptions": shm})
 
     container: dict[str, Any] = {
-        "labels": labels,
+        "labels": {**key_values(spec.get("labels")), **labels},
         "env": dict(service.environment),
         "mounts": mounts,
         "stop_signal": service.stop_signal,
@@ -72,6 +77,20 @@ def container(project: Project, service: Service) -> dict[str, Any]:
     for key in ("cap_add", "cap_drop"):
         if spec.get(key):
             container[key] = [c if str(c).startswith("CAP_") or c == "ALL" else f"CAP_{c}" for c in spec[key]]
+    if spec.get("extra_hosts"):
+        container["hosts"] = dict(_hosts(spec["extra_hosts"]))  # the SDK writes Swarm's "IP host" lines
+    dns = {
+        name: [str(v) for v in ([spec[key]] if isinstance(spec[key], str) else spec[key])]
+        for key, name in (("dns", "Nameservers"), ("dns_search", "Search"), ("dns_opt", "Options"))
+        if spec.get(key)
+    }
+    if dns:
+        container["dns_config"] = dns
+    if spec.get("group_add"):
+        container["groups"] = [str(g) for g in spec["group_add"]]
+    for key, name in (("tty", "tty"), ("stdin_open", "open_stdin")):
+        if spec.get(key) is not None:
+            container[name] = bool(spec[key])
     if spec.get("sysctls"):
         container["sysctls"] = {str(k): str(v) for k, v in dict(spec["sysctls"]).items()}
     check = service.healthcheck
@@ -88,10 +107,56 @@ def container(project: Project, service: Service) -> dict[str, Any]:
     return container
 
 
-def resources(resources: Mapping[str, Any]) -> dict[str, Any]:
+def key_values(value: Any) -> dict[str, str]:
+    """Compose's labels: a mapping or a list of ``key=value``."""
+    if not value:
+        return {}
+    if isinstance(value, Mapping):
+        return {str(k): "" if v is None else str(v) for k, v in value.items()}
+    return {k: v for k, _, v in (str(item).partition("=") for item in value)}
+
+
+def _hosts(value: Any) -> list[tuple[str, str]]:
+    """``extra_hosts``: a mapping, or ``host:ip`` / ``host=ip`` entries (an IPv6 address has colons of its own)."""
+    if isinstance(value, Mapping):
+        return [(str(k), str(v)) for k, v in value.items()]
+    pairs = []
+    for entry in map(str, value):
+        cut = entry.find("=") if "=" in entry else entry.find(":")
+        pairs.append((entry[:cut], entry[cut + 1 :].strip("[]")))
+    return pairs
+
+
+def extra(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """ContainerSpec fields of API 1.41 that docker.types.ContainerSpec takes no argument for: ``Ulimits``."""
+    limits = []
+    for name, value in (spec.get("ulimits") or {}).items():
+        soft, hard = (value["soft"], value["hard"]) if isinstance(value, Mapping) else (value, value)
+        limits.append({"Name": str(name), "Soft": int(soft), "Hard": int(hard)})
+    return {"Ulimits": limits} if limits else {}
+
+
+def log_driver(spec: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``logging`` as TaskTemplate.LogDriver (each node's engine runs the driver)."""
+    logging = spec.get("logging") or {}
+    if not logging.get("driver") and not logging.get("options"):
+        return None
+    return {
+        "Name": str(logging.get("driver") or "json-file"),
+        "Options": {str(k): str(v) for k, v in (logging.get("options") or {}).items()},
+    }
+
+
+def resources(resources: Mapping[str, Any], own: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``deploy.resources``, else the service's own ``cpus``, ``mem_limit``, ``pids_limit``, ``mem_reservation``."""
     result: dict[str, Any] = {}
+    own = own or {}
+    fallback = {
+        "limits": {"cpus": own.get("cpus"), "memory": own.get("mem_limit"), "pids": own.get("pids_limit")},
+        "reservations": {"memory": own.get("mem_reservation")},
+    }
     for key, name in (("limits", "Limits"), ("reservations", "Reservations")):
-        part = resources.get(key) or {}
+        part = {k: v for k, v in fallback[key].items() if v is not None} | dict(resources.get(key) or {})
         values: dict[str, Any] = {}
         if part.get("cpus") is not None:
             values["NanoCPUs"] = int(float(part["cpus"]) * NS)
