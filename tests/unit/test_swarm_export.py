@@ -331,7 +331,8 @@ def test_every_carried_key_reaches_the_service_spec(tmp_path: Path) -> None:
 
 
 def test_deploy_resources_win_over_the_services_own(tmp_path: Path) -> None:
-    text = CARRIED.replace("      labels: {team: a}", "      labels: {team: a}\n      resources: {limits: {memory: 1g}}")
+    limits = "      labels: {team: a}\n      resources: {limits: {memory: 1g}}"
+    text = CARRIED.replace("      labels: {team: a}", limits)
     app = export(load(tmp_path, text), NO_IPVS).services["app"]
     assert app.resources["Limits"]["MemoryBytes"] == 1024**3 and app.resources["Limits"]["NanoCPUs"] == 500_000_000
 
