@@ -202,15 +202,30 @@ $("validate-run").addEventListener("click", runValidate);
 
 // ------------------------------------------------------------------ the live stream
 
+let retryDelay = 500;
+
 function connect() {
   const source = new EventSource("/api/stream");
   source.addEventListener("open", () => {
     streamUp = true;
+    retryDelay = 500;
     showDaemon(daemon);
   });
   source.addEventListener("error", () => {
-    streamUp = false; // EventSource retries by itself
+    streamUp = false;
     showDaemon(daemon);
+    // EventSource retries by itself after a dropped connection, but gives up after an answer other than 200
+    // (the server restarted: a 401 for an old token, or a 502 from something in between): then retry here.
+    if (source.readyState === EventSource.CLOSED) {
+      source.close();
+      fetch("/api/instance", { credentials: "same-origin" })
+        .then((r) => {
+          if (r.status === 401) tokenRefused();
+          else setTimeout(connect, retryDelay);
+        })
+        .catch(() => setTimeout(connect, retryDelay));
+      retryDelay = Math.min(retryDelay * 2, 5000);
+    }
   });
   const parse = (handler) => (ev) => {
     try {
@@ -222,6 +237,15 @@ function connect() {
   source.addEventListener("services", parse(showServices));
   source.addEventListener("event", parse((e) => timeline.add([e])));
   source.addEventListener("daemon", parse(showDaemon));
+}
+
+function tokenRefused() {
+  const el = $("daemon-status");
+  el.dataset.connected = "false";
+  el.querySelector(".status-text").textContent =
+    "this dashboard's token is no longer valid: open the address `unistack dashboard` printed";
+  logs.source?.close();
+  logs.source = null;
 }
 
 async function start() {

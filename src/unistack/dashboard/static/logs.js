@@ -108,6 +108,12 @@ export class LogView {
     }
     const url = `/api/logs/stream?tail=200&services=${encodeURIComponent(services)}`;
     const source = new EventSource(url);
+    source.addEventListener("error", () => {
+      // closed for good after an answer other than 200: reopen (with the last 200 lines again) a little later
+      if (source.readyState === EventSource.CLOSED && this.source === source) {
+        setTimeout(() => this.source === source && this.connect(), 2000);
+      }
+    });
     source.addEventListener("lines", (ev) => {
       let lines;
       try {
