@@ -5,7 +5,8 @@ internal `data` network too). Standard library only.
     postgres_service.py setup   find server binaries; install the pgserver wheel into stack/db/.venv only when
                                 this machine has no PostgreSQL of its own
     postgres_service.py run     initialise the cluster on first start, then exec postgres in the foreground
-    postgres_service.py check   pg_isready over the unix socket; exit 0 when it accepts connections, else 1
+    postgres_service.py check   pg_isready over the unix socket (exec'd: the check is one process); exit 0 when
+                                it accepts connections, else 1 or 2
 
 Settings (environment; compose.yaml sets them):
     POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB   the role (the cluster's superuser, as in the official postgres
@@ -37,6 +38,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import stat
 import struct
 import subprocess
@@ -54,6 +56,7 @@ TOOLS = HERE.parent / "tools"
 PORT = "5432"  # with listen_addresses='' it only names the socket file
 FALLBACK_ACCOUNT = "unistack-db"
 NEEDED = ("postgres", "initdb", "pg_isready")
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGQUIT}  # fast, smart, immediate shutdown
 
 
 def say(message: str) -> None:
@@ -471,7 +474,12 @@ def run() -> int:
         os.setgroups([])
         os.setgid(account.gid)
         os.setuid(account.uid)
-    os.execve(argv[0], argv, env)  # postgres takes our pid: unistack's signals reach it directly
+    # postgres takes our pid: unistack's signals reach it directly. In a container that pid is 1, and the kernel
+    # drops a signal sent to a PID 1 that has no handler for it: a stop signal arriving between the exec and
+    # postgres installing its handlers would be lost (the container then runs until it is killed, uncleanly).
+    # Blocked, they wait across the exec until postgres unblocks them with its handlers in place.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    os.execve(argv[0], argv, env)
     return 1
 
 
@@ -483,9 +491,11 @@ def check() -> int:
         return 1
     user, db = os.environ.get("POSTGRES_USER", "postgres"), os.environ.get("POSTGRES_DB", "postgres")
     command = [found[0].tool("pg_isready"), "-h", str(sockets), "-p", PORT, "-U", user, "-d", db, "-t", "3"]
-    result = subprocess.run(command, capture_output=True, text=True)
-    print((result.stdout + result.stderr).strip() or f"pg_isready exited {result.returncode}")
-    return 0 if result.returncode == 0 else 1
+    # exec, not a child: a check that is killed (timed out, or cancelled by a stop) leaves no orphan behind, which
+    # the container's PID 1, postgres itself, would reap as a crashed backend (then it aborts its shutdown)
+    sys.stdout.flush()
+    os.execv(command[0], command)  # pg_isready prints its verdict; exit 0 accepting, 1 rejecting, 2 no answer
+    return 1
 
 
 def main(argv: list[str]) -> int:

@@ -26,7 +26,6 @@ from typing import Any, cast
 
 import docker.errors
 import msgspec
-import psutil
 import requests
 
 from unistack.config.model import Healthcheck, Project, Service
@@ -34,7 +33,7 @@ from unistack.errors import NotSupported, PermanentFailure, RuntimeFailure
 from unistack.runtimes import DOCKER, logfiles
 from unistack.runtimes.base import Handle, ProbeResult, StopResult
 from unistack.runtimes.docker import beside as next_container
-from unistack.runtimes.docker import images, installs, resources, spec
+from unistack.runtimes.docker import images, installs, probe_kill, resources, spec
 from unistack.runtimes.docker import logs as docker_logs
 from unistack.runtimes.docker.engine import (
     Errors,
@@ -549,9 +548,10 @@ class _Exec:
             return
         with contextlib.suppress(Exception):
             pid = int(self.client().api.exec_inspect(self.exec_id).get("Pid") or 0)
-            # the engine reports a host pid; kill it only when it is visibly this check on this machine
-            if pid and psutil.Process(pid).cmdline() == self.argv:
-                os.kill(pid, signal.SIGKILL)
+            # the engine reports a host pid; killed only when it is visibly this check on this machine, with what
+            # it started, leaves first (an orphan would be reaped by the container's PID 1: see probe_kill)
+            if pid:
+                probe_kill.end_check(pid, self.argv)
 
 
 def _inspect(api: Any, ref: str) -> dict[str, Any] | None:
