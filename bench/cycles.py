@@ -30,6 +30,7 @@ import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,7 @@ class Docker:
         self.client.ping()
         self.label: dict[str, str | list[str] | bool] = {"label": f"com.docker.compose.project={PROJECT}"}
         self.mounted: set[str] = set()
+        self.followed: list[bytes] = []
 
     def note_mounts(self) -> None:
         """The volumes the project's containers use now (before ``down``), to look for them after."""
@@ -163,6 +165,23 @@ class Docker:
 
     def db_log(self) -> str:
         return str(self.client.containers.get(f"{PROJECT}-db-1").logs().decode("utf-8", "replace"))
+
+    def follow_db(self) -> None:
+        """Keep what the db container writes until it is removed: how the server before an unclean start ended
+        (its shutdown lines go with the container at `down`), read back with ``last_words``."""
+        container_id = str(self.client.containers.get(f"{PROJECT}-db-1").id)
+        self.followed = chunks = []
+
+        def follow() -> None:
+            with contextlib.suppress(Exception):
+                for chunk in self.client.api.logs(container_id, stream=True, follow=True, timestamps=True):
+                    chunks.append(chunk)
+
+        threading.Thread(target=follow, daemon=True).start()
+
+    def last_words(self, lines: int = 12) -> list[str]:
+        text = b"".join(self.followed).decode("utf-8", "replace")
+        return text.splitlines()[-lines:]
 
 
 class Cycles:
@@ -193,13 +212,16 @@ class Cycles:
                 data = fh.read()
             self.db_offset += len(data)
             text = data.decode("utf-8", "replace")
+        before = self.docker.last_words() if self.docker is not None else []  # the previous container's end
         starts = [m.start() for m in START.finditer(text)]
         clean = unclean = 0
         for n, at in enumerate(starts):  # each start of the server: its own lines up to the next start
             part = text[at : starts[n + 1] if n + 1 < len(starts) else len(text)]
             if UNCLEAN.search(part):
                 unclean += 1
-                self.unclean_excerpts.append("\n".join(text[:at].splitlines()[-12:] + part.splitlines()[:4]))
+                # the first start in a container's log: the lines before it are how the previous container ended
+                earlier = ["(the previous container:)", *before] if n == 0 and before else text[:at].splitlines()[-12:]
+                self.unclean_excerpts.append("\n".join(earlier + part.splitlines()[:4]))
             elif CLEAN.search(part):
                 clean += 1
         return clean, unclean
@@ -230,6 +252,7 @@ class Cycles:
             clean, unclean = clean + starts[0], unclean + starts[1]
             if self.docker is not None:
                 self.docker.note_mounts()
+                self.docker.follow_db()
             downs.append(self.cli("down"))
             found = self.after_down()
             bad = {k: v for k, v in found.items() if v and k != "processes_gone_s"}
