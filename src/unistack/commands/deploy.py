@@ -1,22 +1,30 @@
 """The verbs that put the project on a cluster: ``deploy`` (build, push to the registry, apply layer by layer and
-wait) and ``undeploy`` (remove it, volumes only with ``-v``), plus what ``ps``/``logs --target swarm`` show. The
+wait) and ``undeploy`` (remove it, volumes only with ``-v``), plus what ``ps``/``logs``/``validate --target swarm``
+show (validate: the same checks as on one host, through each node's entry point). The
 target is the Swarm the Docker API points at (``DOCKER_HOST`` or the default socket).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Iterator
-from typing import Any
+import re
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from unistack.commands.options import Options, check_services, pass_options
-from unistack.errors import UsageError
+from unistack.errors import ConfigError, UsageError
 from unistack.printer import Printer
+
+if TYPE_CHECKING:
+    from unistack.config.model import Project
+    from unistack.ops.validate import CheckResult
 
 TARGETS = ("swarm",)
 
@@ -143,3 +151,94 @@ def swarm_logs(opts: Options, count: int | None, names: list[str]) -> None:
             lines = reader.last_logs(f"{project.name}_{name}", count or 10_000)
         for line in lines:
             printer.log(name, line)
+
+
+_HINTS = (  # one host's commands in the checks' hints, as they are for a deployment
+    (re.compile(r"`unistack logs "), "`unistack logs --target swarm "),
+    (re.compile(r"`unistack ps`"), "`unistack ps --target swarm`"),
+    (re.compile(r"`unistack (?:start [^`]*|up)`"), "`unistack deploy`"),
+)
+
+
+def validate_deployment(
+    project: Project,
+    selected: Sequence[str],
+    nodes: Sequence[str],
+    *,
+    timeout: float,
+    browser: bool,
+    write: bool,
+    host_header: str | None,
+) -> list[CheckResult]:
+    """``validate --target swarm``: the built-in and declared checks on rows read from the tasks, the entry-point
+    checks once per node address (``NAME @ ADDRESS``); UsageError when the project is not deployed there."""
+    import msgspec
+
+    from unistack.ops.validate import FLAPPING_WINDOW, Check, Context, failed, plan, run_checks
+    from unistack.runtimes import DOCKER
+    from unistack.targets.swarm.validating import Deployment
+
+    with _engine_errors(f"reading the deployment of {project.name}"):
+        deployment = Deployment(_client(), project, time.time())
+        if not deployment.services:
+            raise UsageError(f"{project.name} is not deployed on this swarm; deploy it with `unistack deploy`")
+        known = deployment.addresses()
+        if unknown := [n for n in nodes if n not in known]:
+            raise UsageError(
+                f"no node of this swarm has the address {', '.join(unknown)}; its nodes: {', '.join(known)}"
+            )
+        addresses = list(nodes) or known
+        problem = changed = None
+        try:
+            changed = deployment.changed(selected)
+        except ConfigError as exc:
+            problem = f"the files do not export to Swarm ({exc})"
+        rows = {address: deployment.rows(address, FLAPPING_WINDOW) for address in addresses}
+    host = host_header or _site(project)
+    checks: list[Check] = []
+    for index, address in enumerate(addresses):
+        ctx = Context(
+            project=project,
+            running=None,
+            rows=rows[address],
+            runtime_name=DOCKER,
+            selected=selected,
+            timeout=timeout,
+            write=write,
+            browser=browser,
+            host_header=host,
+            changed=changed,
+            files_problem=problem,
+        )
+        found = plan(ctx, entry_only=index > 0)
+        if len(addresses) > 1:
+            entry = {c.name for c in plan(ctx, entry_only=True)}
+            found = [dataclasses.replace(c, name=f"{c.name} @ {address}") if c.name in entry else c for c in found]
+        checks += found
+    if down := deployment.down():
+        outcome = failed(f"not ready: {', '.join(down)}", "see `docker node ls` on a manager")
+
+        async def nodes_down() -> Any:
+            return outcome
+
+        checks.append(Check("swarm nodes ready", "swarm", nodes_down))
+    results = asyncio.run(run_checks(checks, timeout))
+    return [msgspec.structs.replace(r, hint=_swarm_hint(r.hint)) for r in results]
+
+
+def _swarm_hint(hint: str) -> str:
+    for pattern, replacement in _HINTS:
+        hint = pattern.sub(replacement, hint)
+    return hint
+
+
+def _site(project: Project) -> str | None:
+    """The Host of the one port published on a specific address (the stack's ``127.0.0.1:8082``): the site the
+    entry answers there, which every node's port then serves (Swarm publishes on all of a node's addresses)."""
+    sites = {
+        f"{port['host_ip']}:{port.get('published') or port['target']}"
+        for service in project.services.values()
+        for port in service.spec.get("ports") or ()
+        if str(port.get("host_ip") or "") not in ("", "0.0.0.0", "::") and port.get("protocol", "tcp") == "tcp"
+    }
+    return sites.pop() if len(sites) == 1 else None

@@ -1,8 +1,10 @@
 """The ``validate`` verb: prove that a running instance works end to end and say which component does not.
 
-Reads the instance (the daemon's rows, the project it runs), runs ``ops.validate``'s checks and prints them as a
-table, JSON or JUnit XML. Exit 0: every check passed; 1: one failed (``Exit``); 2: bad usage, or the instance
-is not up (``UsageError``). ``up --wait --validate`` calls ``validate_instance`` too.
+Reads the instance (the daemon's rows, the project it runs), or with ``--target swarm`` a deployment (rows from
+its tasks, targets/swarm/validating.py; the checks through the entry point again for each node's address), runs
+``ops.validate``'s checks and prints them as a table, JSON or JUnit XML. Exit 0: every check passed; 1: one
+failed (``Exit``); 2: bad usage, or the instance is not up (``UsageError``). ``up --wait --validate`` calls
+``validate_instance`` too.
 """
 
 from __future__ import annotations
@@ -39,10 +41,31 @@ if TYPE_CHECKING:
 )
 @click.option("--browser", is_flag=True, help="Also load the page in headless Chromium (browser checks).")
 @click.option("--write", is_flag=True, help="Run the checks that change data in production too.")
+@click.option("--target", type=click.Choice(["swarm"]), help="Validate the deployment on a swarm instead.")
+@click.option(
+    "--node",
+    "nodes",
+    multiple=True,
+    metavar="ADDRESS",
+    help="With --target swarm: through this node's address only (repeat for more; default: every node).",
+)
+@click.option(
+    "--host-header",
+    metavar="HOST[:PORT]",
+    help="With --target swarm: the Host the entry's site answers (default: the file's host_ip:port, if any).",
+)
 @click.argument("services", nargs=-1)
 @pass_options
 def validate_command(
-    opts: Options, fmt: str, timeout: float, browser: bool, write: bool, services: tuple[str, ...]
+    opts: Options,
+    fmt: str,
+    timeout: float,
+    browser: bool,
+    write: bool,
+    target: str | None,
+    nodes: tuple[str, ...],
+    host_header: str | None,
+    services: tuple[str, ...],
 ) -> None:
     """Check that the running instance works end to end (exit 1 names what does not)."""
     project = opts.project(saved_ok=True)  # the files may no longer load: the instance still can be checked
@@ -54,10 +77,19 @@ def validate_command(
 
         if find_chromium() is None:
             click.echo("note: --browser: no Chromium found (apt-get install chromium); browser checks skip", err=True)
+    if (nodes or host_header) and target is None:
+        raise UsageError("--node and --host-header go with --target swarm")
     began = time.monotonic()
-    results = validate_instance(
-        project, selected, timeout=timeout, browser=browser, write=write, files_problem=opts.files_problem
-    )
+    if target is not None:
+        from unistack.commands.deploy import validate_deployment
+
+        results = validate_deployment(
+            project, selected, list(nodes), timeout=timeout, browser=browser, write=write, host_header=host_header
+        )
+    else:
+        results = validate_instance(
+            project, selected, timeout=timeout, browser=browser, write=write, files_problem=opts.files_problem
+        )
     elapsed = time.monotonic() - began
     from unistack.ops import report
 

@@ -86,6 +86,13 @@ def _epoch(iso: str) -> float:
 
 
 def drift(ctx: Context) -> Outcome:
+    if ctx.changed is not None:  # a deployment: its target compared what runs with the files
+        if not ctx.changed:
+            return passed("the deployment runs what the files give")
+        return failed(
+            "deployed from another configuration: " + "; ".join(ctx.changed),
+            "run `unistack deploy` to apply the files (or validate with the options it was deployed with)",
+        )
     running = ctx.running
     if ctx.files_problem is not None:
         return skipped(f"{ctx.files_problem}: nothing to compare the running configuration with")

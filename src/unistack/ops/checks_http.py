@@ -8,6 +8,7 @@ answers". Never starts or stops anything; never reads the daemon (the rows come 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import time
@@ -59,7 +60,12 @@ def entry_url(ctx: Context, service: str | None, scheme: str = "http") -> tuple[
 def client(ctx: Context, base_url: str, timeout: float) -> httpx.AsyncClient:
     # trust_env=False: straight to the instance, whatever HTTP(S)_PROXY the shell has
     return httpx.AsyncClient(
-        base_url=base_url, timeout=timeout, transport=ctx.transport, trust_env=False, follow_redirects=False
+        base_url=base_url,
+        timeout=timeout,
+        transport=ctx.transport,
+        trust_env=False,
+        follow_redirects=False,
+        headers={"host": ctx.host_header} if ctx.host_header else None,
     )
 
 
@@ -297,10 +303,15 @@ def _asset_problems(declared: DeclaredCheck, path: str, answer: httpx.Response) 
 async def run_websocket(ctx: Context, declared: DeclaredCheck, base: str, entry: str) -> Outcome:
     budget = declared.timeout or ctx.timeout
     url = "ws" + base.removeprefix("http") + declared.path
+    origin = base
     connect = ctx.ws_connect or open_websocket
+    if ctx.host_header:  # the site's own name in the URL and the Origin; the connection to the address of base
+        parsed = httpx.URL(base)
+        url, origin = f"ws://{ctx.host_header}{declared.path}", f"http://{ctx.host_header}"
+        connect = ctx.ws_connect or functools.partial(open_websocket, address=(parsed.host, parsed.port or 80))
     try:
         async with asyncio.timeout(budget):
-            what = await connect(url, {"origin": base}, budget)
+            what = await connect(url, {"origin": origin}, budget)
     except TimeoutError:
         return failed(f"{url}: no upgrade within {budget:g}s", f"see `unistack logs {declared.component}`")
     except OSError as exc:
@@ -311,14 +322,17 @@ async def run_websocket(ctx: Context, declared: DeclaredCheck, base: str, entry:
     return passed(f"{url}: {what}")
 
 
-async def open_websocket(url: str, headers: Mapping[str, str], timeout: float) -> str:
-    """A real upgrade: connect, then close cleanly."""
+async def open_websocket(
+    url: str, headers: Mapping[str, str], timeout: float, address: tuple[str, int] | None = None
+) -> str:
+    """A real upgrade: connect (to ``address`` when given, else to the URL's host), then close cleanly."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import InvalidHandshake, WebSocketException
 
+    where: dict[str, Any] = {"host": address[0], "port": address[1]} if address else {}
     try:
         async with connect(
-            url, additional_headers=dict(headers), open_timeout=timeout, close_timeout=1, proxy=None
+            url, additional_headers=dict(headers), open_timeout=timeout, close_timeout=1, proxy=None, **where
         ) as ws:
             status = ws.response.status_code if ws.response is not None else 101
         return f"upgraded ({status})"

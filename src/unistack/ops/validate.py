@@ -99,6 +99,8 @@ class Context:
     ws_connect: WsConnect | None = None
     runtime: Callable[[], Runtime] | None = None
     files_problem: str | None = None  # the files did not load: ``project`` is the one the instance was started with
+    host_header: str | None = None  # the Host the entry's site answers when it is not the address connected to
+    changed: list[str] | None = None  # a deployment's drift, found by its target (None: compare ``running``)
 
     def row(self, service: str) -> ServiceRow | None:
         return next((row for row in self.rows if row.service == service), None)
@@ -107,13 +109,22 @@ class Context:
         return not self.selected or service in self.selected
 
 
-def plan(ctx: Context) -> list[Check]:
-    """Every check for this instance: built-in first, then the declared ones in file order."""
+ENTRY_KINDS = frozenset({"http", "assets", "websocket", "browser"})
+"""Declared checks that go through the entry point (``plan(entry_only=True)``: another address of the same one)."""
+
+
+def plan(ctx: Context, entry_only: bool = False) -> list[Check]:
+    """Every check for this instance: built-in first, then the declared ones in file order; ``entry_only``: just
+    those that send requests to the entry point (run again for each node of a cluster)."""
     from unistack.ops import checks_builtin, checks_http, isolation
 
-    checks = [*checks_builtin.checks(ctx), *isolation.checks(ctx), *checks_http.checks(ctx)]
+    checks = checks_http.checks(ctx)
+    if not entry_only:
+        checks = [*checks_builtin.checks(ctx), *isolation.checks(ctx), *checks]
     for declared in ctx.project.validate:
         if ctx.selected and declared.component not in ctx.selected and declared.service not in ctx.selected:
+            continue
+        if entry_only and declared.kind not in ENTRY_KINDS:
             continue
         checks.append(declared_check(ctx, declared))
     return checks

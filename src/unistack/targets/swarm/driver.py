@@ -128,7 +128,11 @@ class Driver:
         used |= {f"configs:{r.key}": blobs[f"configs:{r.key}"] for r in service.configs}
         wanted = spec_hash(service, image, {k: v[1] for k, v in used.items()})
         current = self._find(service.name)
-        if current is not None and current["Spec"]["Labels"].get(HASH_LABEL) == wanted:
+        if (
+            current is not None
+            and current["Spec"]["Labels"].get(HASH_LABEL) == wanted
+            and _same_scale(current, service)
+        ):
             return "unchanged", wanted
         self._pin(service)
         container = types.ContainerSpec(
@@ -337,3 +341,10 @@ def _done(service: SwarmService, action: str) -> str:
         return "completed" if action != "unchanged" else "completed before (unchanged)"
     ready = "healthy" if service.healthchecked else "running"
     return f"{action}, {ready}"
+
+
+def _same_scale(current: Mapping[str, Any], service: SwarmService) -> bool:
+    """A replicated service scaled by hand (``docker service scale``) is deployed again with the file's replicas."""
+    if service.mode != "replicated":
+        return True
+    return bool(current["Spec"].get("Mode", {}).get("Replicated", {}).get("Replicas") == service.replicas)
