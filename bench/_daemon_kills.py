@@ -187,6 +187,13 @@ def session_leaders(stack: Stack) -> dict[int, str]:
     return found
 
 
+def session_of(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
+
+
 def networks(project: str) -> list[str]:
     argv = [
         "docker",
@@ -220,6 +227,7 @@ def untracked(stack: Stack) -> list[str]:
     for _ in range(20):
         if stack.runtime == "process":
             tracked = {row.get("pid") for row in stack.ps().values()}
+            tracked |= {sid for pid in tracked if pid and (sid := session_of(pid)) is not None}  # a one-shot's keeper
             left = [f"{name} (pid {pid})" for pid, name in session_leaders(stack).items() if pid not in tracked]
         else:
             saved = json.loads((stack.state_dir / "state.json").read_text())["services"]

@@ -5,6 +5,7 @@ command, which finishes the work; and never is a process of the instance left th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -70,11 +71,21 @@ def instance_processes(state_dir: Path) -> dict[int, str]:
     return found
 
 
+def sessions(pids: set[int]) -> set[int]:
+    found = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            found.add(os.getsid(pid))
+    return found
+
+
 def untracked(instance: Instance) -> dict[int, str]:
-    """Processes of the instance that `ps` does not name (probes come and go: a few tries)."""
+    """Processes of the instance that `ps` does not name (probes come and go: a few tries); a one-shot's keeper
+    leads the session of the pid `ps` names."""
     left: dict[int, str] = {}
     for _ in range(20):
         tracked = {row["pid"] for row in instance.ps().values() if row.get("pid")}
+        tracked |= sessions(tracked)
         left = {pid: svc for pid, svc in instance_processes(instance.state_dir()).items() if pid not in tracked}
         if not left:
             return {}
@@ -154,6 +165,40 @@ def test_daemon_killed_during_up_is_finished_by_the_next_command(instance: Insta
     )
     assert untracked(instance) == {}
     assert [e["message"] for e in events_of(instance, "stopped", "db") if "untracked" in e["message"]]
+
+
+ONE_SHOT = """
+  {name}:
+    x-unistack:
+      process:
+        command: ["sh", "-c", "for i in $$(seq 600); do test -f go && exit {code}; sleep 0.05; done; exit 9"]
+  {name}-user:
+    depends_on:
+      {name}: {{condition: service_completed_successfully}}
+    x-unistack:
+      process:
+        command: ["${{PYTHON}}", "-c", "import time; time.sleep(120)"]
+"""
+
+
+def test_daemon_killed_while_one_shots_run_their_exit_codes_still_decide(instance: Instance) -> None:
+    # the next daemon re-adopts the one-shots, but is not their parent: their exit codes come from their keeper
+    instance.write("services:" + ONE_SHOT.format(name="good", code=0) + ONE_SHOT.format(name="bad", code=3))
+    instance.run("up", "-d", check=True)
+    instance.wait_for(lambda: all(instance.ps()[s]["pid"] for s in ("good", "bad")), message="the one-shots running")
+    kill_daemon(instance)
+    assert instance.ps()["good"]["state"] == "running"  # a new daemon, which adopted them
+    (instance.folder / "go").write_text("")
+    rows = instance.wait_for(
+        lambda: (r := instance.ps())["good-user"]["state"] == "running" and r["bad-user"]["state"] == "blocked" and r,
+        message="good's user started, bad's refused",
+    )
+    assert (rows["good"]["state"], rows["good"]["exit_code"]) == ("exited", 0), rows["good"]
+    assert (rows["bad"]["state"], rows["bad"]["exit_code"]) == ("exited", 3), rows["bad"]
+    assert "bad exited with code 3" in rows["bad-user"]["reason"], rows["bad-user"]
+    assert [e for e in instance.events() if e["kind"] == "adopted" and e["service"] == "good"]
+    assert untracked(instance) == {}
+    assert not list((instance.state_dir() / "run").glob("exit-*"))  # each code read once, then removed
 
 
 def test_daemon_killed_during_restart_is_finished_by_the_next_command(instance: Instance) -> None:

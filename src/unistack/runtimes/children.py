@@ -20,6 +20,7 @@ OUTPUT_LIMIT = 4000  # characters of a probe's output kept
 CHILD_POLL = (0.01, 0.25)  # first and longest interval between polls of a child when the kernel has no pidfds
 WRITER_DRAIN = 0.25  # seconds a log writer is given to write what a process printed last, once it exited
 LOG_WRITER = Path(__file__).with_name("logwriter.py")
+EXIT_KEEPER = Path(__file__).with_name("exitkeeper.py")
 _KEPT_OUTPUT = 4 * OUTPUT_LIMIT + 8  # bytes: enough for OUTPUT_LIMIT whole characters of UTF-8 after a cut
 
 # a process, the descriptor its output is read from (probes), and the log writer its output goes through (services)
@@ -31,6 +32,40 @@ def popen_in_session(argv: Sequence[str], cwd: Path, env: dict[str, str], out_fd
     return subprocess.Popen(
         argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out_fd, stderr=out_fd, start_new_session=True
     )
+
+
+def popen_kept(
+    argv: Sequence[str], cwd: Path, env: dict[str, str], out_fd: int, folder: Path, service: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``argv`` under the keeper of its exit code (``exitkeeper.py``), in a session of its own as
+    ``popen_in_session`` starts it; returns the keeper and the service's own pid (the keeper's child). A command
+    that cannot be started raises the ``OSError`` the keeper met, as ``Popen`` would have raised it."""
+    read_fd, write_fd = os.pipe()
+    try:
+        keeper = [sys.executable, "-I", "-S", str(EXIT_KEEPER), str(write_fd), str(folder), service, "--", *argv]
+        popen = subprocess.Popen(
+            keeper,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out_fd,
+            stderr=out_fd,
+            start_new_session=True,
+            pass_fds=(write_fd,),
+        )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as report:  # its end of file: the keeper wrote its line, or died
+        words = report.readline().decode("utf-8", "replace").split(" ", 2)
+    if words[0] == "pid" and len(words) == 2 and words[1].strip().isdigit():
+        return popen, int(words[1])
+    popen.wait()
+    if words[0] == "error" and len(words) == 3 and words[1].isdigit():
+        raise OSError(int(words[1]), words[2].strip(), argv[0])
+    raise OSError(0, f"its exit code's keeper ended with {popen.returncode} before it started it", argv[0])
 
 
 def start_log_writer(state_dir: Path, log_path: Path, log_fd: int) -> tuple[subprocess.Popen[bytes], int] | None:
@@ -68,6 +103,7 @@ class Child:
     ) -> None:
         self.popen = popen
         self.pid = popen.pid
+        self.service_pid = popen.pid  # a service under the keeper of its exit code: the keeper's child
         self.began = began  # wall-clock seconds, taken just before the process was created
         self._loop = loop
         self._exited: asyncio.Future[int] = loop.create_future()

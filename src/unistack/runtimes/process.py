@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -28,13 +29,14 @@ import psutil
 
 from unistack.config.model import Healthcheck, Project, Service
 from unistack.errors import NotSupported, PermanentFailure, RuntimeFailure
-from unistack.runtimes import PROCESS, logfiles, sockets
+from unistack.runtimes import PROCESS, exitkeeper, logfiles, sockets
 from unistack.runtimes.base import Handle, ProbeResult, StopResult
 from unistack.runtimes.children import (
     OUTPUT_LIMIT,
     Child,
     Created,
     popen_in_session,
+    popen_kept,
     signal_group,
     start_log_writer,
     timed,
@@ -44,6 +46,7 @@ from unistack.runtimes.host import check_port_free, signal_number
 
 INSTALL_OUTPUT = 64 * 1024  # bytes of an install's output kept for the summary of what it installed
 ADOPTED_POLL = 0.5
+KEEPER_WRITES = 2.0  # seconds an adopted service's keeper is given to write its exit code once the service ended
 SPAWN_THREADS = 8  # Popen blocks until the child has exec'ed (1-20 ms on a busy machine): a layer's spawns overlap
 
 
@@ -155,10 +158,14 @@ class ProcessRuntime:
             child.writer = Child(writer, None, loop, began)
         return child
 
-    async def _spawn(self, project: Project, service: Service, argv: tuple[str, ...], cwd: Path, what: str) -> Child:
-        """Start ``argv`` in its own session, its output appended to the service's log file."""
+    async def _spawn(
+        self, project: Project, service: Service, argv: tuple[str, ...], cwd: Path, what: str, kept: bool = False
+    ) -> Child:
+        """Start ``argv`` in its own session, its output appended to the service's log file; ``kept``: under the
+        keeper of its exit code (``exitkeeper.py``; the Child is the keeper, its ``service_pid`` the service)."""
         log_path = self.log_path(project, service.name)
         env = self.environment(project, service)
+        service_pid: list[int] = []
 
         def create() -> Created:
             try:
@@ -167,7 +174,11 @@ class ProcessRuntime:
                 raise RuntimeFailure(f"cannot open the log file {log_path}: {exc.strerror}") from exc
             writer, out_fd = start_log_writer(project.state_dir, log_path, log_fd) or (None, log_fd)
             try:
-                return popen_in_session(argv, cwd, env, out_fd), None, writer
+                if not kept:
+                    return popen_in_session(argv, cwd, env, out_fd), None, writer
+                popen, pid = popen_kept(argv, cwd, env, out_fd, project.run_dir, service.name)
+                service_pid.append(pid)
+                return popen, None, writer
             except OSError as exc:
                 if writer is not None:  # it ends at once: nobody else holds the pipe's other end
                     os.close(out_fd)
@@ -180,7 +191,9 @@ class ProcessRuntime:
                 if writer is not None:
                     os.close(out_fd)  # the writer sees the end of file once the service's side is closed too
 
-        return await self._popen(create)
+        child = await self._popen(create)
+        child.service_pid = service_pid[0] if service_pid else child.pid
+        return child
 
     def setup_step(self, service: Service) -> str | None:
         if service.process is None or not service.process.setup:
@@ -245,19 +258,19 @@ class ProcessRuntime:
         argv, cwd = self._spec(service)
         for port in service.ports:
             check_port_free(service.name, port)
-        proc = await self._spawn(project, service, argv, cwd, "command")
-        self._children[str(proc.pid)] = proc
+        kept = exit_code_awaited(project, service.name)
+        proc = await self._spawn(project, service, argv, cwd, "command", kept=kept)
+        pid = proc.service_pid
+        self._children[str(pid)] = proc
         try:
-            created = psutil.Process(proc.pid).create_time()
+            created = psutil.Process(pid).create_time()
         except psutil.Error:
             created = proc.began
         started_at = proc.began  # create_time is only as exact as the kernel's boot time stamp
-        return Handle(
-            service=service.name,
-            ident=str(proc.pid),
-            started_at=started_at,
-            record={"pid": proc.pid, "pgid": proc.pid, "create_time": created, "started_at": started_at},
-        )
+        record: dict[str, Any] = {"pid": pid, "pgid": proc.pid, "create_time": created, "started_at": started_at}
+        if kept:
+            record["exit_file"] = exitkeeper.status_path(str(project.run_dir), service.name, pid)
+        return Handle(service=service.name, ident=str(pid), started_at=started_at, record=record)
 
     def beside(self, project: Project, service: Service) -> Service:
         return sockets.beside(project, service)
@@ -283,8 +296,12 @@ class ProcessRuntime:
         """Session leaders whose environment names this instance's state folder and that nobody tracks."""
         wanted = str(state_dir)
         found = []
+        sessions = set()  # a known service under a keeper: the keeper leads its session
+        for ident in known:
+            with contextlib.suppress(OSError, ValueError):
+                sessions.add(os.getsid(int(ident)))
         for proc in psutil.process_iter(["pid", "create_time"]):
-            if str(proc.pid) in known or proc.pid == os.getpid():
+            if str(proc.pid) in known or proc.pid in sessions or proc.pid == os.getpid():
                 continue
             try:
                 if os.getsid(proc.pid) != proc.pid:
@@ -308,11 +325,19 @@ class ProcessRuntime:
             self._children.pop(handle.ident, None)
             signal_group(pgid, signal.SIGKILL)
             await proc.output_written()  # its last lines in the file before anyone reads the log's tail
+            _exit_code_kept(handle)  # read (and removed) only so that nothing is left behind
             return exit_status(code)
         while _alive(int(handle.record["pid"]), float(handle.record["create_time"])):
             await asyncio.sleep(ADOPTED_POLL)
+        # not this daemon's child: the kernel tells its exit code to its parent only, the keeper if it has one
+        deadline = asyncio.get_running_loop().time() + KEEPER_WRITES
+        while (kept := _exit_code_kept(handle)) is None and "exit_file" in handle.record:
+            if asyncio.get_running_loop().time() > deadline or not _keeper_alive(pgid):
+                kept = _exit_code_kept(handle)  # it may have written just before it ended
+                break
+            await asyncio.sleep(0.02)
         signal_group(pgid, signal.SIGKILL)
-        return None
+        return kept
 
     async def stop(self, handle: Handle, signal_name: str, grace: float) -> StopResult:
         pgid = int(handle.record.get("pgid", handle.record["pid"]))
@@ -408,6 +433,37 @@ def _read_from(path: Path, offset: int, limit: int) -> str:
             return handle.read().decode("utf-8", "replace")
     except OSError:
         return ""
+
+
+def exit_code_awaited(project: Project, name: str) -> bool:
+    """Whether a dependent waits for ``name`` to complete successfully: its exit code then decides what happens
+    next, so it runs under the keeper of its exit code (a later daemon that re-adopts it is not its parent)."""
+    return any(
+        dep == name and want.condition == "service_completed_successfully"
+        for other in project.services.values()
+        for dep, want in other.depends_on.items()
+    )
+
+
+def _exit_code_kept(handle: Handle) -> int | None:
+    """The exit code its keeper wrote for this incarnation (the file is removed once read), or None."""
+    path = handle.record.get("exit_file")
+    if not path:
+        return None
+    try:
+        written = json.loads(Path(path).read_bytes())
+        Path(path).unlink()
+    except (OSError, ValueError):
+        return None
+    code = written.get("exit_code") if isinstance(written, dict) else None
+    return code if isinstance(code, int) and written.get("pid") == handle.record.get("pid") else None
+
+
+def _keeper_alive(pgid: int) -> bool:
+    try:
+        return psutil.Process(pgid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _alive(pid: int, created: float) -> bool:
