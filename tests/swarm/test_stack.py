@@ -1,13 +1,16 @@
 """The real stack (stack/, production: hardened containers, static frontend) deployed on the 3-node swarm: in
 order (db healthy, migrate and frontend-build complete, backend healthy, then the proxy on every node), the
 database reached through the internal overlay network, the page and the API answering on every node's address,
-and undeploy -v leaving nothing of it."""
+``validate --target swarm`` passing through every node's entry point and naming the backend once it is scaled to
+0, and undeploy -v leaving nothing of it."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -35,6 +38,19 @@ def _get(swarm: harness.Swarm, address: str, path: str) -> str:
     return done.stdout if done.returncode == 0 else f"failed: {done.stderr[-300:]}"
 
 
+def _validate(swarm: harness.Swarm, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``validate --target swarm`` from inside the manager's namespace (the nodes' addresses exist only there)."""
+    environ = {**os.environ, **env, "DOCKER_HOST": swarm.manager.url}
+    environ.pop("UNISTACK_ENV", None)
+    done = subprocess.run(
+        ["nsenter", f"--net=/run/netns/{swarm.manager.netns}", str(UNISTACK), "-f", STACK, "--env", "production",
+         "validate", "--target", "swarm", "--format", "json", *args],
+        env=environ, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    sys.stderr.write(done.stdout + done.stderr)
+    return done
+
+
 def test_the_stack_deploys_in_order_and_answers_on_every_node(swarm: harness.Swarm) -> None:
     env = {"POSTGRES_PASSWORD": "swarm-test-pw"}
     built = subprocess.run(
@@ -60,6 +76,32 @@ def test_the_stack_deploys_in_order_and_answers_on_every_node(swarm: harness.Swa
             assert "<!doctype html>" in _get(swarm, node.address, "/"), node.name  # every node's frontend-dist
         data = swarm.manager.client().networks.get("stack-production_data")
         assert data.attrs["Internal"] is True
+
+        valid = _validate(swarm, env)
+        assert valid.returncode == 0, valid.stdout
+        results = json.loads(valid.stdout)
+        for node in swarm.nodes:  # the entry-point checks through each node's address
+            verdicts = [r["verdict"] for r in results if r["name"].endswith(f"@ {node.address}")]
+            assert verdicts.count("pass") >= 10 and set(verdicts) <= {"pass", "skip"}, (node.name, verdicts)
+        one = _validate(swarm, env, "--node", swarm.nodes[1].address, "backend")
+        assert one.returncode == 0 and "@" not in one.stdout, one.stdout
+
+        client = swarm.manager.client()
+        client.services.get("stack-production_backend").scale(0)
+        deadline = time.monotonic() + 60
+        while any(
+            t["Status"]["State"] == "running" and t["DesiredState"] == "running"
+            for t in client.api.tasks(filters={"service": "stack-production_backend"})
+        ):
+            assert time.monotonic() < deadline, "the backend's tasks still run 60 s after scaling it to 0"
+            time.sleep(0.5)
+        broken = _validate(swarm, env)
+        assert broken.returncode == 1, broken.stdout
+        failed = [r for r in json.loads(broken.stdout) if r["verdict"] == "fail"]
+        (ready,) = [r for r in failed if r["name"] == "backend ready"]
+        assert ready["component"] == "backend" and "scaled to 0" in ready["detail"], ready
+        assert "unistack deploy" in ready["hint"]
+        assert any(r["name"] == "configuration unchanged" and "replicas 0" in r["detail"] for r in failed), failed
     finally:
         gone = unistack(swarm, "-f", STACK, "--env", "production", "undeploy", "-v", env=env)
     assert gone.returncode == 0, gone.stderr

@@ -425,3 +425,86 @@ def test_deploy_strict_refuses_what_cannot_be_carried_before_touching_an_engine(
     assert done.value.code == 2
     err = capsys.readouterr().err
     assert "--strict" in err and "services.app.privileged: not carried" in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- validate --target swarm: the rows
+
+
+class _Node:
+    def __init__(self, address: str, state: str = "ready") -> None:
+        self.attrs = {"Status": {"Addr": address, "State": state}, "Description": {"Hostname": "n"}}
+
+
+class _ReadBack:
+    """A swarm as validating.Deployment reads it: services, tasks, nodes, logs."""
+
+    def __init__(self, services: list[dict[str, Any]], tasks: list[dict[str, Any]], nodes: list[_Node]) -> None:
+        class Api:
+            def services(self, filters: dict[str, str]) -> list[dict[str, Any]]:
+                return services
+
+            def tasks(self, filters: dict[str, str]) -> list[dict[str, Any]]:
+                return tasks
+
+            def service_logs(self, name: str, **_: Any) -> list[bytes]:
+                return [b"boom: cannot connect\n"]
+
+        class Nodes:
+            def list(self) -> list[_Node]:
+                return nodes
+
+        self.api, self.nodes = Api(), Nodes()
+
+    def info(self) -> dict[str, Any]:
+        return {"Swarm": {"LocalNodeState": "active", "ControlAvailable": True}}
+
+
+def _deployed(name: str, mode: dict[str, Any], checked: bool = True, ports: list[Any] | None = None) -> dict[str, Any]:
+    container = {"Image": "reg/x:1@sha256:ab", "Healthcheck": {"Test": ["CMD", "true"]} if checked else {}}
+    return {
+        "ID": name,
+        "Spec": {
+            "Name": f"demo_{name}",
+            "Labels": {"com.docker.stack.service": name},
+            "Mode": mode,
+            "TaskTemplate": {"ContainerSpec": container},
+            "EndpointSpec": {"Mode": "dnsrr", "Ports": ports or []},
+        },
+    }
+
+
+def _task(service: str, state: str, err: str = "", at: str = "2026-01-01T00:00:00.000000Z") -> dict[str, Any]:
+    status = {"State": state, "Timestamp": at, "Err": err, "ContainerStatus": {"ExitCode": 3 if err else 0}}
+    return {"ServiceID": service, "DesiredState": "running", "Status": status, "UpdatedAt": at, "CreatedAt": at}
+
+
+def test_swarm_rows_name_what_is_broken_with_its_task_error_and_logs(tmp_path: Path) -> None:
+    from unistack.targets.swarm.validating import Deployment
+
+    services = [
+        _deployed("app", {"Replicated": {"Replicas": 3}}),
+        _deployed("db", {"Replicated": {"Replicas": 1}}),
+        _deployed("migrate", {"ReplicatedJob": {}}, checked=False),
+        _deployed("proxy", {"Global": {}}, ports=[{"TargetPort": 80, "PublishedPort": 8080, "Protocol": "tcp"}]),
+    ]
+    tasks = [
+        _task("app", "failed", "task: non-zero exit (1)"),
+        _task("db", "running"),
+        _task("migrate", "complete"),
+        _task("proxy", "running"),
+    ]
+    client = _ReadBack(services, tasks, [_Node("10.0.0.1"), _Node("10.0.0.2", "down")])
+    deployment = Deployment(client, load(tmp_path), now=0.0)
+    rows = {r.service: r for r in deployment.rows("10.0.0.2", 300.0)}
+    assert rows["app"].state == "unhealthy" and rows["app"].restarts == 1
+    assert "non-zero exit (1)" in rows["app"].reason and "boom: cannot connect" in rows["app"].reason
+    assert rows["db"].state == "healthy" and rows["migrate"].state == "exited" and rows["migrate"].exit_code == 0
+    (port,) = rows["proxy"].ports
+    assert (port.host_ip, port.host_port) == ("10.0.0.2", 8080)
+    assert deployment.addresses() == ["10.0.0.1", "10.0.0.2"] and deployment.down() == ["10.0.0.2 (n: down)"]
+    services[0]["Spec"]["Mode"] = {"Replicated": {"Replicas": 0}}
+    scaled = Deployment(client, load(tmp_path), now=0.0).rows("10.0.0.1", 300.0)
+    assert next(r for r in scaled if r.service == "app").reason == "scaled to 0 replicas: no task runs"
+    # the drift: no hash label on these, and replicas differ from the file's
+    changed = Deployment(client, load(tmp_path), now=0.0).changed([])
+    assert "app (replicas 0, the files say 3)" in changed and "db (its settings)" in changed
