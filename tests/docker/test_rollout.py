@@ -5,6 +5,12 @@ addresses in turn until one answers: one that refuses, as Go's dialer (Caddy's) 
 request before any answer (a connection the old server's kernel queued in the instant its listener closed), as
 nginx's `proxy_next_upstream error` (its default) does. The load from the host goes through its
 published loopback port, one connection per request, from two threads, bounded in count and time.
+
+The relay also plays the dialer that still holds an address the name no longer gives (a connection attempt
+retrying its SYN, a DNS cache: Docker's DNS answers with a TTL of 600 s): every 100 ms it sends a request to
+each address the name ever resolved to and no longer does, and logs who answered. A new container given such an
+address (Docker's IPAM hands out the lowest free one: the old container's of the update before) would answer
+it before its healthcheck passed; the test reads that log, so it fails whenever that happens, not by chance.
 """
 
 from __future__ import annotations
@@ -71,7 +77,30 @@ CHECK = (
 )
 
 RELAY = r"""
-import socket, threading
+import socket, threading, time
+seen = set()
+def stale():
+    told = set()
+    while True:
+        time.sleep(0.1)
+        try:
+            now = {a[4][0] for a in socket.getaddrinfo("web", 8000, type=socket.SOCK_STREAM)}
+        except OSError:
+            continue
+        for address in sorted(seen - now):
+            try:
+                with socket.create_connection((address, 8000), timeout=0.3) as s:
+                    s.sendall(b"GET /stale HTTP/1.0\r\n\r\n")
+                    data = b""
+                    while chunk := s.recv(4096):
+                        data += chunk
+                outcome = data.partition(b"\r\n\r\n")[2].decode().strip() or "closed"
+            except OSError as exc:
+                outcome = type(exc).__name__
+            if (address, outcome) not in told:
+                told.add((address, outcome))
+                print("stale", address, outcome, flush=True)
+threading.Thread(target=stale, daemon=True).start()
 def pipe(a, b):
     try:
         while data := a.recv(65536):
@@ -87,7 +116,9 @@ def pipe(a, b):
 def serve(client):
     request = client.recv(65536)
     upstream, first = None, b""
-    for *_, address in socket.getaddrinfo("web", 8000, type=socket.SOCK_STREAM):
+    addresses = socket.getaddrinfo("web", 8000, type=socket.SOCK_STREAM)
+    seen.update(a[4][0] for a in addresses)
+    for *_, address in addresses:
         try:
             upstream = socket.create_connection(address[:2], timeout=2)
             upstream.sendall(request)
@@ -218,6 +249,11 @@ def wait_for(what: Any, timeout: float, message: str) -> None:
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
 
 
+def addresses(client: docker.DockerClient, container: str) -> list[str]:
+    networks = client.containers.get(container).attrs["NetworkSettings"]["Networks"] or {}
+    return [str(n["IPAddress"]) for n in networks.values() if n.get("IPAddress")]
+
+
 def events(cli: Cli) -> list[str]:
     path = cli.folder / ".unistack" / cli.name / "logs" / "events.jsonl"
     return [f"{e['kind']} {e['message'][:150]}" for e in map(json.loads, path.read_text().splitlines())]
@@ -245,6 +281,7 @@ def cli(tmp_path: Path, client: docker.DockerClient, image: str) -> Iterator[Cli
 def test_start_first_update_and_failed_update_drop_no_request(cli: Cli, client: docker.DockerClient) -> None:
     cli.run("up", "--wait", "--wait-timeout", "60")
     first = cli.ps()["web"]["container"]
+    first_addresses = set(addresses(client, first))
     with Load(int(cli.env["RELAY_PORT"])) as load:
         wait_for(lambda: load.total() > 20, 20, "the load to be answered")
         cli.env["VERSION"] = "v2"
@@ -254,6 +291,7 @@ def test_start_first_update_and_failed_update_drop_no_request(cli: Cli, client: 
         second = cli.ps()["web"]
         assert second["container"] != first and second["state"] == "healthy"
         assert client.containers.get(f"{cli.name}-web-1").id == second["container"]  # renamed to Compose's name
+        assert not first_addresses & set(addresses(client, second["container"]))
         cli.env.update(VERSION="v3", NEVER_READY="1")
         failed = cli.run("up", "--wait", "--wait-timeout", "60", check=False)
         served = load.answers.get("v2", 0)
@@ -261,6 +299,11 @@ def test_start_first_update_and_failed_update_drop_no_request(cli: Cli, client: 
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "web: the update's new incarnation failed its healthcheck" in failed.stderr, failed.stderr
     assert "v3 listening" in failed.stderr.partition("last log lines")[2], failed.stderr  # the new one's log
+    stale = [
+        line for line in client.containers.get(f"{cli.name}-relay-1").logs().decode().splitlines() if "stale" in line
+    ]
+    assert any(line.split()[1] in first_addresses for line in stale), stale  # the old address was dialled
+    assert not [line for line in stale if line.endswith(" v3")], stale  # and never answered by the failed update
     assert load.failures == [], load.failures[:5]
     assert load.answers.get("v3", 0) == 0 and load.answers["v1"] > 0
     row = cli.ps()["web"]

@@ -11,13 +11,27 @@ new one's only. Its other networks are left alone, so its database connections s
 old container is gone it is removed and the new one takes Compose's name (``-1``), so everything keyed on the
 name (logs, exec, backup, the next ``up``) finds it.
 
-Owns those names and the network reconnections; never decides when (the engine's rollout does), never stops a
-container (the runtime's stop does). Blocking: called in threads.
+Its address is never one the service's name gave out before. Docker's IPAM hands out the lowest free address of
+a network, which after an update is the old container's: a dialer that still holds it (a connection attempt
+retrying its SYN when the old container left, a DNS cache: Docker's DNS answers with a TTL of 600 s) would reach
+the new container before its healthcheck passed, and a failed update's container would answer requests (the
+flaky docker test: one request answered by a never-ready v3). So on the networks whose subnet is fixed (the
+ones unistack creates for a start-first service, see ``resources.pin_subnet``, and any with an ``ipam`` subnet)
+the new container asks for the highest free address that is not among those the service had in its last
+updates (the live container's, and the ones it recorded in its ``dev.unistack.retired-addresses`` label, which
+the new one carries on). Docker's own lowest-free choices for other containers stay clear of it too.
+
+Owns those names, addresses and the network reconnections; never decides when (the engine's rollout does), never
+stops a container (the runtime's stop does). Blocking: called in threads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import json
+import threading
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import docker.errors
@@ -25,7 +39,12 @@ import docker.errors
 from unistack.config.model import Project, Service
 from unistack.errors import NotSupported
 from unistack.runtimes.docker import spec
-from unistack.runtimes.docker.resources import IMAGE_LABEL
+from unistack.runtimes.docker.resources import IMAGE_LABEL, SUBNET_LABEL
+
+RETIRED_LABEL = "dev.unistack.retired-addresses"
+REMEMBERED = 16  # addresses of the service's last incarnations kept out of a new container's reach
+_handed_out: set[str] = set()  # chosen by this process (two services updated at once never pick one address)
+_choosing = threading.Lock()
 
 
 def beside_name(plan: spec.ContainerPlan) -> str:
@@ -46,25 +65,85 @@ def check(project: Project, service: Service) -> spec.ContainerPlan:
     return plan
 
 
+def retired(live: Mapping[str, Any] | None) -> list[str]:
+    """The addresses the service had lately: the live container's, then those it recorded (newest first)."""
+    if live is None:
+        return []
+    networks = (live.get("NetworkSettings") or {}).get("Networks") or {}
+    now = [str(n["IPAddress"]) for n in networks.values() if n.get("IPAddress")]
+    try:
+        before = json.loads(((live.get("Config") or {}).get("Labels") or {}).get(RETIRED_LABEL) or "[]")
+    except ValueError:
+        before = []
+    kept = [a for a in before if isinstance(a, str)] if isinstance(before, list) else []
+    return list(dict.fromkeys(now + kept))[:REMEMBERED]
+
+
+def choose_address(pool: str, taken: Collection[str]) -> str | None:
+    """The highest address of ``pool`` (a subnet or ip_range, IPv4) that is not ``taken``; None when full."""
+    network = ipaddress.ip_network(pool, strict=False)
+    if not isinstance(network, ipaddress.IPv4Network) or network.num_addresses < 4:
+        return None
+    avoid = set()
+    for text in taken:
+        with contextlib.suppress(ValueError):
+            avoid.add(ipaddress.ip_address(text.partition("/")[0]))
+    top, bottom = int(network.broadcast_address) - 1, int(network.network_address) + 1
+    for value in range(top, max(bottom, top - len(avoid) - 1) - 1, -1):  # at most len(avoid) + 2 steps
+        if (address := ipaddress.IPv4Address(value)) not in avoid:
+            return str(address)
+    return None
+
+
+def _fixed_address(api: Any, network: str, avoid: Collection[str]) -> str | None:
+    """An address for the new container on ``network`` when its subnet is fixed, else None (Docker picks)."""
+    info = api.inspect_network(network)
+    if (info.get("Labels") or {}).get(SUBNET_LABEL) != "fixed":
+        return None
+    taken = set(avoid) | _handed_out
+    taken |= {str(c.get("IPv4Address") or "") for c in (info.get("Containers") or {}).values()}
+    for pool in (info.get("IPAM") or {}).get("Config") or []:
+        taken |= {str(pool.get("Gateway") or "")} | {str(a) for a in (pool.get("AuxiliaryAddresses") or {}).values()}
+        range_ = pool.get("IPRange") or pool.get("Subnet")
+        if range_ and (address := choose_address(str(range_), taken)) is not None:
+            _handed_out.add(address)
+            return address
+    return None
+
+
 def create(client: Any, plan: spec.ContainerPlan, image_id: str, owned: dict[str, Any] | None) -> str:
-    """Create (not start) the second container: the plan's, under ``beside_name`` and without the aliases. A
-    leftover of an earlier update (``owned``: this instance's, checked by the caller) is removed first."""
+    """Create (not start) the second container: the plan's, under ``beside_name`` and without the aliases, at
+    addresses the service never had lately (see the module's docstring). A leftover of an earlier update
+    (``owned``: this instance's, checked by the caller) is removed first."""
     api = client.api
     name = beside_name(plan)
     if owned is not None:
         with contextlib.suppress(docker.errors.NotFound):
             api.remove_container(owned["Id"], force=True, v=False)
+    live = None
+    with contextlib.suppress(docker.errors.NotFound):
+        live = api.inspect_container(plan.name)
+    history = retired(live)
+    with _choosing:
+        addresses = {a.network: _fixed_address(api, a.network, history) for a in plan.attachments}
+    labels = {**plan.create["labels"], IMAGE_LABEL: image_id, RETIRED_LABEL: json.dumps(history)}
+    config = {**plan.create, "name": name, "labels": labels}
     first = plan.attachments[0]
-    config = {**plan.create, "name": name, "labels": {**plan.create["labels"], IMAGE_LABEL: image_id}}
-    config["networking_config"] = {first.network: {}}
+    config["networking_config"] = {first.network: _endpoint(addresses[first.network])}
     container_id = str(client.containers.create(**config).id)
     try:
         for attachment in plan.attachments[1:]:
-            api.connect_container_to_network(container_id, attachment.network)
+            api.connect_container_to_network(
+                container_id, attachment.network, ipv4_address=addresses[attachment.network]
+            )
     except Exception:
         api.remove_container(container_id, force=True)
         raise
     return container_id
+
+
+def _endpoint(address: str | None) -> dict[str, Any]:
+    return {"IPAMConfig": {"IPv4Address": address}} if address else {}
 
 
 def _dependents_networks(project: Project, service: Service) -> set[str]:
@@ -87,9 +166,12 @@ def switch(api: Any, project: Project, service: Service, container_id: str) -> N
         now = joined.get(attachment.network) or {}
         if service.name in (now.get("Aliases") or []):
             continue
+        address = (now.get("IPAMConfig") or {}).get("IPv4Address") or None  # the one it asked for, kept
         with contextlib.suppress(docker.errors.APIError):
             api.disconnect_container_from_network(container_id, attachment.network)
-        api.connect_container_to_network(container_id, attachment.network, aliases=list(attachment.aliases))
+        api.connect_container_to_network(
+            container_id, attachment.network, aliases=list(attachment.aliases), ipv4_address=address
+        )
 
 
 def settle(api: Any, plan: spec.ContainerPlan, container_id: str) -> None:

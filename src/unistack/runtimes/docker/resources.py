@@ -11,6 +11,7 @@ Never starts or stops a container.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import docker.errors
 
 from unistack.config.model import Project, Service
+from unistack.config.updates import update_order
 from unistack.errors import RuntimeFailure
 from unistack.runtimes.docker.engine import explain
 
@@ -33,6 +35,7 @@ IMAGE_LABEL = "com.docker.compose.image"
 NETWORK_LABEL = "com.docker.compose.network"
 VOLUME_LABEL = "com.docker.compose.volume"
 STATE_DIR_LABEL = "dev.unistack.state_dir"
+SUBNET_LABEL = "dev.unistack.subnet"  # "fixed": the network's subnet is in its IPAM config (see pin_subnet)
 
 
 # ----------------------------------------------------------------- names and labels
@@ -86,6 +89,7 @@ class ResourcePlan:
     name: str
     external: bool
     create: dict[str, Any] = field(default_factory=dict)
+    pin_subnet: bool = False  # create it with the subnet Docker picks written into its IPAM config
 
 
 def used_networks(project: Project) -> list[str]:
@@ -114,8 +118,18 @@ def _resource_labels(project: Project, definition: dict[str, Any], kind_label: s
     return labels
 
 
+def _start_first_networks(project: Project) -> set[str]:
+    """Network keys a start-first service joins: its update's second container takes a fixed address there."""
+    keys: set[str] = set()
+    for service in project.services.values():
+        if update_order(service) == "start-first" and service.spec.get("network_mode") is None:
+            keys |= set(service_networks(service) or {"default": None})
+    return keys
+
+
 def network_plans(project: Project) -> list[ResourcePlan]:
     plans = []
+    start_first = _start_first_networks(project)
     for key in used_networks(project):
         definition = project.networks.get(key) or {}
         name = network_name(project, key)
@@ -132,9 +146,15 @@ def network_plans(project: Project) -> list[ResourcePlan]:
             "enable_ipv6": bool(definition.get("enable_ipv6", False)),
             "attachable": bool(definition.get("attachable", False)),
         }
+        pin = False
         if definition.get("ipam"):
             create["ipam"] = _ipam(definition["ipam"])
-        plans.append(ResourcePlan(key, name, False, create))
+            if any(pool.get("Subnet") for pool in create["ipam"]["Config"]):
+                labels[SUBNET_LABEL] = "fixed"
+        elif key in start_first and create["driver"] == "bridge" and not create["enable_ipv6"]:
+            labels[SUBNET_LABEL] = "fixed"
+            pin = True
+        plans.append(ResourcePlan(key, name, False, create, pin))
     return plans
 
 
@@ -236,10 +256,36 @@ def _ensure_network(client: docker.DockerClient, project: Project, plan: Resourc
                 f"({explain(exc)}); run `unistack down` and then `up` again"
             ) from exc
     try:
-        client.networks.create(**plan.create)
+        if plan.pin_subnet:
+            pin_subnet(client, plan)
+        else:
+            client.networks.create(**plan.create)
     except docker.errors.APIError as exc:
         if exc.status_code != 409:  # created meanwhile by a racing `up`: fine
             raise
+
+
+def pin_subnet(client: docker.DockerClient, plan: ResourcePlan, attempts: int = 5) -> None:
+    """Create the network with the subnet Docker picks from its pools written into its IPAM config, as if the
+    file had said ``ipam.config: [{subnet: ...}]``: only such a network lets a container ask for an address
+    (the Engine refuses one on a network with a subnet of its own choosing), which a start-first update's second
+    container needs (see beside.py). Docker picks on a throwaway network of the same driver, removed at once; a
+    pool taken meanwhile by another network (Docker refuses the overlap) is picked again."""
+    probe_args = {"driver": plan.create["driver"], "labels": plan.create["labels"]}
+    for attempt in range(attempts):
+        probe = client.api.create_network(f"{plan.name}-subnet-{uuid.uuid4().hex[:8]}", **probe_args)
+        try:
+            pools = client.api.inspect_network(probe["Id"])["IPAM"]["Config"] or []
+        finally:
+            client.api.remove_network(probe["Id"])
+        config = [{k: p[k] for k in ("Subnet", "Gateway") if p.get(k)} for p in pools if p.get("Subnet")]
+        ipam: Any = {"Driver": "default", "Config": config, "Options": {}}  # the Engine API's shape, as _ipam
+        try:
+            client.networks.create(**plan.create, ipam=ipam)
+            return
+        except docker.errors.APIError as exc:
+            if "overlap" not in str(exc).lower() or attempt == attempts - 1:
+                raise
 
 
 def _ensure_volume(client: docker.DockerClient, plan: ResourcePlan) -> None:

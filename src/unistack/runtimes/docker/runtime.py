@@ -236,9 +236,10 @@ class DockerRuntime:
             try:  # the same container again: its log goes on
                 return self._run_container(service, plan, existing["Id"], fresh=False)
             except RuntimeFailure as exc:
-                if "already in use" in str(exc):
-                    raise
-                # it cannot start any more (a network it joined was recreated, ...): replace it
+                if "already in use" in str(exc) and "Address already in use" not in str(exc):
+                    raise  # a host port (the Engine's IPAM says "Address already in use" of a taken fixed address)
+                # it cannot start any more (a network it joined was recreated, the address a start-first update
+                # gave it was taken meanwhile, ...): replace it
                 api.remove_container(existing["Id"], force=True, v=False)
         for folder in plan.host_paths:
             Path(folder).mkdir(parents=True, exist_ok=True)
