@@ -46,6 +46,7 @@ VERBS = {
     "deploy": ("deploy", "deploy"),
     "undeploy": ("deploy", "undeploy"),
     "render": ("render", "render"),
+    "dashboard": ("dashboard", "dashboard"),
 }
 
 
