@@ -96,6 +96,8 @@ class Dashboard:
                 self.process.kill()
                 self.process.wait(15)
         self.reader.join(5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +225,7 @@ def test_no_token_is_401_and_a_cross_origin_post_is_403(
                 target,
             )
         assert answer.value.status == 403, f"a cross-origin POST got {answer.value.status}"
-        assert answer.value.request.headers.get("origin") == stack.base_url
+        assert answer.value.request.all_headers().get("origin") == stack.base_url
     finally:
         context.close()
     assert stack.ps()["proxy"]["started_at"] == before, "a refused request restarted the proxy"
@@ -266,10 +268,15 @@ def test_the_page_shows_every_service_and_streams_logs(
     session.assert_same_page()
 
     # the screenshots: light, then dark through the toggle (kept in localStorage), at 1280x800, and a narrow one
+    effective = (
+        "() => document.documentElement.dataset.theme || (matchMedia('(prefers-color-scheme: dark)')"
+        ".matches ? 'dark' : 'light')"
+    )
     for theme in ("light", "dark"):
-        if page.evaluate("() => document.documentElement.dataset.theme || ''") != theme:
+        if page.evaluate(effective) != theme:
             page.get_by_test_id("theme-toggle").click()
-        expect(page.locator("html")).to_have_attribute("data-theme", theme)
+        expect(page.get_by_test_id("theme-toggle")).to_have_attribute("aria-pressed", str(theme == "dark").lower())
+        assert page.evaluate(effective) == theme
         shot = save_screenshot(page, tmp_path, f"dashboard-{theme}-{stack.runtime}.png")
         assert shot.stat().st_size > 20_000, f"{shot} looks empty"
         if os.environ.get("E2E_DOCS_SCREENSHOTS") == "1" and stack.runtime == "process":
@@ -280,6 +287,9 @@ def test_the_page_shows_every_service_and_streams_logs(
     save_screenshot(page, tmp_path, f"dashboard-narrow-{stack.runtime}.png", full_page=True)
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 400, f"the page is {width} px wide in a 400 px window"
+    page.reload(wait_until="load")  # by the cookie now (the page took the token out of its address)
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")  # the toggle's choice is kept
+    expect(session.node("proxy")).to_have_attribute("data-state", "healthy")
     assert not session.problems, "\n".join(session.problems)
 
 
