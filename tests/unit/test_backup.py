@@ -4,8 +4,10 @@ part whose restore fails put back from its safety copy."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tarfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 from unistack.config.model import BackupPart, Dependency, Project, Service
 from unistack.errors import ArchiveRefused, RuntimeFailure, UsageError
 from unistack.ops import backup, restore
-from unistack.ops.archive import Archive
+from unistack.ops.archive import Archive, ArchiveWriter, Cancelled, Manifest
 from unistack.runtimes.datastreams import PostgresPlace, Sink, Source
 
 
@@ -126,12 +128,20 @@ def test_archive_round_trip_manifest_last_and_restored_data(tmp_path: Path) -> N
         names = tar.getnames()
         manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
         assert tar.extractfile("parts/db.postgres.pgdump").read() == DATA[("db", "postgres")]  # type: ignore[union-attr]
+    # the volume streamed in, the others taken at the same time and appended after it; the manifest lists the plan
     assert names == [
-        "parts/db.postgres.pgdump",
         "parts/backend.volume.uploads.tar",
+        "parts/db.postgres.pgdump",
         "parts/notes.command.dump",
         "manifest.json",
     ]
+    assert [p["member"] for p in manifest["parts"]] == [
+        "parts/db.postgres.pgdump",
+        "parts/backend.volume.uploads.tar",
+        "parts/notes.command.dump",
+    ]
+    # one psql call before the dump: the server's version and what an interrupted restore left
+    assert len(streams.queries) == 1 and "server_version" in streams.queries[0]
     postgres = manifest["parts"][0]
     assert (postgres["database"], postgres["server_version"], postgres["server_major"]) == ("appdb", "15.4", 15)
     assert [p["size"] for p in manifest["parts"]] == [len(v) for v in DATA.values()]
@@ -281,3 +291,77 @@ def test_a_dump_from_a_newer_server_is_found(tmp_path: Path) -> None:
         "database appdb of db: the dump is from PostgreSQL 16.2, newer than the server's 15.4 (pg_restore of a newer "
         "major's dump is not supported)"
     ]
+
+
+def test_a_spooled_part_beyond_memory_goes_through_a_file_and_is_copied_in_whole(tmp_path: Path) -> None:
+    writer = ArchiveWriter(tmp_path / "a.tar")
+    big = bytes(range(256)) * 5000  # 1.28 MB through a spool that keeps 100 kB in memory
+    spool = writer.spool(memory=100_000)
+    with writer.part("parts/first") as out:
+        out(memoryview(b"streamed"))
+        for start in range(0, len(big), 65536):
+            spool(memoryview(big[start : start + 65536]))
+    assert spool.file is not None and not spool.memory
+    small = writer.spool()
+    small(memoryview(b"in memory"))
+    writer.append("parts/second", spool)
+    writer.append("parts/third", small)
+    spool.close()
+    manifest = Manifest(
+        format=1, project="p", environment="local", created="now", unistack_version="0", runtime="process", parts=()
+    )
+    path = writer.finish(manifest)
+    assert not list(tmp_path.glob(".*"))  # neither the .partial nor a spool file is left
+    with tarfile.open(path) as tar:
+        assert [(m.name, m.size) for m in tar.getmembers()][:3] == [
+            ("parts/first", 8),
+            ("parts/second", len(big)),
+            ("parts/third", 9),
+        ]
+        assert tar.extractfile("parts/second").read() == big  # type: ignore[union-attr]
+        assert tar.extractfile("parts/third").read() == b"in memory"  # type: ignore[union-attr]
+    assert spool.size_and_hash() == (len(big), hashlib.sha256(big).hexdigest())
+
+
+class FailingStreams(FakeStreams):
+    """``fail``: the part whose dump fails after some bytes; the others wait (bounded) for the backup to stop."""
+
+    def __init__(self, data: dict[tuple[str, str], bytes], fail: str) -> None:
+        super().__init__(data)
+        self.fail = fail
+        self.stopped: list[str] = []
+
+    def run_out(self, service: Service, argv: Sequence[str], env: Mapping[str, str], out: Sink) -> None:
+        if argv[0].endswith("psql"):
+            return super().run_out(service, argv, env, out)
+        self._produce(service.name, out)
+
+    def volume_out(self, service: Service, volume: str, out: Sink) -> None:
+        self._produce(service.name, out)
+
+    def _produce(self, name: str, out: Sink) -> None:
+        out(memoryview(b"first bytes"))
+        if name == self.fail:
+            raise RuntimeFailure(f"{name}: the dump failed")
+        deadline = time.monotonic() + 30
+        try:
+            while time.monotonic() < deadline:  # until the backup stops (Cancelled from the spool)
+                out(memoryview(b"more"))
+                time.sleep(0.001)
+        except Cancelled:
+            self.stopped.append(name)
+            raise
+
+
+@pytest.mark.parametrize("fail", ["db", "backend"])
+def test_a_part_that_fails_stops_the_others_and_leaves_no_archive(tmp_path: Path, fail: str) -> None:
+    project = stack(tmp_path)
+    streams = FailingStreams(dict(DATA), fail)
+    path = backup.output_path(project, None, 1_700_000_000)
+    planned = [p for p in backup.plan(project) if p.service.name in ("db", "backend")]
+    # db failing: the streamed volume never ends by itself, the failure of the part spooled beside must stop it
+    with pytest.raises(RuntimeFailure, match=f"{fail}: the dump failed"):
+        backup.take(project, planned, streams, "process", path)
+    assert not path.exists() and not list(path.parent.iterdir())
+    if fail == "backend":
+        assert streams.stopped == ["db"]

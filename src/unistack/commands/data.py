@@ -132,8 +132,8 @@ def backup(opts: Options, output: Path | None, keep: int | None, services: tuple
         path = ops.output_path(project, output, time.time())
         started = time.monotonic()
         with progress_bar(len(planned), "backup", parts=True) as report:
-            manifest = ops.take(project, planned, streams, opts.runtime_name(), path, report)
-    size = sum(p.size for p in manifest.parts)
+            ops.take(project, planned, streams, opts.runtime_name(), path, report)
+    size = path.stat().st_size  # the archive file, as `backup list` shows it (the parts, their headers, the manifest)
     printer.say(
         f"{project.name}: backed up {', '.join(p.label for p in planned)} into {path} ({human_size(size)} in "
         f"{time.monotonic() - started:.1f} s)"

@@ -1,16 +1,17 @@
 """``unistack backup``: the declared parts of the selected services streamed into one archive while the instance
 keeps serving; ``backup list``; ``--keep N``.
 
-Owns which parts a backup takes (``plan``: pure), taking it (``take``: each part streamed from where its service
-runs into the archive, the manifest last, then the rename), where archives go by default (``backups/`` in the
-instance's state folder, which neither ``down -v`` nor ``reset`` deletes) and pruning the oldest. Consistency: a
-PostgreSQL dump is one snapshot (pg_dump runs in one repeatable-read transaction), so every write acknowledged
-before the backup started is in it and later ones are not; a volume's files are read as they are while the backup
-runs. Never prints (the ``progress`` callback is told the bytes), never stops a service.
-"""
+Owns which parts a backup takes (``plan``: pure), taking it (``take``: the parts taken at once from where their
+services run, one streamed into the archive and the others spooled beside it, the manifest last, then the rename),
+where archives go by default (``backups/`` in the instance's state folder, which neither ``down -v`` nor ``reset``
+deletes) and pruning the oldest. Consistency: a PostgreSQL dump is one snapshot (pg_dump runs in one repeatable-read
+transaction), so every write acknowledged before the backup started is in it and later ones are not; a volume's files
+are read as they are while the backup runs. Never prints (the ``progress`` callback is told the bytes), never stops a
+service."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,16 @@ from unistack import __version__
 from unistack.config.model import BackupPart, Project, Service
 from unistack.errors import UsageError
 from unistack.ops import parts
-from unistack.ops.archive import FORMAT, SUFFIX, ArchiveWriter, Manifest, PartRecord, archive_name, archives_in
+from unistack.ops.archive import (
+    FORMAT,
+    SUFFIX,
+    ArchiveWriter,
+    Manifest,
+    PartRecord,
+    Spool,
+    archive_name,
+    archives_in,
+)
 from unistack.runtimes.datastreams import DataStreams, Sink
 
 Progress = Callable[[str, int], None]  # (what, bytes so far)
@@ -88,13 +98,37 @@ def take(
     path: Path,
     progress: Progress | None = None,
 ) -> Manifest:
-    """Stream every part into a new archive at ``path`` (written as ``.<name>.partial``, renamed when complete)."""
+    """Take every part at once into a new archive at ``path`` (written as ``.<name>.partial``, renamed when
+    complete): one part (the first volume: usually the largest) streams straight into the archive, the others are
+    spooled meanwhile (``ArchiveWriter.spool``) and appended after it, then the manifest."""
     started = time.time()
     writer = ArchiveWriter(path)
-    records = []
+    direct = next((i for i, item in enumerate(planned) if item.part.kind == "volume"), 0)
+    beside = {i: _Beside(item, streams, writer.spool()) for i, item in enumerate(planned) if i != direct}
+    records: dict[int, PartRecord] = {}
     try:
-        for item in planned:
-            records.append(_take_part(item, streams, writer, progress))
+        for taker in beside.values():
+            taker.start()
+        item = planned[direct]
+        with writer.part(item.member) as out:
+            others = list(beside.values())
+
+            def streaming(chunk: memoryview) -> None:
+                out(chunk)
+                for taker in others:
+                    if taker.error is not None:  # a part beside failed: this one stops too (its command killed)
+                        raise taker.error
+                if progress is not None:
+                    progress(item.label, out.size + sum(taker.spool.size for taker in others))
+
+            records[direct] = _take_part(item, streams, streaming, out.size_and_hash)
+        for index, taker in beside.items():
+            while taker.is_alive():
+                taker.join(0.1)
+                if progress is not None:
+                    progress(taker.item.label, taker.spool.size)
+            records[index] = taker.record()
+            writer.append(taker.item.member, taker.spool)
         manifest = Manifest(
             format=FORMAT,
             project=project.name,
@@ -102,43 +136,63 @@ def take(
             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             unistack_version=__version__,
             runtime=runtime_name,
-            parts=tuple(records),
+            parts=tuple(records[i] for i in sorted(records)),
         )
         writer.finish(manifest)
     except BaseException:
+        for taker in beside.values():
+            taker.spool.cancel()  # its producer stops at its next chunk (its command killed)
+        for taker in beside.values():
+            if taker.ident is not None:
+                taker.join(STOP_WAIT)
         writer.abort()
         raise
+    finally:
+        for taker in beside.values():
+            taker.spool.close()
     return manifest
 
 
-def _take_part(item: PlannedPart, streams: DataStreams, writer: ArchiveWriter, progress: Progress | None) -> PartRecord:
+STOP_WAIT = 10.0  # seconds a part taken beside is waited for once the backup failed
+
+
+class _Beside(threading.Thread):
+    """A part taken into its spool while another streams into the archive; ``record`` re-raises its failure."""
+
+    def __init__(self, item: PlannedPart, streams: DataStreams, spool: Spool) -> None:
+        super().__init__(name=f"backup {item.label}", daemon=True)
+        self.item, self.streams, self.spool = item, streams, spool
+        self.result: PartRecord | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = _take_part(self.item, self.streams, self.spool, self.spool.size_and_hash)
+        except BaseException as exc:  # handed to the main thread by record()
+            self.error = exc
+
+    def record(self) -> PartRecord:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+def _take_part(item: PlannedPart, streams: DataStreams, sink: Sink, taken: Callable[[], tuple[int, str]]) -> PartRecord:
     service, part = item.service, item.part
     version: tuple[str, int] | None = None
     db = None
     if part.kind == "postgres":
         db = parts.database(streams, service, part)
-        parts.recover_database(streams, service, db)  # an interrupted restore's leftovers are not data
-        version = parts.server_version(streams, service, db)
-    elif part.kind == "volume":
-        assert part.volume is not None
-        streams.volume_recover(service, part.volume)
-    with writer.part(item.member) as out:
-        sink: Sink = out
-        if progress is not None:
-            report = progress
-
-            def reporting(chunk: memoryview) -> None:
-                out(chunk)
-                report(item.label, out.size)
-
-            sink = reporting
-        parts.dump(streams, service, part, sink, db)
+        version = parts.prepare_dump(streams, service, db)  # and an interrupted restore's leftovers removed
+    parts.dump(streams, service, part, sink, db)  # a volume: an interrupted restore finished or undone first
+    size, sha256 = taken()
     return PartRecord(
         service=service.name,
         kind=part.kind,
         member=item.member,
-        size=out.size,
-        sha256=out.hash.hexdigest(),
+        size=size,
+        sha256=sha256,
         volume=part.volume,
         database=db.name if db else None,
         server_version=version[0] if version else None,

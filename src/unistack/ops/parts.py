@@ -63,7 +63,27 @@ def database(streams: DataStreams, service: Service, part: BackupPart) -> Databa
 
 def server_version(streams: DataStreams, service: Service, db: Database) -> tuple[str, int]:
     """The server's version ("15.18") and major (15)."""
-    text = _query(streams, service, db, "show server_version", db.name)
+    return _version(service, _query(streams, service, db, "show server_version", db.name))
+
+
+def prepare_dump(streams: DataStreams, service: Service, db: Database) -> tuple[str, int]:
+    """Before a dump, in one psql call: the server's version and major for the manifest, and what an interrupted
+    restore left (the database it was filling, an old one it had replaced), which is then removed (not data)."""
+    names = f"{_literal(db.name + RESTORING)}, {_literal(db.name + PREVIOUS)}"
+    found = _query(
+        streams,
+        service,
+        db,
+        "select current_setting('server_version') || '|' || coalesce(string_agg(datname, ' '), '') "
+        f"from pg_database where datname in ({names})",
+    )
+    version, _, left = found.partition("|")
+    for name in left.split():
+        _query(streams, service, db, f"drop database if exists {_ident(name)} with (force)")
+    return _version(service, version)
+
+
+def _version(service: Service, text: str) -> tuple[str, int]:
     version = text.split()[0] if text.split() else ""
     try:
         return version, int(version.split(".")[0])

@@ -64,7 +64,9 @@ class DataStreams(Protocol):
 
     def volume_out(self, service: Service, volume: str, out: Sink) -> None:
         """The files of named volume ``volume`` (its key in the file) as a tar stream, names relative to its root
-        (``./...``), owners and modes kept; read-only: the services using it keep running."""
+        (``./...``), owners and modes kept; read-only: the services using it keep running. A restore of it that was
+        interrupted is finished or undone first (``volume_recover``), so its leftovers are never read as data.
+        Called from a thread of its own beside other parts (a backup takes them at once)."""
 
     def volume_in(self, service: Service, volume: str, source: Source) -> Callable[[], None] | None:
         """Unpack the tar stream ``source`` into new storage beside the volume's files; only when all of it is

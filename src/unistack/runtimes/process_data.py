@@ -116,6 +116,7 @@ class ProcessData:
         return self.project.volumes_dir / volume
 
     def volume_out(self, service: Service, volume: str, out: Sink) -> None:
+        self.volume_recover(service, volume)
         folder = self._folder(volume)
         if not folder.is_dir():
             raise RuntimeFailure(f"volume {volume!r} has no folder {folder} (was the instance ever up?)")
