@@ -275,7 +275,7 @@ class ContainerStats:
             from unistack.runtimes.docker.engine import client
 
             self._client = client(timeout=5)
-        raw = self._client.api.stats(container, decode=True, stream=False, one_shot=True)
+        raw = self._client.api.stats(container, stream=False, one_shot=True)
         memory = raw.get("memory_stats") or {}
         usage = memory.get("usage")
         inactive = (memory.get("stats") or {}).get("inactive_file", 0)
