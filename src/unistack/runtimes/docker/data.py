@@ -204,21 +204,15 @@ class DockerData:
             self._read(helper, volume, out)
 
     def _read(self, helper: str, volume: str, out: Sink) -> None:
-        """The helper's volume as a tar (``GET .../archive``), read from the response in large reads."""
-        # the archive read from the response in large reads (the SDK's iterator yields the engine's ~32 KiB
-        # HTTP chunks one by one: ~6,000 Python calls for 200 MB)
-        url = self.api._url("/containers/{0}/archive", helper)
+        """The helper's volume as a tar (``GET .../archive``). Through the SDK's stream: reading the response's
+        body with http.client's ``readinto`` instead lost bytes and was 7x slower (measured: 200 MB in 5.5 s
+        against 0.7 s)."""
         try:
-            response = self.api._get(url, params={"path": f"{MOUNT}/."}, stream=True)
-            self.api._raise_for_status(response)
-        except (docker.errors.DockerException, OSError) as exc:
+            stream, _stat = self.api.get_archive(helper, f"{MOUNT}/.", chunk_size=CHUNK)
+            for chunk in stream:
+                out(memoryview(chunk))
+        except docker.errors.DockerException as exc:
             raise engine.failure(f"cannot read volume {volume!r}", exc) from exc
-        try:
-            _pump_response(response, out)
-        except OSError as exc:
-            raise engine.failure(f"cannot read volume {volume!r}", exc) from exc
-        finally:
-            response.close()
 
     def volume_in(self, service: Service, volume: str, source: Source) -> None:  # the switch removes the old
         self.volume_recover(service, volume)
@@ -287,20 +281,6 @@ def _frames(raw: socket.socket) -> Iterator[tuple[int, memoryview]]:
                 return
             size -= len(view)
             yield stream, view
-
-
-def _pump_response(response: Any, out: Sink) -> None:
-    """A streamed HTTP response's body into ``out`` in reads of up to ``CHUNK`` bytes (http.client decodes the
-    chunked transfer into one buffer: a few Python calls per MiB, not one per 32 KiB)."""
-    body = getattr(response.raw, "_fp", None)  # urllib3's http.client response; the body has no content coding
-    if body is None or not hasattr(body, "readinto"):
-        for chunk in response.iter_content(CHUNK):
-            out(memoryview(chunk))
-        return
-    buffer = bytearray(CHUNK)
-    view = memoryview(buffer)
-    while read := body.readinto(view):
-        out(view[:read])
 
 
 def _fill(raw: socket.socket, view: memoryview) -> bool:
