@@ -38,7 +38,7 @@ from .support import remove_project_resources, requires_engine, unique_name
 pytestmark = [pytest.mark.docker, requires_engine()]
 
 WEB = r"""
-import os, signal, socket, threading
+import os, signal, socket, threading, time
 version, never = os.environ["VERSION"], os.environ.get("NEVER_READY") == "1"
 def answer(conn):
     with conn:
@@ -68,6 +68,7 @@ listener.shutdown(socket.SHUT_RDWR)  # refuse new connections at once, as uvicor
 listener.close()
 for worker in workers:
     worker.join()
+time.sleep(float(os.environ.get("DRAIN", "0")))  # a long drain: the old incarnation still runs meanwhile
 print(version, "stopped", flush=True)
 """
 
@@ -160,6 +161,7 @@ services:
     environment:
       VERSION: ${{VERSION:-v1}}
       NEVER_READY: ${{NEVER_READY:-0}}
+      DRAIN: ${{DRAIN:-0}}
     healthcheck:
       test: ["CMD", "python3", "-c", {program(CHECK)}]
       interval: 1s
@@ -308,3 +310,36 @@ def test_start_first_update_and_failed_update_drop_no_request(cli: Cli, client: 
     assert load.answers.get("v3", 0) == 0 and load.answers["v1"] > 0
     row = cli.ps()["web"]
     assert row["container"] == second["container"] and row["state"] == "healthy", (row, events(cli)[-12:])
+
+
+def test_a_daemon_killed_between_the_switch_and_the_old_ones_stop_is_finished_by_the_next_command(
+    cli: Cli, client: docker.DockerClient
+) -> None:
+    cli.env["DRAIN"] = "4"  # the old container drains 4 s after its stop signal: the daemon dies meanwhile
+    cli.run("up", "--wait", "--wait-timeout", "60")
+    first = cli.ps()["web"]["container"]
+    cli.env["VERSION"] = "v2"
+    argv = [sys.executable, "-m", "unistack", "-p", cli.name, "--runtime", "docker", "up", "--wait"]
+    update = subprocess.Popen(argv, cwd=cli.folder, env=cli.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: any(" switched to the new incarnation" in e for e in events(cli)), 60, "the switch")
+        pid = daemon_client.pid_of(cli.folder / ".unistack" / cli.name)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+    finally:
+        update.wait(timeout=60)
+    assert client.containers.get(first).status == "running"  # killed inside the window: the old one drains
+
+    def web_containers() -> list[Any]:
+        labels = [f"com.docker.compose.project={cli.name}", "com.docker.compose.service=web"]
+        return list(client.containers.list(all=True, filters={"label": labels}))
+
+    def finished() -> bool:
+        row = cli.ps()["web"]
+        return row["state"] == "healthy" and len(web_containers()) == 1 and row["container"] != first
+
+    wait_for(finished, 60, "the next command to finish the update")
+    (only,) = web_containers()
+    assert only.name == f"{cli.name}-web-1" and only.status == "running", only.name
+    assert "VERSION=v2" in only.attrs["Config"]["Env"]
+    assert any("finished the switch" in e for e in events(cli)), events(cli)[-8:]

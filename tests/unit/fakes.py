@@ -150,6 +150,9 @@ class FakeRuntime:
     async def settle(self, project: Project, service: Service, beside: Service) -> None:
         self.calls.append(("settle", service.name, self.clock.t))
 
+    async def finish_update(self, project: Project, service: Service, new: Handle) -> None:
+        self.calls.append(("finish_update", service.name, self.clock.t))
+
     async def outdated(self, project: Project, service: Service, handle: Handle) -> str | None:
         return self.script(service.name).outdated
 

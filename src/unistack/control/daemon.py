@@ -35,7 +35,7 @@ from unistack.config.model import Project
 from unistack.control import notify, state
 from unistack.engine.events import Event
 from unistack.engine.health import CheckRecord
-from unistack.engine.rollout import RolloutFailed
+from unistack.engine.rollout import RolloutFailed, finish_switched
 from unistack.engine.states import STATES
 from unistack.engine.supervisor import Engine
 from unistack.errors import StateError, UnistackError
@@ -110,12 +110,21 @@ class Daemon:
         for name, info in (saved.get("services") or {}).items():
             record = info.get("record")
             service = project.services.get(name)
+            # an update between its switch and the old one's stop is saved as not wanted (the engine's runner of
+            # the old incarnation stops first): the new incarnation is wanted
+            desired = bool(info.get("desired") or (info.get("switched_to") and down is None))
             handle = await runtime.adopt(project, service, record) if record and service else None
             if handle is not None and service is not None and info.get("restarting") and down is None:
                 # it died during a `restart` of this service: finish it (the old incarnation goes, a new one starts)
                 await runtime.stop(handle, service.stop_signal, service.stop_grace_period)
                 self._event(Event("stopped", name, f"{name} stopped: finishing its restart", _now()))
                 handle = None
+            if (switched := info.get("switched_to")) and service is not None and down is None:
+                # it died during a start-first update, after the switch: the new incarnation serves; the old goes
+                new = await finish_switched(runtime, project, name, handle, switched)
+                if new is not None:
+                    self._event(Event("update", name, f"{name} updated: finished the switch to the new one", _now()))
+                    handle = new
             if name in engine.status:
                 st = engine.status[name]
                 st.restarts = int(info.get("restarts", 0))
@@ -126,13 +135,13 @@ class Daemon:
                 st.restarted_at = [float(at) for at in info.get("restarted_at") or []]
                 if check := info.get("last_check"):
                     st.last_check = CheckRecord(**check)
-            if handle is not None and (service is None or (not info.get("desired") and down is None)):
+            if handle is not None and (service is None or (not desired and down is None)):
                 await runtime.stop(handle, "SIGTERM", 10.0)  # left running but no longer wanted
                 self._event(Event("stopped", name, f"{name} stopped: no longer part of the instance", _now()))
                 continue
             if handle is not None:
                 adopted[name] = handle
-            if info.get("desired"):
+            if desired:
                 wanted.append(name)
         await self._stop_strays(runtime, {h.ident for h in adopted.values()})
         if isinstance(down, dict):  # what is still alive is stopped in reverse order, then the instance is gone
@@ -346,7 +355,7 @@ class Daemon:
     # ----------------------------------------------------------------- events and state
 
     def _event(self, event: Event) -> None:
-        if event.kind in {"started", "stopping", "stopped", "exited", "killed"}:
+        if event.kind in {"started", "stopping", "stopped", "exited", "killed", "update"}:
             # an incarnation's pid (and a stop that began: a restart or down to finish) reaches the state file before
             # the daemon handles new input
             self._save_next()
@@ -413,6 +422,7 @@ class Daemon:
                 "record": st.handle.record if st.handle else None,
                 "desired": engine.is_wanted(name),
                 "restarting": name in engine.restarting,
+                "switched_to": st.switched_to,  # a start-first update between its switch and the old one's stop
                 "last_check": None if check is None else check.__dict__,
             }
         data = {

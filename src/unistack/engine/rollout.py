@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from unistack.config.model import Service
+from unistack.config.model import Project, Service
 from unistack.config.updates import UpdateOrder, update_order
 from unistack.engine.health import CheckRecord, HealthTracker
 from unistack.errors import NotSupported, RuntimeFailure, ServiceFailure
 
 if TYPE_CHECKING:
     from unistack.engine.supervisor import Engine
+    from unistack.runtimes.base import Handle, Runtime
 
 
 @dataclass(frozen=True)
@@ -117,10 +118,11 @@ async def roll(engine: Engine, name: str) -> str:
         raise
     switched = clock.now() - began
     st.update = "draining the old incarnation"
+    st.switched_to = dict(handle.record)  # saved with the switch: a daemon that dies now, the next one finishes it
     engine.emit("update", name, f"{name} switched to the new incarnation after {switched:.2f}s; the old one drains")
     await engine.stop_runner(name)
     await runtime.settle(project, svc, variant)
-    st.update = ""
+    st.update, st.switched_to = "", None
     # the runner takes the new incarnation over as healthy (it was probed so): dependents never see a gap
     st.last_check, st.state, st.health = last, "healthy", "healthy"
     st.handle, st.started_at = handle, handle.started_at
@@ -128,4 +130,20 @@ async def roll(engine: Engine, name: str) -> str:
     return f"updated start-first (switched after {switched:.2f}s)"
 
 
-__all__ = ["NotSupported", "Plan", "RolloutFailed", "plan", "roll", "update_order"]
+async def finish_switched(
+    runtime: Runtime, project: Project, name: str, old: Handle | None, record: dict[str, Any]
+) -> Handle | None:
+    """A supervisor died between the switch to ``record`` (the new incarnation) and the old one's stop: stop the
+    old (``old``: adopted, or None), make the new one the service's only and return it; None when the new one is
+    gone too (nothing to finish: the caller starts the service as it would)."""
+    svc = project.services[name]
+    new = await runtime.adopt(project, svc, record)
+    if new is None:
+        return None
+    if old is not None and old.ident != new.ident:
+        await runtime.stop(old, svc.stop_signal, svc.stop_grace_period)
+    await runtime.finish_update(project, svc, new)
+    return new
+
+
+__all__ = ["NotSupported", "Plan", "RolloutFailed", "finish_switched", "plan", "roll", "update_order"]

@@ -4,6 +4,7 @@ pure functions, no I/O and no asyncio."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from unistack.config.model import Dependency, Service
 from unistack.engine.events import iso
@@ -30,6 +31,7 @@ class ServiceStatus:
     reason: str = ""  # why blocked / fatal / exited
     restarted_at: list[float] = field(default_factory=list)  # epoch seconds of the last restarts, oldest first
     update: str = ""  # a start-first update in progress: its step (engine/rollout.py)
+    switched_to: dict[str, Any] | None = None  # the new incarnation's record, from the switch until the old one went
 
     def restarted(self, at: float) -> None:
         self.restarts += 1

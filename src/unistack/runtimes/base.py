@@ -78,6 +78,10 @@ class Runtime(Protocol):
         """After the switch and the old incarnation's stop: make the new one the service's only (containers: the old
         removed, the new renamed to Compose's name)."""
 
+    async def finish_update(self, project: Project, service: Service, new: Handle) -> None:
+        """A supervisor died between an update's switch and the old incarnation's stop: stop what is left of the old
+        one and make ``new`` (adopted) the service's only, as ``settle`` does after a stop."""
+
     async def outdated(self, project: Project, service: Service, handle: Handle) -> str | None:
         """Why this live incarnation is not what a start would run now (its image was rebuilt, its build context
         changed since), or None when it is; ``up`` on a running instance recreates what is outdated."""

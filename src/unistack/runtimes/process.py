@@ -281,6 +281,9 @@ class ProcessRuntime:
     async def settle(self, project: Project, service: Service, beside: Service) -> None:
         sockets.switch(project, service, beside)  # again: the link names the new socket whatever the old did
 
+    async def finish_update(self, project: Project, service: Service, new: Handle) -> None:
+        pass  # the link was switched to the new socket before the switch was saved; the old process is a handle
+
     async def outdated(self, project: Project, service: Service, handle: Handle) -> str | None:
         return None  # a host process runs the files as they are: what it runs is its command, part of the model
 

@@ -394,6 +394,22 @@ class DockerRuntime:
             lambda: next_container.settle(self.client().api, plan, container_id),
         )
 
+    async def finish_update(self, project: Project, service: Service, new: Handle) -> None:
+        """The old container (Compose's name, another id: its hash is the old version's, so nothing adopted it)
+        stopped with its stop signal and grace period, then removed and the new one renamed (``settle``)."""
+        plan = spec.container_plan(project, service)
+        grace = max(1, round(service.stop_grace_period))
+
+        def finish() -> None:
+            api = self.client().api
+            old = _inspect(api, plan.name)
+            if old is not None and old["Id"] != new.ident and old["State"].get("Running"):
+                with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                    api.stop(old["Id"], timeout=grace)
+            next_container.settle(api, plan, new.ident)
+
+        await self._call(f"cannot finish the update of {service.name}", finish)
+
     async def outdated(self, project: Project, service: Service, handle: Handle) -> str | None:
         """A build context changed since the image was built (``up`` builds it again before the new container),
         or the service's image name now points to another image than the container runs (``unistack build``)."""
