@@ -82,6 +82,7 @@ def main() -> None:
     server.server_close()
     if Path(path).exists():
         Path(path).unlink()  # as uvicorn does: the path, whatever it names now
+    time.sleep(float(os.environ.get("DRAIN", "0")))  # a long drain: it still runs meanwhile
     print(f"{version} stopped", flush=True)
 
 

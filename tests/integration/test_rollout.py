@@ -8,13 +8,19 @@ one may fail a single request.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from unistack.control import client as daemon_client
 
 from .conftest import Instance
 
@@ -34,6 +40,7 @@ services:
       VERSION: ${VERSION:-v1}
       READY_AFTER: ${READY_AFTER:-0.3}
       NEVER_READY: ${NEVER_READY:-0}
+      DRAIN: ${DRAIN:-0}
     healthcheck:
       test: ["CMD", "${PYTHON}", "${SOCKET_PY}", "check"]
       interval: 1s
@@ -136,3 +143,48 @@ def test_stop_first_stays_the_default(instance: Instance) -> None:
     result = instance.run("up", "--wait", "--wait-timeout", "30", check=True)
     assert "web: recreated" in result.stdout, result.stdout
     assert not [e for e in instance.events() if e["kind"] == "update"]
+
+
+def test_a_daemon_killed_between_the_switch_and_the_old_ones_stop_is_finished_by_the_next_command(
+    instance: Instance,
+) -> None:
+    instance.env.update(SOCKET_PY=str(SOCKET_PY), DRAIN="4")  # the old one drains 4 s: the daemon dies meanwhile
+    instance.write(COMPOSE)
+    instance.run("up", "--wait", "--wait-timeout", "30", check=True)
+    first = instance.ps()["web"]["pid"]
+    with Load(instance.state_dir() / "run" / "web.sock") as load:
+        instance.wait_for(lambda: load.total() > 20, timeout=20, message="the load to be answered")
+        instance.env["VERSION"] = "v2"
+        argv = [sys.executable, "-m", "unistack", "up", "--wait"]
+        update = subprocess.Popen(
+            argv, cwd=instance.folder, env=instance.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            switched = lambda: any("switched to the new incarnation" in e["message"] for e in instance.events())  # noqa: E731
+            instance.wait_for(switched, timeout=30, message="the switch")
+            pid = daemon_client.pid_of(instance.state_dir())
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+        finally:
+            update.wait(timeout=60)
+        os.kill(int(first), 0)  # killed inside the window: the old one still drains
+
+        def finished() -> bool:
+            row = instance.ps()["web"]
+            return row["state"] == "healthy" and row["pid"] != first
+
+        instance.wait_for(finished, timeout=30, message="the next command to finish the update")
+        instance.wait_for(lambda: not _alive(int(first)), timeout=30, message="the old incarnation to stop")
+        served = load.answers.get("v2", 0)
+        instance.wait_for(lambda: load.answers.get("v2", 0) > served + 20, timeout=20, message="v2 to go on")
+    assert load.failures == [], load.failures[:5]
+    messages = [e["message"] for e in instance.events()]
+    assert any("finished the switch" in m for m in messages), messages[-8:]
+    assert instance.ps()["web"]["state"] == "healthy"
+
+
+def _alive(pid: int) -> bool:
+    try:  # a zombie (exited, not yet reaped by its keeper) is gone
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
