@@ -16,9 +16,9 @@ namespaces, docker-registry on the manager), with tests/swarm/small (db gated on
   tasks every 0.25 s, bounded by 180 s: db, 2 api tasks and the proxy on every node running, which for a
   healthchecked task means healthy, and migrate completed once). It ignores ``depends_on``: ``started_early``
   names the services whose first task was created before a dependency of theirs was running (healthy) or, for
-  migrate, completed; ``failed_tasks``/``tasks`` per service count what that cost, and ``migrate_runs`` the
-  completions of a one-shot it restarts (``restart: "no"`` is ignored: Swarm's default restart policy is
-  ``any``). ``changes`` lists what had to change in the file for it (the CLI's 3.x schema refuses ``name``,
+  migrate, completed; ``failed_tasks``/``tasks`` per service (counted 20 s after all were healthy) what that cost,
+  and ``migrate_runs`` the runs of a one-shot it restarts (``restart: "no"`` is ignored: Swarm's default restart
+  policy is ``any``). ``changes`` lists what had to change in the file for it (the CLI's 3.x schema refuses ``name``,
   ``depends_on`` conditions, ``configs.content`` and ``secrets.environment``; the modes are the ones unistack
   picks here, since this kernel has no IPVS; the images are the registry references unistack pushed).
 
@@ -46,6 +46,7 @@ from tests.swarm.conftest import IMAGES, unistack  # noqa: E402
 from tests.swarm.test_deploy import SMALL, _get, _load, _tasks  # noqa: E402
 
 STACK_DEPLOY_DEADLINE = 180.0
+OBSERVED_AFTER = 20.0  # seconds past all healthy before the tasks are counted (a restarted one-shot shows)
 DEPENDS = {"migrate": ["db"], "api": ["db", "migrate"], "proxy": ["api"]}
 
 
@@ -113,16 +114,24 @@ def stack_deploy(swarm: harness.Swarm, refs: dict[str, str]) -> dict[str, Any]:
         if done.returncode != 0:
             return {"error": done.stderr.strip(), "changes": changes}
         healthy_s = None
-        nodes = len(swarm.nodes)
+        wanted = {"db": 1, "api": 2, "proxy": len(swarm.nodes)}
+        ready: dict[str, float] = {}  # service -> seconds until it first was as wanted
         while time.monotonic() - began < STACK_DEPLOY_DEADLINE:
             tasks = {name: _tasks(swarm, f"small_{name}") for name in ("db", "migrate", "api", "proxy")}
             running = {n: sum(t["Status"]["State"] == "running" for t in ts) for n, ts in tasks.items()}
-            completed = any(t["Status"]["State"] == "complete" for t in tasks["migrate"])
-            if running["db"] >= 1 and running["api"] >= 2 and running["proxy"] >= nodes and completed:
+            now = round(time.monotonic() - began, 2)
+            for name, count in wanted.items():
+                if running[name] >= count:
+                    ready.setdefault(name, now)
+            if any(t["Status"]["State"] == "complete" for t in tasks["migrate"]):
+                ready.setdefault("migrate", now)
+            if len(ready) == 4:
                 healthy_s = time.monotonic() - began
                 break
             time.sleep(0.25)
         answers = _get(swarm, swarm.manager.address).startswith("ok from") if healthy_s is not None else False
+        while time.monotonic() - began < (healthy_s or 0) + OBSERVED_AFTER:  # what it keeps doing afterwards
+            time.sleep(0.5)
         tasks = {name: _tasks(swarm, f"small_{name}") for name in ("db", "migrate", "api", "proxy")}
         ready_at = {
             name: min(
@@ -142,14 +151,15 @@ def stack_deploy(swarm: harness.Swarm, refs: dict[str, str]) -> dict[str, Any]:
         report = {
             "returned_s": round(returned, 2),
             "healthy_s": round(healthy_s, 2) if healthy_s is not None else None,
+            "ready_s": ready,
             "deadline_s": STACK_DEPLOY_DEADLINE,
             "proxy_answers": answers,
             "started_early": early,
             "tasks": {n: len(ts) for n, ts in tasks.items()},
             "failed_tasks": {n: sum(t["Status"]["State"] in ("failed", "rejected") for t in ts)
                              for n, ts in tasks.items()},
-            "migrate_runs": sum(t["Status"]["State"] == "complete" for t in tasks["migrate"])
-            + sum(t["Status"]["State"] == "running" for t in tasks["migrate"]),
+            "migrate_runs": sum(t["Status"]["State"] in ("complete", "failed") for t in tasks["migrate"]),
+            "observed_after_healthy_s": OBSERVED_AFTER,
             "changes": changes,
             "cli": subprocess.run(["docker", "version", "--format", "{{.Client.Version}}"], capture_output=True,
                                   text=True, timeout=30, check=False).stdout.strip(),
