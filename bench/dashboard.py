@@ -32,7 +32,19 @@ from typing import Any
 import psutil
 from playwright.sync_api import Page, sync_playwright
 
-from _common import busy_warning, cli_env, daemon_pid, environment, log, q, r, state_dir, teardown, unistack
+from _common import (
+    busy_warning,
+    cli_env,
+    daemon_pid,
+    environment,
+    log,
+    q,
+    r,
+    state_dir,
+    teardown,
+    unistack,
+    use_code_snapshot,
+)
 
 PROJECT = "dashbench"
 CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
@@ -226,6 +238,7 @@ def main() -> int:
     failed = False
     with tempfile.TemporaryDirectory(prefix="unistack-dashbench-") as tmp:
         folder = Path(tmp)
+        use_code_snapshot(folder)  # others' edits to the working tree must not make the daemon hand over mid-run
         (folder / "compose.yaml").write_text(compose(folder))
         dashboard = None
         try:

@@ -57,7 +57,7 @@ class FakeSources:
         self.ps_calls = 0
         self.acted: list[tuple[str, str]] = []
         self.refuse: ActionRefused | None = None
-        self.past: list[EventRecord] = [event("exited", "backend", exit_code=137)]
+        self.past = [event("exited", "backend", exit_code=137), event("restarting", "backend"), event("exited", "db")]
         self.new_events: asyncio.Queue[EventRecord] = asyncio.Queue()
         self.log_lines: asyncio.Queue[LogRecord] = asyncio.Queue()
         self.log_request: tuple[list[str], int] | None = None
@@ -205,12 +205,13 @@ async def test_instance_services_and_events(client: TestClient[Any, Any], fake: 
     assert one["restart_history"] == [{"at": "2026-12-07T20:00:00.500Z", "exit_code": 137}]
     assert one["uptime_s"] > 0 and one["entry"] is None
     services = await (await client.get("/api/services", params=q)).json()
+    assert services["services"][0]["restart_history"] == []  # db's exit was never followed by a restart
     assert {(e["from"], e["to"], e["blocking"]) for e in services["edges"]} == {
         ("backend", "db", False),
         ("proxy", "backend", False),
     }
     events = await (await client.get("/api/events", params={**q, "limit": "5"})).json()
-    assert [e["kind"] for e in events["events"]] == ["exited"]
+    assert [e["kind"] for e in events["events"]] == ["exited", "restarting", "exited"]
     assert (await client.get("/api/events", params={**q, "limit": "many"})).status == 400
     fake.away = True
     assert (await client.get("/api/services", params=q)).status == 503
@@ -291,6 +292,8 @@ async def test_the_stream_sends_services_on_change_events_and_the_daemon(
     await fake.new_events.put(event("exited", "proxy", exit_code=1))
     got = await stream.next_named("event")
     assert got["kind"] == "exited" and got["service"] == "proxy"
+    await fake.new_events.put(event("starting", "proxy"))
+    assert (await stream.next_named("event"))["kind"] == "starting"
     fake.away = True
     assert await stream.next_named("daemon") == {"pid": None, "connected": False}
     fake.away = False

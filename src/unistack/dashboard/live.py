@@ -51,7 +51,7 @@ class Live:
 
     async def snapshot(self, now: float | None = None) -> Snapshot:
         """The services now (DaemonAway when no daemon answers)."""
-        if not self._loaded:
+        if not self._loaded or not self._tasks:  # no follower keeps the history current: read it again
             self.load_history()
         rows = await self.sources.rows()
         stats = await self.sources.stats(rows)

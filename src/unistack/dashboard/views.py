@@ -100,17 +100,21 @@ def uptime(row: ServiceRow, now: float | None) -> float | None:
 
 
 class History:
-    """Restarts per service, from ``exited`` events (the newest ``HISTORY`` of each)."""
+    """Restarts per service (the newest ``HISTORY`` of each): an ``exited`` event once a ``restarting`` or
+    ``starting`` of the same service follows it (a one-shot's exit that nothing restarts is no restart)."""
 
     def __init__(self) -> None:
         self._by_service: dict[str, deque[RestartRecord]] = {}
+        self._exited: dict[str, RestartRecord] = {}
 
     def add(self, event: EventRecord) -> None:
-        if event.kind != "exited" or event.service is None:
+        if event.service is None:
             return
-        code = event.data.get("exit_code")
-        record = RestartRecord(at=event.at, exit_code=code if isinstance(code, int) else None)
-        self._by_service.setdefault(event.service, deque(maxlen=HISTORY)).append(record)
+        if event.kind == "exited":
+            code = event.data.get("exit_code")
+            self._exited[event.service] = RestartRecord(at=event.at, exit_code=code if isinstance(code, int) else None)
+        elif event.kind in ("restarting", "starting") and (record := self._exited.pop(event.service, None)):
+            self._by_service.setdefault(event.service, deque(maxlen=HISTORY)).append(record)
 
     def of(self, service: str) -> list[RestartRecord]:
         return list(self._by_service.get(service, ()))
