@@ -100,6 +100,16 @@ class Dashboard:
             self.process.stdout.close()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def patient_expect() -> Iterator[None]:
+    """Every `expect` here waits up to TIMEOUT_MS (Playwright's default, 5 s, is short on a loaded machine)."""
+    expect.set_options(timeout=TIMEOUT_MS)
+    try:
+        yield
+    finally:
+        expect.set_options(timeout=5_000)
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).is_file():

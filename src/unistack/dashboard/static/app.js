@@ -134,6 +134,35 @@ function showServices({ services, edges }) {
   else detail.show(state.byName.get(state.selected) ?? null, state.receivedAt);
 }
 
+// What an event says a service's state is now. The event stream carries every line of the event log, while
+// the services snapshots come from a poll (~0.5 s): a restart that takes less than a poll (a container comes
+// back in a second) would never show in the graph without this. The next snapshot has the last word.
+const EVENT_STATES = {
+  starting: { state: "starting" },
+  healthy: { state: "healthy", health: "healthy" },
+  unhealthy: { state: "unhealthy", health: "unhealthy" },
+  exited: { state: "exited", health: "none" },
+  restarting: { state: "restarting", health: "none" },
+  fatal: { state: "fatal", health: "none" },
+  blocked: { state: "blocked", health: "none" },
+  stopped: { state: "stopped", health: "none" },
+};
+
+function applyEvent(e) {
+  const change = EVENT_STATES[e.kind];
+  const old = e.service ? state.byName.get(e.service) : undefined;
+  if (!change || !old) return;
+  const row = { ...old, ...change };
+  if (e.kind === "starting" && old.health !== "none") row.health = "starting";
+  if (e.kind === "exited") row.exit_code = typeof e.data?.exit_code === "number" ? e.data.exit_code : null;
+  row._tone = tone(row);
+  row._stateText = stateText(row);
+  state.services = state.services.map((r) => (r.service === row.service ? row : r));
+  state.byName.set(row.service, row);
+  graph.update(state.services, state.edges);
+  if (state.selected === row.service) detail.show(row, state.receivedAt);
+}
+
 /** The service shown first: one that needs attention, else the one nothing depends on (the entry, usually). */
 function pickFirst() {
   const bad = state.services.find((r) => r._tone === "bad");
@@ -235,7 +264,13 @@ function connect() {
     }
   };
   source.addEventListener("services", parse(showServices));
-  source.addEventListener("event", parse((e) => timeline.add([e])));
+  source.addEventListener(
+    "event",
+    parse((e) => {
+      timeline.add([e]);
+      applyEvent(e);
+    }),
+  );
   source.addEventListener("daemon", parse(showDaemon));
 }
 
