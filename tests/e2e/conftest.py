@@ -350,8 +350,11 @@ def _pgid(process: psutil.Process) -> int | None:
 
 
 _STACK: Stack | None = None
-# Moved to the end of the session, in this order: they restart or stop the whole stack, and the last one empties it.
+# Moved to the end of the session, in this order: they kill, restart or stop services or the whole stack (a restart
+# makes validate's flapping check fail for 5 minutes), and the last one empties it.
 DISRUPTIVE = (
+    "test_dashboard.py",
+    "test_rollout.py",
     "test_backup.py",
     "test_chaos.py",
     "test_clean_shutdown.py",
