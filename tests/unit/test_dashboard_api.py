@@ -369,3 +369,23 @@ def test_event_lines_as_records() -> None:
     record = views.event_record(line)
     assert record is not None and record.at == "2026-12-07T20:00:00.500Z" and record.data == {"exit_code": 3}
     assert views.event_record('{"kind": "exi') is None
+
+
+async def test_only_the_loopback_names_on_its_port_are_answered(
+    client: TestClient[Any, Any], fake: FakeSources
+) -> None:
+    """DNS rebinding: a page of evil.example whose name now points at 127.0.0.1 sends `Host: evil.example:PORT`
+    (and its own cookies, not the dashboard's); it gets 421 whatever else it carries."""
+    port, q = client.port, {"token": TOKEN}
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"LOCALHOST:{port}"):
+        assert (await client.get("/api/services", params=q, headers={"Host": host})).status == 200, host
+    for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1:{port + 1}", "127.0.0.1", f"10.0.0.1:{port}"):
+        refused = await client.get("/api/services", params=q, headers={"Host": host})
+        assert refused.status == 421, host
+        text = await refused.text()
+        assert f"127.0.0.1:{port}" in text and "unistack dashboard" in text
+    post = await client.post(
+        "/api/services/db/restart", headers={"Host": f"evil.example:{port}", "X-Unistack-Token": TOKEN}
+    )
+    assert post.status == 421 and fake.acted == []
+    assert (await client.get("/", headers={"Host": f"evil.example:{port}"})).status == 421  # before the token

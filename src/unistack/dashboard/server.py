@@ -1,7 +1,8 @@
 """The dashboard's HTTP server (aiohttp): the page and its assets from the package, the JSON endpoints, the two
-SSE streams and the actions, behind the token (query, cookie or ``X-Unistack-Token``) and, for every POST, an
-Origin check. docs/dashboard.md lists every endpoint. Never reads the instance itself (``sources.py``), never
-changes anything on a GET, never prints (``commands/dashboard.py`` does).
+SSE streams and the actions, behind a Host check (its loopback names on its port only: DNS rebinding), the token
+(query, cookie or ``X-Unistack-Token``) and, for every POST, an Origin check. docs/dashboard.md lists every
+endpoint. Never reads the instance itself (``sources.py``), never changes anything on a GET, never prints
+(``commands/dashboard.py`` does).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ TOKEN_HEADER = "X-Unistack-Token"
 VERBS = ("restart", "stop", "start")
 PING_EVERY = 15.0
 MAX_TAIL = 5000
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")  # the Host header's names it answers (DNS rebinding)
 
 
 def static_dir() -> Path:
@@ -63,8 +65,16 @@ class Dashboard:
 
     def origins(self, request: web.Request) -> set[str]:
         """This server's own origins (127.0.0.1 and localhost on its port)."""
-        port = self.port or (request.url.port if request.url.port is not None else 80)
+        port = self._port(request)
         return {f"http://127.0.0.1:{port}", f"http://localhost:{port}"}
+
+    def hosts(self, request: web.Request) -> set[str]:
+        """The Host headers this server answers: its loopback names on its port (a DNS-rebinding page sends its own
+        name, which is refused)."""
+        return {f"{name}:{self._port(request)}" for name in LOOPBACK_NAMES}
+
+    def _port(self, request: web.Request) -> int:
+        return self.port or (request.url.port if request.url.port is not None else 80)
 
     def _cookie_name(self) -> str:
         return f"{COOKIE}_{self.port}" if self.port else COOKIE
@@ -79,6 +89,14 @@ class Dashboard:
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        host = request.headers.get("Host", "").lower()
+        hosts = self.hosts(request)
+        if host not in hosts:
+            return web.Response(
+                status=421,
+                text=f"421: this dashboard answers only the hosts {', '.join(sorted(hosts))}, not {host or '(none)'!r} "
+                "(a page of another name may not reach it); open the address `unistack dashboard` printed\n",
+            )
         good, scripted = self._authorised(request)
         if not good:
             return web.Response(
