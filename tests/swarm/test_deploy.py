@@ -1,7 +1,7 @@
 """``unistack deploy --target swarm`` on a real 3-node swarm (conftest: one per session): the order Swarm ignores
 kept (db healthy, then the migrate job complete, then the api, then the proxy on every node), images through the
-registry, a redeploy that changes nothing, a worker lost and its tasks rescheduled while the app answers, the
-failures a stuck layer reports, and undeploy leaving nothing behind.
+registry, a redeploy that changes nothing, a label-only change that makes no new tasks, a worker lost and its tasks
+rescheduled while the app answers, the failures a stuck layer reports, and undeploy leaving nothing behind.
 """
 
 from __future__ import annotations
@@ -100,6 +100,21 @@ def test_deploy_again_changes_nothing(swarm: harness.Swarm, deployed: subprocess
     assert done.returncode == 0
     assert "0 changed, 4 unchanged" in done.stdout + done.stderr
     assert "pushing" not in done.stdout + done.stderr  # the registry has them already
+
+
+def test_a_label_only_change_updates_the_service_without_new_tasks(
+    swarm: harness.Swarm, deployed: subprocess.CompletedProcess[str]
+) -> None:
+    before = {t["ID"] for t in _tasks(swarm, "small_api") if t["DesiredState"] == "running"}
+    done = unistack(swarm, "-f", SMALL, "deploy", "--registry", swarm.registry, env={"RELEASE": "2"})
+    assert done.returncode == 0
+    said = done.stdout + done.stderr
+    assert "api: updated, healthy" in said and "1 changed, 3 unchanged" in said
+    (api,) = swarm.manager.client().api.services(filters={"name": "small_api"})
+    assert api["Spec"]["Labels"]["release"] == "2"
+    assert {t["ID"] for t in _tasks(swarm, "small_api") if t["DesiredState"] == "running"} == before
+    again = unistack(swarm, "-f", SMALL, "deploy", "--registry", swarm.registry, env={"RELEASE": "2"})
+    assert again.returncode == 0 and "0 changed, 4 unchanged" in again.stdout + again.stderr
 
 
 def _load(swarm: harness.Swarm, stop_file: Path) -> subprocess.Popen[str]:

@@ -198,7 +198,8 @@ class FakeApi:
         self.logs = [b"migrating\n", b"relation notes does not exist\n"]
 
     def services(self, filters: dict[str, str]) -> list[dict[str, Any]]:
-        return [{"ID": "x", "Spec": {"Name": filters["name"], "Labels": {}}, "Version": {"Index": 1}}]
+        spec = {"Name": filters["name"], "Labels": {}, "TaskTemplate": template("v1")}
+        return [{"ID": "x", "Spec": spec, "Version": {"Index": 1}}]
 
     def tasks(self, filters: dict[str, str]) -> list[dict[str, Any]]:
         return self.script.pop(0) if len(self.script) > 1 else self.script[0]
@@ -212,11 +213,16 @@ class FakeClient:
         self.api = FakeApi(tasks)
 
 
+def template(version: str) -> dict[str, Any]:
+    """A TaskTemplate as Swarm reads it back (a task's Spec is a copy of the one it was made from)."""
+    return {"ContainerSpec": {"Image": "reg/app:1", "Env": [f"V={version}"]}, "ForceUpdate": 0}
+
+
 def task(state: str, version: str = "v1", err: str = "", exit_code: int = 0) -> dict[str, Any]:
     return {
         "DesiredState": "running" if state != "complete" else "complete",
         "Status": {"State": state, "Err": err, "ContainerStatus": {"ExitCode": exit_code}},
-        "Spec": {"ContainerSpec": {"Image": "reg/app:1", "Labels": {driver.HASH_LABEL: version}}},
+        "Spec": template(version),
         "UpdatedAt": "2026-12-07T00:00:00Z",
     }
 
@@ -240,14 +246,14 @@ def waiting(tmp_path: Path, tasks: list[list[dict[str, Any]]], service: str) -> 
 
 def test_a_job_is_waited_for_until_complete(tmp_path: Path) -> None:
     fake, plan = waiting(tmp_path, [[task("starting")], [task("running")], [task("complete")]], "migrate")
-    fake._wait(plan.services["migrate"], "v1")
+    fake._wait(plan.services["migrate"])
     assert fake.clock() == 1.0  # two polls 0.5 s apart, then complete
 
 
 def test_a_failed_job_fails_with_its_error_and_last_logs(tmp_path: Path) -> None:
     fake, plan = waiting(tmp_path, [[task("failed", err="task: non-zero exit (3)", exit_code=3)]], "migrate")
     with pytest.raises(ServiceFailure) as caught:
-        fake._wait(plan.services["migrate"], "v1")
+        fake._wait(plan.services["migrate"])
     message = str(caught.value)
     assert "deploying 'migrate' failed: failed: task: non-zero exit (3), exit code 3" in message
     assert "relation notes does not exist" in message
@@ -257,14 +263,14 @@ def test_a_service_is_ready_when_its_replicas_run_the_new_spec_and_no_old_task_r
     old = [task("running", version="v0")] * 3
     new = [task("running")] * 3
     fake, plan = waiting(tmp_path, [old, [*old, task("starting")], [*new, old[0]], new], "app")
-    fake._wait(plan.services["app"], "v1")
+    fake._wait(plan.services["app"])
     assert fake.clock() == 1.5
 
 
 def test_a_stuck_layer_fails_at_its_deadline_naming_the_task(tmp_path: Path) -> None:
     fake, plan = waiting(tmp_path, [[task("starting")]], "app")
     with pytest.raises(ServiceFailure) as caught:
-        fake._wait(plan.services["app"], "v1")
+        fake._wait(plan.services["app"])
     assert "not ready after 30 s; its latest task: starting" in str(caught.value)
     assert fake.clock() <= 31
 
@@ -453,7 +459,11 @@ class _ReadBack:
             def list(self) -> list[_Node]:
                 return nodes
 
-        self.api, self.nodes = Api(), Nodes()
+        class Blobs:
+            def list(self, filters: dict[str, str]) -> list[Any]:
+                return []
+
+        self.api, self.nodes, self.secrets, self.configs = Api(), Nodes(), Blobs(), Blobs()
 
     def info(self) -> dict[str, Any]:
         return {"Swarm": {"LocalNodeState": "active", "ControlAvailable": True}}

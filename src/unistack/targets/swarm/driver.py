@@ -4,8 +4,9 @@ a job's tasks complete, a long-running service's tasks run (a healthchecked task
 check passed: Swarm holds it in ``starting`` until then), an update converged (or rolled back: a failure). A
 stuck layer fails the deploy with the task's error and its last log lines; every wait has a deadline.
 
-``deploy`` again compares each service's spec hash (a label): unchanged services are left alone, changed ones get
-a rolling update (``update_config``), changed jobs run again. ``undeploy`` removes the stack's services, networks,
+``deploy`` again compares each service's spec hash (a label of the service, servicespec.py): unchanged services
+are left alone, changed ones are updated (a rolling update, ``update_config``, when their task template changed;
+Swarm makes no new tasks otherwise), changed jobs run again. ``undeploy`` removes the stack's services, networks,
 secrets and configs, and its volumes only when asked.
 
 Never builds or pushes images (images.py), never decides the mapping (export.py), never prints (``emit``).
@@ -16,11 +17,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from unistack.errors import RuntimeFailure, ServiceFailure, UsageError
-from unistack.targets.swarm.export import HASH_LABEL, PINNED, StackPlan, SwarmService, spec_hash
-from unistack.targets.swarm.taskspec import SERVICE_LABEL, STACK_LABEL
+from unistack.targets.swarm import servicespec
+from unistack.targets.swarm.export import PINNED, StackPlan, SwarmService
+from unistack.targets.swarm.servicespec import HASH_LABEL
+from unistack.targets.swarm.taskspec import STACK_LABEL
 
 Emit = Callable[[str], None]
 FAILED = ("failed", "rejected", "orphaned")
@@ -74,8 +77,8 @@ class Driver:
             started = self.clock()
             applied = {name: self._apply(plan.services[name], images[name], blobs) for name in layer}
             for name in layer:
-                action, wanted = applied[name]
-                self._wait(plan.services[name], wanted)
+                action = applied[name]
+                self._wait(plan.services[name])
                 outcomes.append(Outcome(name, action, self.clock() - started))
                 self.emit(f"{name}: {_done(plan.services[name], action)}")
         return outcomes
@@ -119,75 +122,34 @@ class Driver:
             node.update(spec)
             self.emit(f"volume {volume} lives on node {node.attrs['Description']['Hostname']} ({node.id[:12]})")
 
-    def _apply(self, service: SwarmService, image: str, blobs: Mapping[str, tuple[str, str]]) -> tuple[str, str]:
-        """(what was done, the spec hash its tasks carry)."""
+    def _apply(self, service: SwarmService, image: str, blobs: Mapping[str, tuple[str, str]]) -> str:
+        """What was done: ``unchanged`` (the same spec hash and scale), ``created``, ``updated`` (Swarm makes new
+        tasks only when the task template changed), ``ran`` (a job, created again)."""
         import docker.errors
-        from docker import types
 
         used = {f"secrets:{r.key}": blobs[f"secrets:{r.key}"] for r in service.secrets}
         used |= {f"configs:{r.key}": blobs[f"configs:{r.key}"] for r in service.configs}
-        wanted = spec_hash(service, image, {k: v[1] for k, v in used.items()})
         current = self._find(service.name)
+        wanted = servicespec.body(service, image, used, current["Spec"] if current else None)
         if (
             current is not None
-            and current["Spec"]["Labels"].get(HASH_LABEL) == wanted
+            and current["Spec"]["Labels"].get(HASH_LABEL) == wanted.hash
             and _same_scale(current, service)
         ):
-            return "unchanged", wanted
+            return "unchanged"
         self._pin(service)
-        container = types.ContainerSpec(
-            image=image,
-            secrets=[
-                types.SecretReference(*blobs[f"secrets:{r.key}"], filename=r.target, uid=r.uid, gid=r.gid, mode=r.mode)
-                for r in service.secrets
-            ],
-            configs=[
-                types.ConfigReference(*blobs[f"configs:{r.key}"], filename=r.target, uid=r.uid, gid=r.gid, mode=r.mode)
-                for r in service.configs
-            ],
-            **{**service.container, "labels": {**service.container.get("labels", {}), HASH_LABEL: wanted}},
-        )
-        container.update(service.container_fields)
-        placement = None
-        if service.constraints or service.preferences or service.max_replicas is not None:
-            placement = types.Placement(
-                constraints=list(service.constraints) or None,
-                preferences=list(service.preferences) or None,
-                maxreplicas=service.max_replicas,
-            )
-        task = types.TaskTemplate(
-            container,
-            resources=cast(Any, service.resources or None),  # the Engine API's own shape (Pids too)
-            restart_policy=cast(Any, service.restart_policy),
-            placement=placement,
-            log_driver=cast(Any, service.log_driver),
-            networks=[types.NetworkAttachmentConfig(n, aliases=list(a)) for n, a in service.networks],
-        )
-        mode = types.ServiceMode(service.mode, replicas=service.replicas)
-        labels = {
-            **service.labels,
-            STACK_LABEL: service.name.split("_", 1)[0],
-            SERVICE_LABEL: service.service,
-            HASH_LABEL: wanted,
-        }
-        arguments: dict[str, Any] = {
-            "name": service.name,
-            "labels": labels,
-            "mode": mode,
-            "endpoint_spec": service.endpoint,
-            "update_config": service.update_config,
-            "rollback_config": service.rollback_config,
-        }
         try:
             if current is not None and service.is_job:
                 self.client.api.remove_service(current["ID"])  # a job runs again: a new service
                 self._until(f"the old job {service.name} removed", lambda: self._find(service.name) is None, 60)
                 current = None
             if current is None:
-                self.client.api.create_service(task, **arguments)
-                return ("ran" if service.is_job else "created"), wanted
-            self.client.api.update_service(current["ID"], current["Version"]["Index"], task_template=task, **arguments)
-            return "updated", wanted
+                self.client.api.create_service(wanted.task, **wanted.arguments)
+                return "ran" if service.is_job else "created"
+            self.client.api.update_service(
+                current["ID"], current["Version"]["Index"], task_template=wanted.task, **wanted.arguments
+            )
+            return "updated"
         except docker.errors.APIError as exc:
             raise RuntimeFailure(f"Swarm refused service {service.service!r}: {exc.explanation or exc}") from exc
 
@@ -199,9 +161,9 @@ class Driver:
 
     # ------------------------------------------------------------------------------------------------ waits
 
-    def _wait(self, service: SwarmService, wanted: str) -> None:
-        """Until the tasks of spec ``wanted`` are what ``service`` needs (a job's completions, the replicas running,
-        no task of an older spec left running), or a failure."""
+    def _wait(self, service: SwarmService) -> None:
+        """Until the tasks of the service's current task template are what ``service`` needs (a job's completions,
+        the replicas running, no task of an older template left running), or a failure."""
         deadline = self.clock() + self.timeout
         while True:
             current = self._find(service.name)
@@ -212,10 +174,11 @@ class Driver:
                 raise self._failure(
                     service, f"its update was {update['State'].replace('_', ' ')}: {update.get('Message', '')}"
                 )
+            template = current["Spec"]["TaskTemplate"]
             tasks = self.client.api.tasks(filters={"service": service.name})
-            failed = [t for t in tasks if t["Status"]["State"] in FAILED and _version(t) == wanted]
+            failed = [t for t in tasks if t["Status"]["State"] in FAILED and servicespec.current(t, template)]
             if service.is_job:
-                done = [t for t in tasks if t["Status"]["State"] == "complete" and _version(t) == wanted]
+                done = [t for t in tasks if t["Status"]["State"] == "complete" and servicespec.current(t, template)]
                 if failed:
                     raise self._failure(service, _task_error(failed[-1]))
                 expected = service.replicas or self._eligible_nodes(service)
@@ -225,9 +188,13 @@ class Driver:
                 if len(failed) >= FAILURES_BEFORE_GIVING_UP:
                     raise self._failure(service, _task_error(failed[-1]))
                 live = [t for t in tasks if t["DesiredState"] == "running"]
-                running = [t for t in live if t["Status"]["State"] == "running" and _version(t) == wanted]
+                running = [t for t in live if t["Status"]["State"] == "running" and servicespec.current(t, template)]
                 expected = service.replicas if service.replicas is not None else self._eligible_nodes(service)
-                older = [t for t in live if _version(t) != wanted and t["Status"]["State"] in ("running", "starting")]
+                older = [
+                    t
+                    for t in live
+                    if not servicespec.current(t, template) and t["Status"]["State"] in ("running", "starting")
+                ]
                 settled = update.get("State") in (None, "completed") and not older
                 if settled and len(running) >= expected > 0:
                     return
@@ -316,11 +283,6 @@ class Driver:
                 except docker.errors.APIError as exc:
                     raise RuntimeFailure(f"volume {volume.name} was not removed: {exc.explanation or exc}") from exc
         return removed
-
-
-def _version(task: Mapping[str, Any]) -> str:
-    """The spec hash a task was made from (the driver labels each task's container spec with it)."""
-    return str((task["Spec"]["ContainerSpec"].get("Labels") or {}).get(HASH_LABEL, ""))
 
 
 def _task_error(task: Mapping[str, Any]) -> str:

@@ -42,7 +42,6 @@ from unistack.errors import ConfigError, Problem
 from unistack.targets.swarm import carried, taskspec
 from unistack.targets.swarm.taskspec import STACK_LABEL, Mode
 
-HASH_LABEL = "dev.unistack.spec-hash"
 PINNED = "dev.unistack.volume"  # node label prefix: node.labels.dev.unistack.volume.<project>_<volume>
 
 
@@ -368,9 +367,3 @@ def _sources(spec: Mapping[str, Any]) -> set[str]:
         for v in spec.get("volumes") or ()
         if isinstance(v, dict) and v.get("type", "volume") == "volume"
     }
-
-
-def spec_hash(service: SwarmService, image: str, blobs: Mapping[str, str]) -> str:
-    """What a redeploy compares: a changed hash is a rolling update, the same one leaves the service alone."""
-    text = repr((service, image, sorted(blobs.items())))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -2,8 +2,9 @@
 (healthy: a task runs, which for a healthchecked one means its check passed; a service with no running task is
 broken, with its latest task's error and last log lines; a one-shot job: exited 0 once a task completed; failed
 tasks in the flapping window count as restarts), the entry service's published port on a given node's address,
-the nodes' addresses, and the drift (each deployed service's spec hash against the one the files give now, and
-its replicas). ``ops.validate`` runs the same checks on them as on one host. Never changes the swarm.
+the nodes' addresses, and the drift (each deployed service's spec hash against the one the files give now,
+servicespec.py, and its replicas). ``ops.validate`` runs the same checks on them as on one host. Never changes
+the swarm.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from unistack.engine.states import PublishedPort, ServiceRow
+from unistack.targets.swarm import servicespec
 from unistack.targets.swarm.driver import FAILED, Driver, manager_problem
-from unistack.targets.swarm.export import HASH_LABEL, Modes, export, spec_hash
+from unistack.targets.swarm.export import Modes, export
+from unistack.targets.swarm.servicespec import HASH_LABEL
 from unistack.targets.swarm.taskspec import SERVICE_LABEL, STACK_LABEL
 
 if TYPE_CHECKING:
@@ -126,7 +129,11 @@ class Deployment:
         endpoint = ((first or {}).get("Spec", {}).get("EndpointSpec") or {}).get("Mode", "vip")
         modes = Modes("dnsrr", "host") if endpoint == "dnsrr" else Modes("vip", "ingress")
         plan = export(self.project, modes, list(selected) or None)
-        blobs = {f"secrets:{b.key}": b.name for b in plan.secrets} | {f"configs:{b.key}": b.name for b in plan.configs}
+        label = {"label": f"{STACK_LABEL}={self.project.name}"}
+        stored = [*self.client.secrets.list(filters=label), *self.client.configs.list(filters=label)]
+        ids = {b.name: b.id for b in stored}
+        blobs = {f"secrets:{b.key}": (ids.get(b.name, ""), b.name) for b in plan.secrets}
+        blobs |= {f"configs:{b.key}": (ids.get(b.name, ""), b.name) for b in plan.configs}
         found = []
         for name, wanted in plan.services.items():
             deployed = self.services.get(name)
@@ -135,9 +142,9 @@ class Deployment:
                 continue
             spec = deployed["Spec"]
             image = str(spec["TaskTemplate"]["ContainerSpec"]["Image"]).split("@", 1)[0]
-            used = {f"secrets:{r.key}": blobs[f"secrets:{r.key}"] for r in wanted.secrets}
-            used |= {f"configs:{r.key}": blobs[f"configs:{r.key}"] for r in wanted.configs}
-            if spec["Labels"].get(HASH_LABEL) != spec_hash(wanted, image, used):
+            refs = [f"secrets:{r.key}" for r in wanted.secrets] + [f"configs:{r.key}" for r in wanted.configs]
+            missing = not all(blobs[ref][0] for ref in refs)  # a secret or config of new content: not in the swarm
+            if missing or spec["Labels"].get(HASH_LABEL) != servicespec.body(wanted, image, blobs, spec).hash:
                 found.append(f"{name} (its settings)")
             replicas = (spec.get("Mode") or {}).get("Replicated", {}).get("Replicas")
             if wanted.mode == "replicated" and replicas != wanted.replicas:
