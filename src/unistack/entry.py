@@ -3,7 +3,9 @@
 ``up`` needs a supervisor daemon, and starting Python and importing the daemon's code takes longer than the
 CLI's own start and loading of the files. So for ``up`` the daemon's interpreter is started first, before the CLI
 imports anything (``control.client.prestart``), and the two start in parallel; the CLI tells it which instance
-to run once it knows (or discards it). Nothing else happens here.
+to run once it knows (or discards it). The read-only verbs' common forms are answered by ``fastpath`` from a
+remembered load when it can; when it could have but missed, the CLI's load is stored once the command succeeded.
+Nothing else happens here.
 """
 
 from __future__ import annotations
@@ -12,11 +14,27 @@ import sys
 
 
 def main() -> None:
+    argv = sys.argv[1:]
     # a cheap look at the words: a false positive (a service named "up") only costs a process discarded at exit
-    if "up" in sys.argv[1:]:
+    if "up" in argv:
         from unistack.control import client
 
         client.prestart()
+    else:
+        from unistack import fastpath
+
+        output = fastpath.main(argv)
+        if output is not None:
+            sys.stdout.write(output)
+            sys.exit(0)
     from unistack.cli import main as cli_main
 
-    cli_main()
+    try:
+        cli_main()
+    except SystemExit as done:
+        if done.code in (0, None) and "unistack.fastpath" in sys.modules:
+            from unistack.config import loadcache
+
+            if loadcache.pending is not None:
+                loadcache.pending.store()
+        raise

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TextIO
 
-from unistack.engine.events import Event
-from unistack.engine.states import ServiceRow
+TYPE_CHECKING = False  # not typing's: the read-only verbs' fast path prints without importing ``typing``
+if TYPE_CHECKING:
+    from typing import Any, TextIO
+
+    from unistack.engine.events import Event
+    from unistack.engine.states import ServiceRow
 
 COLOURS = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)
 RED, BOLD, DIM = 31, 1, 2
@@ -53,23 +56,31 @@ class Printer:
 
 
 def ps_table(rows: Iterable[ServiceRow]) -> str:
-    rows = list(rows)
-    containers = any(row.container for row in rows)
+    from unistack.engine.states import rows_to_builtins
+
+    return ps_table_of(rows_to_builtins(list(rows)))
+
+
+def ps_table_of(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The ``ps`` table of rows as plain data (``ps --format json``'s, the daemon's reply)."""
+    containers = any(row["container"] for row in rows)
     header = ("SERVICE", "STATE", "HEALTH", "RESTARTS", "CONTAINER" if containers else "PID", "PORTS", "LAST CHECK")
     lines = [header]
     for row in rows:
-        ports = ", ".join(f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.target}/{p.protocol}" for p in row.ports)
-        check = row.last_check
+        ports = ", ".join(
+            f"{p['host_ip'] or '0.0.0.0'}:{p['host_port']}->{p['target']}/{p['protocol']}" for p in row["ports"]
+        )
+        check = row["last_check"]
         check_text = "-"
         if check:
-            at = datetime.fromisoformat(check.at.replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
-            output = " ".join(check.output.split())[:40]
-            check_text = f"{at} {'ok' if check.ok else 'failed'} ({check.exit_code}) {output}".rstrip()
-        ident = row.pid or (row.container or "")[:12] or "-"  # docker ps's short id
-        state = row.state + (f" ({row.exit_code})" if row.state == "exited" else "")
-        if row.update:  # a start-first update in progress: its step
-            state += f", updating: {row.update}"
-        lines.append((row.service, state, row.health, str(row.restarts), str(ident), ports or "-", check_text))
+            at = datetime.fromisoformat(check["at"].replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
+            output = " ".join(check["output"].split())[:40]
+            check_text = f"{at} {'ok' if check['ok'] else 'failed'} ({check['exit_code']}) {output}".rstrip()
+        ident = row["pid"] or (row["container"] or "")[:12] or "-"  # docker ps's short id
+        state = row["state"] + (f" ({row['exit_code']})" if row["state"] == "exited" else "")
+        if row.get("update"):  # a start-first update in progress: its step
+            state += f", updating: {row['update']}"
+        lines.append((row["service"], state, row["health"], str(row["restarts"]), str(ident), ports or "-", check_text))
     return columns(lines)
 
 

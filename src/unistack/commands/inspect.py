@@ -10,6 +10,7 @@ import click
 
 from unistack import config
 from unistack.commands.options import Options, check_services, create_runtime, pass_options
+from unistack.config import loadcache
 from unistack.control import client as daemon_client
 from unistack.control import state
 from unistack.engine.states import rows_to_builtins
@@ -86,4 +87,5 @@ def _logs_from_daemon(opts: Options, project: Project, names: list[str], count: 
 def config_command(opts: Options, fmt: str, no_redact: bool) -> None:
     """Print the resolved configuration, a Compose file that reads back to the same project (secrets redacted)."""
     text = config.render(opts.project(), "json" if fmt == "json" else "yaml", redacted=not no_redact)
+    loadcache.remember_output(f"config {fmt}{' --no-redact' if no_redact else ''}", text)
     click.echo(text, nl=False)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 from unistack import config
+from unistack.config import inputs, loadcache
 from unistack.control import state
 from unistack.errors import ConfigError, StateError, UsageError
 from unistack.printer import Printer
@@ -56,10 +57,12 @@ class Options:
             collecting = gc.isenabled()
             gc.disable()  # a load makes many objects and little cyclic garbage: ~10 % of its time went to the GC
             try:
-                self._project = self._load(on_state_dir)
+                self._project = self._recorded_load(on_state_dir)
                 # the ports an earlier `up` chose for this instance (its preferred ones were taken) apply to every verb
                 if state.ports_file(self._project.state_dir).exists():
                     from unistack.ops import ports
+
+                    loadcache.discard()  # the ports chosen are not an input the cache checks
 
                     if overrides := ports.saved_overrides(self._project.state_dir, os.environ):
                         self._project = self._load(None, overrides)
@@ -67,6 +70,19 @@ class Options:
                 if collecting:
                     gc.enable()
         return self._project
+
+    def _recorded_load(self, on_state_dir: Callable[[Path], None] | None) -> Project:
+        """``_load``; when the fast path missed its cache (``config.loadcache``), with what it read recorded."""
+        if not loadcache.recording():
+            return self._load(on_state_dir)
+        inputs.start()
+        try:
+            project = self._load(on_state_dir)
+        finally:
+            recorded = inputs.stop()
+        if loadcache.pending is not None:
+            loadcache.pending.loaded(recorded, str(project.state_dir), project.name, list(project.services))
+        return project
 
     def reload(self, overrides: Mapping[str, str]) -> Project:
         """The project loaded again with ``overrides`` set over the OS environment (not kept as ``project()``)."""
@@ -180,7 +196,7 @@ def saved_project(state_dir: Path) -> Project | None:
 
 def compose_file_above(folder: Path) -> bool:
     names = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
-    return any((d / n).is_file() for d in (folder, *folder.parents) for n in names)
+    return any(inputs.is_file(d / n) for d in (folder, *folder.parents) for n in names)
 
 
 def check_services(project: Project, services: Sequence[str]) -> list[str]:

@@ -5,13 +5,17 @@ Modules, one job each: ``yamlfile`` (YAML 1.2 with line numbers, ``!reset``/``!o
 ``envfile`` (``.env``), ``merging`` (override files), ``discover`` (which files, project name, unistack's
 variables), ``composition`` (include, extends, profiles), ``normalize`` (short to long syntax), ``checks``
 (whole-project checks), ``build`` (the model), ``loading`` (the named steps), ``rendering`` (``unistack config``)
-and ``model`` (the typed result).
+and ``model`` (the typed result); ``inputs`` (what a load read) and ``loadcache`` (a load remembered by them).
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
 
+from importlib import import_module
+
+TYPE_CHECKING = False  # not typing's: the read-only verbs' fast path imports this package without ``typing``
 if TYPE_CHECKING:
+    from typing import Any
+
     from unistack.config.checks import check_for_process_runtime
     from unistack.config.envfile import parse_dotenv
     from unistack.config.examining import examine, find_state_dir, load_detailed

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from unistack.config import inputs
 from unistack.config.envfile import read_env_file
 from unistack.config.interpolation import interpolate_tree
 from unistack.config.merging import merge
@@ -127,7 +128,7 @@ def apply_includes(
             continue
         env: dict[str, str] = {}
         env_files = [resolve_path(str(p), base_dir) for p in _as_list(spec.get("env_file"))]
-        if not env_files and (project_dir / ".env").is_file():
+        if not env_files and inputs.is_file(project_dir / ".env"):
             env_files = [project_dir / ".env"]
         for env_file in env_files:
             env.update(read_env_file(env_file, {**env, **variables}))

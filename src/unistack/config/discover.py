@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from unistack.config import inputs
 from unistack.errors import ConfigError, Problem
 
 COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
@@ -25,7 +26,7 @@ def find_compose_file(cwd: Path) -> Path:
     for folder in (cwd, *cwd.parents):
         for name in COMPOSE_NAMES:
             candidate = folder / name
-            if candidate.is_file():
+            if inputs.is_file(candidate):
                 return candidate
     raise ConfigError(
         Problem(
@@ -41,7 +42,7 @@ def override_files(main: Path) -> list[Path]:
     stem = main.name.rsplit(".", 1)[0]
     for suffix in ("yaml", "yml"):
         candidate = main.parent / f"{stem}.override.{suffix}"
-        if candidate.is_file():
+        if inputs.is_file(candidate):
             return [candidate]
     return []
 
@@ -55,8 +56,8 @@ def environment_files(first: Path, env_name: str) -> tuple[Path | None, Path | N
     env_file = folder / "environments" / f"{env_name}.env"
     stem = first.name.rsplit(".", 1)[0]
     names = [f"{stem}.{env_name}.yaml", f"{stem}.{env_name}.yml", f"compose.{env_name}.yaml", f"compose.{env_name}.yml"]
-    overlay = next((folder / n for n in dict.fromkeys(names) if (folder / n).is_file()), None)
-    found_env = env_file if env_file.is_file() else None
+    overlay = next((folder / n for n in dict.fromkeys(names) if inputs.is_file(folder / n)), None)
+    found_env = env_file if inputs.is_file(env_file) else None
     if env_name != DEFAULT_ENV and found_env is None and overlay is None:
         raise ConfigError(
             Problem(

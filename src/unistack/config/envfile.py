@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from unistack.config import inputs
 from unistack.config.interpolation import InterpolationError, interpolate
 from unistack.errors import ConfigError, Problem
 
@@ -49,7 +50,7 @@ def read_env_file(path: Path, env: Mapping[str, str] | None = None) -> dict[str,
 def read_env_file_lines(path: Path, env: Mapping[str, str] | None = None) -> tuple[dict[str, str], dict[str, int]]:
     """Read and parse one ``.env`` file: its values, and the line where each was set (the last time)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = inputs.read_text(path)
     except FileNotFoundError:
         raise ConfigError(
             Problem(f"env file {path} does not exist.", file=path, fix="create it or remove the reference.")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unistack.config import discover
+from unistack.config import discover, inputs
 from unistack.config.checks import run_checks
 from unistack.config.composition import apply_extends, apply_includes, apply_profiles
 from unistack.config.envfile import read_env_file_lines
@@ -72,7 +72,7 @@ _UNISTACK = VariableSource("unistack")
 def discover_files(s: Loading) -> None:
     if s.requested_files:
         s.files = [p if p.is_absolute() else s.cwd / p for p in s.requested_files]
-        missing = [p for p in s.files if not p.is_file()]
+        missing = [p for p in s.files if not inputs.is_file(p)]
         if missing:
             raise ConfigError(
                 [Problem(f"compose file {p} does not exist.", file=p, fix="check the -f path.") for p in missing]
@@ -91,7 +91,7 @@ def read_env(s: Loading) -> None:
         paths = [p if p.is_absolute() else s.cwd / p for p in s.requested_env_files]
     else:
         default = s.project_dir / ".env"
-        paths = [default] if default.is_file() else []
+        paths = [default] if inputs.is_file(default) else []
     if s.env_file is not None:
         paths.append(s.env_file)
     values: dict[str, str] = {}
@@ -320,7 +320,7 @@ def start(
         env_name=env_name or os_env.get("UNISTACK_ENV") or discover.DEFAULT_ENV,
         requested_env_files=[Path(f) for f in env_files] if env_files is not None else None,
         requested_profiles=list(profiles),
-        cwd=(cwd or Path.cwd()).resolve(),
+        cwd=Path(inputs.resolved(cwd or Path.cwd())),
     )
 
 

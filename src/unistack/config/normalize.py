@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unistack.config import inputs
 from unistack.config.envfile import parse_dotenv
 from unistack.config.yamlfile import KeyPath, Locations
 from unistack.errors import ConfigError, Problem
@@ -349,7 +350,7 @@ class Normalizer:
                 path = resolve_path(str(item.get("path", "")), self.project_dir)
                 required = item.get("required", True) is not False
                 entries.append({"path": str(path), "required": required})
-                if not path.is_file():
+                if not inputs.is_file(path):
                     if required:
                         self.problem(
                             (*where, "env_file", index),
@@ -358,7 +359,7 @@ class Normalizer:
                         )
                     continue
                 try:
-                    text = path.read_text(encoding="utf-8")
+                    text = inputs.read_text(path)
                     environment.update(parse_dotenv(text, self.variables, file=path))
                 except (OSError, UnicodeDecodeError) as exc:
                     self.problem((*where, "env_file", index), f"cannot read env file {path}: {exc}.")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unistack.config import yamlbounds, yamlfast
+from unistack.config import inputs, yamlbounds, yamlfast
 from unistack.errors import ConfigError, Problem
 
 KeyPath = tuple[str | int, ...]
@@ -63,7 +63,7 @@ def read_yaml_file(path: Path) -> YamlDocument:
         size = path.stat().st_size
         if size > yamlbounds.MAX_FILE_BYTES:
             raise yamlbounds.too_big(path, size)
-        text = path.read_text(encoding="utf-8")
+        text = inputs.read_text(path)
     except FileNotFoundError:
         raise ConfigError(
             Problem(

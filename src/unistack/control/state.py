@@ -13,11 +13,11 @@ import functools
 import json
 import os
 import time
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from unistack import fingerprint
 from unistack.errors import StateError
 
 STATE_VERSION = 1
@@ -27,22 +27,9 @@ MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
 
 @functools.cache
 def code_fingerprint() -> str:
-    """Identifies the unistack code on disk, so a client can tell that a daemon runs older code: a checksum of
-    every module's path and modification time (os.scandir, not pathlib: every command pays for it)."""
-    package = str(Path(__file__).resolve().parents[1])
-    entries: list[str] = []
-    folders = [package]
-    while folders:
-        folder = folders.pop()
-        with os.scandir(folder) as listing:
-            for entry in listing:
-                if entry.is_dir(follow_symlinks=False):
-                    if entry.name != "__pycache__":
-                        folders.append(entry.path)
-                elif entry.name.endswith(".py"):
-                    entries.append(f"{entry.path[len(package) :]}:{entry.stat().st_mtime_ns}")
-    text = "\n".join(sorted(entries)).encode()
-    return f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}"
+    """Identifies the unistack code on disk, so a client can tell that a daemon runs older code (``fingerprint``:
+    every file's path and stat, and the version)."""
+    return fingerprint.compute()
 
 
 def socket_path(state_dir: Path) -> Path:
