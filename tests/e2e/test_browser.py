@@ -1,50 +1,31 @@
 """One browser test, in Debian's headless Chromium driven by Playwright: a note typed into the form in one tab
 appears in a second tab (another browser context) through the WebSocket, without a reload.
 
-Needs /usr/bin/chromium (`apt-get install chromium`; E2E_CHROMIUM names another binary). Playwright's own browser
-download is never used. Screenshots go to the test's temp folder and to tests/e2e/artifacts/ (not committed).
+Needs /usr/bin/chromium (`apt-get install chromium`; E2E_CHROMIUM names another binary; tests/e2e/chromium.py
+launches it). Screenshots go to the test's temp folder and to tests/e2e/artifacts/ (not committed).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Error, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Error, Page, expect
 
-from .conftest import ARTIFACTS, Stack
+from .chromium import TIMEOUT_MS, launch_chromium, save_screenshot
+from .conftest import Stack
 
 pytestmark = pytest.mark.e2e
-
-CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-TIMEOUT_MS = 30_000  # every wait below is bounded by this (a loaded 2-core machine can be slow to render)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install chromium (or set E2E_CHROMIUM)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True, timeout=TIMEOUT_MS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launch_chromium() as chromium:
+        yield chromium
 
 
 def open_app(browser: Browser, stack: Stack, problems: list[str], name: str) -> Page:
@@ -61,14 +42,6 @@ def open_app(browser: Browser, stack: Stack, problems: list[str], name: str) -> 
     page.goto(stack.base_url + "/", wait_until="load")
     expect(page.get_by_test_id("live-status")).to_have_attribute("data-state", "live", timeout=TIMEOUT_MS)
     return page
-
-
-def save_screenshot(page: Page, folder: Path, name: str) -> Path:
-    path = folder / name
-    page.screenshot(path=path, full_page=True)
-    ARTIFACTS.mkdir(exist_ok=True)
-    shutil.copyfile(path, ARTIFACTS / name)
-    return path
 
 
 def test_a_note_made_in_one_tab_appears_live_in_another(
@@ -101,14 +74,14 @@ def test_a_note_made_in_one_tab_appears_live_in_another(
         assert (saved["title"], saved["body"]) == (title, "Typed into the form in headless Chromium.")
 
         for page, name in ((writer, "browser-writer.png"), (reader, "browser-reader.png")):
-            shot = save_screenshot(page, tmp_path, name)
+            shot = save_screenshot(page, tmp_path, name, full_page=True)
             assert shot.stat().st_size > 5_000, f"{shot} looks empty"
         assert not problems, "\n".join(problems)
         api.delete(f"/api/notes/{note_id}")
     except (AssertionError, Error):
         for page, name in ((writer, "browser-writer-failed.png"), (reader, "browser-reader-failed.png")):
             with contextlib.suppress(Error):
-                save_screenshot(page, tmp_path, name)
+                save_screenshot(page, tmp_path, name, full_page=True)
         raise
     finally:
         for page in (writer, reader):

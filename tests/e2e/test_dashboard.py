@@ -1,25 +1,24 @@
 """The dashboard (`unistack dashboard`) on the real stack, in Debian's headless Chromium driven by Playwright: the
 graph shows every service with its state, a service killed from the test turns exited/unhealthy and then healthy
 again on the page without a reload, logs stream (a request through the proxy shows up as a backend line), the
-restart button restarts a service, and the server refuses what it must (no token: 401; a cross-origin POST: 403,
-from a page of another origin in the same browser, which carries the dashboard's cookie).
+Run-validate button shows validate's report (a skipped check as skipped), the restart button restarts a service,
+a proxy restarted while the backend is stopped shows the blocking edge with its reason, and the server refuses
+what it must (no token: 401; a cross-origin POST: 403, from a page of another origin in the same browser, which
+carries the dashboard's cookie).
 
 The dashboard runs as the user runs it (`python -m unistack dashboard --no-open --port 0`, its URL read from its
-output), once per runtime. Screenshots go to the test's temp folder and tests/e2e/artifacts/ (not committed);
-with E2E_DOCS_SCREENSHOTS=1 the light and dark ones at 1280x800 also replace docs/images/dashboard-*.png (the
-committed ones were made so, on host processes). Needs /usr/bin/chromium (E2E_CHROMIUM names another binary).
+output: tests/dashboard_process.py), once per test. Screenshots go to the test's temp folder and
+tests/e2e/artifacts/ (not committed); with E2E_DOCS_SCREENSHOTS=1 the light and dark ones at 1280x800 also replace
+docs/images/dashboard-*.png (the committed ones were made so, on host processes). Needs /usr/bin/chromium
+(E2E_CHROMIUM names another binary).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import signal
-import subprocess
-import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,77 +26,17 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Error, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Error, Page, expect
 
+from tests.dashboard_process import DashboardProcess
+
+from .chromium import TIMEOUT_MS, launch_chromium, save_screenshot
 from .conftest import ARTIFACTS, COMPOSE_FILE, REPO, Stack, wait_for
-from .test_browser import CHROMIUM, FLAGS, TIMEOUT_MS
 
 pytestmark = pytest.mark.e2e
 
-URL_LINE = re.compile(r"dashboard: (http://127\.0\.0\.1:(\d+))/\?token=([A-Za-z0-9_-]+)")
-START_TIMEOUT = 60.0  # the dashboard prints its URL once it listens
 RECOVERY_MS = 90_000  # a killed backend: restart backoff, imports, migrations checked, healthcheck passes
 DOCS_IMAGES = REPO / "docs" / "images"
-
-
-class Dashboard:
-    """`unistack dashboard --no-open --port 0` for the stack's instance, as a child process."""
-
-    def __init__(self, stack: Stack, folder: Path) -> None:
-        self.output: list[str] = []
-        self.stderr_path = folder / f"dashboard-{stack.project}.stderr"
-        argv = [sys.executable, "-m", "unistack", "-f", str(COMPOSE_FILE), "-p", stack.project]
-        argv += ["dashboard", "--no-open", "--port", "0"]
-        with self.stderr_path.open("w") as stderr:
-            self.process = subprocess.Popen(
-                argv,
-                cwd=REPO,
-                env={**stack.env, "PYTHONUNBUFFERED": "1", "DISPLAY": "", "BROWSER": ""},
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-            )
-        self.reader = threading.Thread(target=self.read, daemon=True)
-        self.reader.start()
-        try:
-            self.origin, self.token = wait_for(self.url, START_TIMEOUT, "the dashboard to print its URL")
-        except AssertionError:
-            self.stop()
-            raise AssertionError(f"{self.describe()}") from None
-        self.url_with_token = f"{self.origin}/?token={self.token}"
-
-    def read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:  # ends when the process does
-            self.output.append(line)
-
-    def url(self) -> tuple[str, str] | None:
-        if self.process.poll() is not None:
-            raise AssertionError(f"the dashboard exited with {self.process.returncode}\n{self.describe()}")
-        for line in list(self.output):
-            if found := URL_LINE.search(line):
-                return found.group(1), found.group(3)
-        return None
-
-    def describe(self) -> str:
-        stderr = self.stderr_path.read_text(errors="replace")[-3000:] if self.stderr_path.exists() else ""
-        return f"--- dashboard stdout\n{''.join(self.output)[-3000:]}--- dashboard stderr\n{stderr}"
-
-    def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.origin, timeout=30.0, trust_env=False, **kwargs)
-
-    def stop(self) -> None:
-        """Ctrl-C, as a user stops it; SIGKILL after 15 s."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(15)
-        self.reader.join(5)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -112,20 +51,15 @@ def patient_expect() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install chromium (or set E2E_CHROMIUM)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True, timeout=TIMEOUT_MS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launch_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture
-def dashboard(stack: Stack, tmp_path: Path) -> Iterator[Dashboard]:
+def dashboard(stack: Stack, tmp_path: Path) -> Iterator[DashboardProcess]:
     stack.wait_healthy()
-    running = Dashboard(stack, tmp_path)
+    cli = ["-f", str(COMPOSE_FILE), "-p", stack.project]
+    running = DashboardProcess(cli, REPO, stack.env, tmp_path / f"dashboard-{stack.project}.stderr")
     try:
         yield running
     finally:
@@ -136,7 +70,7 @@ def dashboard(stack: Stack, tmp_path: Path) -> Iterator[Dashboard]:
 class Session:
     """One browser context on the dashboard: its page, and what went wrong in it (console errors, exceptions)."""
 
-    def __init__(self, browser: Browser, dashboard: Dashboard, width: int = 1280, height: int = 800) -> None:
+    def __init__(self, browser: Browser, dashboard: DashboardProcess, width: int = 1280, height: int = 800) -> None:
         self.problems: list[str] = []
         self.context: BrowserContext = browser.new_context(viewport={"width": width, "height": height})
         self.context.set_default_timeout(TIMEOUT_MS)
@@ -169,7 +103,7 @@ class Session:
 
 @pytest.fixture
 def session(
-    browser: Browser, dashboard: Dashboard, tmp_path: Path, request: pytest.FixtureRequest
+    browser: Browser, dashboard: DashboardProcess, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Session]:
     opened = Session(browser, dashboard)
     try:
@@ -178,14 +112,6 @@ def session(
         with contextlib.suppress(Error):
             save_screenshot(opened.page, tmp_path, f"{request.node.name}-end.png", full_page=True)
         opened.close()
-
-
-def save_screenshot(page: Page, folder: Path, name: str, *, full_page: bool = False) -> Path:
-    path = folder / name
-    page.screenshot(path=path, full_page=full_page)
-    ARTIFACTS.mkdir(exist_ok=True)
-    shutil.copyfile(path, ARTIFACTS / name)
-    return path
 
 
 def kill_main_process(stack: Stack, service: str) -> None:
@@ -201,7 +127,7 @@ def kill_main_process(stack: Stack, service: str) -> None:
 
 
 def test_no_token_is_401_and_a_cross_origin_post_is_403(
-    stack: Stack, dashboard: Dashboard, browser: Browser, tmp_path: Path
+    stack: Stack, dashboard: DashboardProcess, browser: Browser, tmp_path: Path
 ) -> None:
     before = stack.ps()["proxy"]["started_at"]
     with dashboard.client() as client:
@@ -245,7 +171,7 @@ def test_no_token_is_401_and_a_cross_origin_post_is_403(
 
 
 def test_the_page_shows_every_service_and_streams_logs(
-    stack: Stack, dashboard: Dashboard, session: Session, api: httpx.Client, tmp_path: Path
+    stack: Stack, dashboard: DashboardProcess, session: Session, api: httpx.Client, tmp_path: Path
 ) -> None:
     page = session.page
     rows = stack.ps()
@@ -303,8 +229,41 @@ def test_the_page_shows_every_service_and_streams_logs(
     assert not session.problems, "\n".join(session.problems)
 
 
+def test_the_validate_button_runs_validate_and_shows_each_verdict(
+    stack: Stack, dashboard: DashboardProcess, session: Session, tmp_path: Path
+) -> None:
+    """Before the kill below (validate's flapping check counts its restart). Without --browser the page check is
+    skipped: the panel says so in its own colour and counts it apart, and the API keeps validate's verdict."""
+    page = session.page
+    panel = page.get_by_test_id("validate-result")
+    page.get_by_test_id("validate-run").click()
+    expect(panel.get_by_test_id("validate-summary")).to_be_visible(timeout=RECOVERY_MS)
+    expect(panel).to_have_attribute("data-running", "false")
+    with dashboard.client(with_token=True) as client:
+        report = client.get("/api/validate").json()
+    assert report is not None, "the report the page shows is not the API's"
+    verdicts = {c["name"]: c["verdict"] for c in report["checks"]}
+    assert verdicts["page renders the notes"] == "skip", verdicts  # only with --browser
+    assert report["ok"], [c for c in report["checks"] if c["verdict"] == "fail"]
+    counts = {v: list(verdicts.values()).count(v) for v in ("pass", "skip")}
+    expect(panel.get_by_test_id("validate-summary")).to_contain_text(f"{counts['pass']} passed")
+    expect(panel.get_by_test_id("validate-summary")).to_contain_text(f"{counts['skip']} skipped")
+    shown = panel.get_by_test_id("validate-check")
+    expect(shown).to_have_count(len(report["checks"]))
+    for check, item in zip(report["checks"], shown.all(), strict=True):
+        expect(item).to_have_attribute("data-verdict", check["verdict"])
+        expect(item).to_contain_text({"pass": "passed", "fail": "failed", "skip": "skipped"}[check["verdict"]])
+    skipped = shown.filter(has_text="page renders the notes")
+    passed = shown.and_(page.locator("[data-verdict=pass]")).first
+    colour = "(item) => getComputedStyle(item).color"
+    assert skipped.evaluate(colour) != passed.evaluate(colour), "a skipped check looks like a passed one"
+    save_screenshot(page, tmp_path, f"dashboard-validate-{stack.runtime}.png")
+    session.assert_same_page()
+    assert not session.problems, "\n".join(session.problems)
+
+
 def test_a_killed_service_turns_red_and_then_healthy_without_a_reload(
-    stack: Stack, dashboard: Dashboard, session: Session, tmp_path: Path
+    stack: Stack, dashboard: DashboardProcess, session: Session, tmp_path: Path
 ) -> None:
     page = session.page
     node = session.node("backend")
@@ -338,7 +297,7 @@ def test_a_killed_service_turns_red_and_then_healthy_without_a_reload(
 
 
 def test_the_restart_button_restarts_the_service(
-    stack: Stack, dashboard: Dashboard, session: Session, tmp_path: Path
+    stack: Stack, dashboard: DashboardProcess, session: Session, tmp_path: Path
 ) -> None:
     before = stack.ps()["proxy"]
     detail = session.open_detail("proxy")
@@ -359,7 +318,47 @@ def test_the_restart_button_restarts_the_service(
     assert not session.problems, "\n".join(session.problems)
 
 
-def test_the_layout_and_the_level_pattern(stack: Stack, dashboard: Dashboard, session: Session) -> None:
+def test_a_service_waiting_on_a_stopped_dependency_shows_the_blocking_edge(
+    stack: Stack, dashboard: DashboardProcess, session: Session, tmp_path: Path
+) -> None:
+    """The buttons stop the backend, then restart the proxy, which waits for a healthy backend (it never starts
+    one by itself): the edge proxy -> backend is highlighted with the reason, until Start on the backend."""
+    page = session.page
+    edge = page.get_by_test_id("edge-proxy-backend")
+    expect(edge).to_have_attribute("data-blocking", "false")
+    try:
+        detail = session.open_detail("backend")
+        detail.get_by_test_id("btn-stop").click()
+        expect(detail.get_by_test_id("action-result")).to_contain_text("stop done", timeout=RECOVERY_MS)
+        expect(session.node("backend")).to_have_attribute("data-state", "stopped")
+        detail = session.open_detail("proxy")
+        detail.get_by_test_id("btn-restart").click()
+        expect(detail.get_by_test_id("action-result")).to_contain_text("restart done", timeout=RECOVERY_MS)
+        reason = "waits until backend is healthy (backend is stopped)"
+        expect(edge).to_have_attribute("data-blocking", "true")
+        expect(edge).to_have_class("edge blocking")
+        expect(edge.locator("title")).to_contain_text(reason)
+        expect(page.get_by_test_id("blocking-reason")).to_have_text(f"proxy waits for backend: {reason}")
+        with dashboard.client(with_token=True) as client:
+            edges = client.get("/api/services").json()["edges"]
+        (api_edge,) = [e for e in edges if (e["from"], e["to"]) == ("proxy", "backend")]
+        assert api_edge["blocking"] and api_edge["reason"] == reason, api_edge
+        save_screenshot(page, tmp_path, f"dashboard-blocking-{stack.runtime}.png")
+
+        detail = session.open_detail("backend")
+        detail.get_by_test_id("btn-start").click()
+        expect(edge).to_have_attribute("data-blocking", "false", timeout=RECOVERY_MS)
+        expect(page.get_by_test_id("blocking")).to_be_hidden()
+        expect(session.node("proxy")).to_have_attribute("data-state", "healthy", timeout=RECOVERY_MS)
+        session.assert_same_page()
+        assert not session.problems, "\n".join(session.problems)
+    finally:  # passed or not, the stack as the next test expects it
+        stack.cli("start", "backend", "proxy", check=False)
+        stack.wait_healthy()
+        stack.wait_ready()
+
+
+def test_the_layout_and_the_level_pattern(stack: Stack, dashboard: DashboardProcess, session: Session) -> None:
     """The pieces of the page that are plain functions: the layered layout puts each dependency before its
     dependents, the level filter's pattern, and the log view's DOM bound."""
     result = session.page.evaluate(

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.dashboard_process import DashboardProcess
 
 from .conftest import Instance
 
@@ -38,54 +37,13 @@ services:
     depends_on:
       db: {condition: service_healthy}
 """
-URL_LINE = re.compile(r"dashboard: (http://127\.0\.0\.1:\d+)/\?token=([A-Za-z0-9_-]+)")
-
-
-class Running:
-    def __init__(self, instance: Instance) -> None:
-        argv = [sys.executable, "-m", "unistack", "dashboard", "--no-open", "--port", "0"]
-        self.process = subprocess.Popen(
-            argv, cwd=instance.folder, env={**instance.env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, text=True
-        )
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        found = instance.wait_for(lambda: self._url() or self.process.poll() is not None, 30, "the dashboard's URL")
-        assert isinstance(found, tuple), f"the dashboard exited: {self.lines}"
-        self.origin, self.token = found
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def _url(self) -> tuple[str, str] | None:
-        for line in list(self.lines):
-            if m := URL_LINE.search(line):
-                return m.group(1), m.group(2)
-        return None
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.origin, params={"token": self.token}, timeout=30, trust_env=False)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(15)
-        self.reader.join(10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
 
 
 @pytest.fixture
-def dashboard(instance: Instance) -> Iterator[Running]:
+def dashboard(instance: Instance) -> Iterator[DashboardProcess]:
     instance.write(COMPOSE)
     instance.run("up", "--wait", check=True)
-    running = Running(instance)
+    running = DashboardProcess([], instance.folder, instance.env, instance.folder / "dashboard.stderr")
     try:
         yield running
     finally:
@@ -95,9 +53,9 @@ def dashboard(instance: Instance) -> Iterator[Running]:
 class Daemons:
     """The ``daemon`` messages of /api/stream, read in a thread."""
 
-    def __init__(self, dashboard: Running) -> None:
+    def __init__(self, dashboard: DashboardProcess) -> None:
         self.seen: list[dict[str, Any]] = []
-        self.client = dashboard.client()
+        self.client = dashboard.client(with_token=True)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -121,10 +79,10 @@ def test_the_dashboard_refuses_an_instance_that_is_not_up(instance: Instance) ->
     assert "Traceback" not in result.stderr
 
 
-def test_it_serves_acts_and_outlives_a_daemon_replacement(instance: Instance, dashboard: Running) -> None:
-    with httpx.Client(base_url=dashboard.origin, trust_env=False, timeout=30) as bare:
+def test_it_serves_acts_and_outlives_a_daemon_replacement(instance: Instance, dashboard: DashboardProcess) -> None:
+    with dashboard.client() as bare:
         assert bare.get("/api/services").status_code == 401
-    with dashboard.client() as api:
+    with dashboard.client(with_token=True) as api:
         services = api.get("/api/services").json()
         assert {r["service"]: r["state"] for r in services["services"]} == {"db": "healthy", "web": "running"}
         web = next(r for r in services["services"] if r["service"] == "web")

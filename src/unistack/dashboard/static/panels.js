@@ -294,7 +294,27 @@ export class Timeline {
   }
 }
 
-/** The validate report: {ok, checks: [{name, component, ok, message, duration_s}]}, or null. */
+const VERDICTS = {
+  pass: { mark: "✓", said: "passed" },
+  fail: { mark: "✗", said: "failed" },
+  skip: { mark: "–", said: "skipped" },
+};
+
+/** A check's verdict: validate's own word (pass, fail, skip), or from `ok` for a report without one. */
+export function verdictOf(check) {
+  return VERDICTS[check.verdict] ? check.verdict : check.ok ? "pass" : "fail";
+}
+
+/** "✓ 5 passed · 1 skipped" or "✗ 1 of 6 failed · 4 passed · 1 skipped": each verdict counted on its own. */
+export function summaryOf(checks) {
+  const n = { pass: 0, fail: 0, skip: 0 };
+  for (const c of checks) n[verdictOf(c)] += 1;
+  const skipped = n.skip ? ` · ${n.skip} skipped` : "";
+  if (n.fail) return `✗ ${n.fail} of ${checks.length} failed · ${n.pass} passed${skipped}`;
+  return `✓ ${n.pass === checks.length ? "all " : ""}${n.pass} passed${skipped}`;
+}
+
+/** The validate report: {ok, checks: [{name, component, ok, verdict, message, duration_s}]}, or null. */
 export function renderValidate(host, report, note = "") {
   host.dataset.ok = report ? String(report.ok) : "";
   if (!report) {
@@ -302,29 +322,29 @@ export function renderValidate(host, report, note = "") {
     return;
   }
   const checks = report.checks ?? [];
-  const failed = checks.filter((c) => !c.ok).length;
   host.replaceChildren(
     h(
       "p",
-      { class: `summary ${report.ok ? "ok" : "bad"}` },
-      report.ok ? `✓ all ${checks.length} checks passed` : `✗ ${failed} of ${checks.length} checks failed`,
+      { class: `summary ${report.ok ? "ok" : "bad"}`, testid: "validate-summary" },
+      summaryOf(checks),
       report.finished_at ? h("span", { class: "muted" }, " at ", time(report.finished_at)) : "",
     ),
     h(
       "ul",
       { class: "checks" },
-      checks.map((c) =>
-        h(
+      checks.map((c) => {
+        const verdict = verdictOf(c);
+        return h(
           "li",
-          { class: c.ok ? "ok" : "bad", "data-ok": String(c.ok) },
-          h("span", { class: "mark", "aria-hidden": "true" }, c.ok ? "✓" : "✗"),
-          h("span", { class: "sr-only" }, c.ok ? "passed: " : "failed: "),
+          { class: verdict, testid: "validate-check", "data-ok": String(c.ok), "data-verdict": verdict },
+          h("span", { class: "mark", "aria-hidden": "true" }, VERDICTS[verdict].mark),
+          h("span", { class: "verdict" }, VERDICTS[verdict].said),
           h("strong", {}, c.name),
           c.component ? h("span", { class: "muted" }, ` ${c.component}`) : "",
           c.duration_s !== undefined && c.duration_s !== null ? h("span", { class: "muted" }, ` ${c.duration_s.toFixed(2)} s`) : "",
           c.message ? h("div", { class: "check-message" }, c.message) : "",
-        ),
-      ),
+        );
+      }),
     ),
     note ? h("p", { class: "bad" }, note) : "",
   );
