@@ -1,8 +1,8 @@
 """The real stack (stack/, production: hardened containers, static frontend) deployed on the 3-node swarm: in
 order (db healthy, migrate and frontend-build complete, backend healthy, then the proxy on every node), the
 database reached through the internal overlay network, the page and the API answering on every node's address,
-``validate --target swarm`` passing through every node's entry point and naming the backend once it is scaled to
-0, and undeploy -v leaving nothing of it."""
+``validate --target swarm --browser`` passing through every node's entry point (the page in headless Chromium
+too), naming the backend once it is scaled to 0, and undeploy -v leaving nothing of it."""
 
 from __future__ import annotations
 
@@ -77,12 +77,15 @@ def test_the_stack_deploys_in_order_and_answers_on_every_node(swarm: harness.Swa
         data = swarm.manager.client().networks.get("stack-production_data")
         assert data.attrs["Internal"] is True
 
-        valid = _validate(swarm, env)
+        valid = _validate(swarm, env, "--browser")  # .ci/run installs Debian's chromium
         assert valid.returncode == 0, valid.stdout
         results = json.loads(valid.stdout)
         for node in swarm.nodes:  # the entry-point checks through each node's address
             verdicts = [r["verdict"] for r in results if r["name"].endswith(f"@ {node.address}")]
             assert verdicts.count("pass") >= 10 and set(verdicts) <= {"pass", "skip"}, (node.name, verdicts)
+            # the page at the site's own name, Chromium's host resolver sending it to the node
+            (page,) = [r for r in results if r["name"] == f"page renders the notes @ {node.address}"]
+            assert page["verdict"] == "pass" and "http://127.0.0.1:8082/" in page["detail"], page
         one = _validate(swarm, env, "--node", swarm.nodes[1].address, "backend")
         assert one.returncode == 0 and "@" not in one.stdout, one.stdout
 

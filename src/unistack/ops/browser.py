@@ -5,6 +5,8 @@ console error, uncaught exception or failed load on the way.
 Chromium is the system's (``/usr/bin/chromium``, Debian's ``chromium``; ``UNISTACK_CHROMIUM`` names another),
 started with a fresh profile in a temporary folder and killed (its whole process group) when the check ends;
 nothing is ever downloaded. Without ``--browser``, or without Chromium, the check is skipped with the reason.
+When the site answers another Host than the address connected to (``validate --target swarm``: a node's address),
+the page is loaded at the site's own name and Chromium's ``--host-resolver-rules`` sends it to the address.
 """
 
 from __future__ import annotations
@@ -66,16 +68,33 @@ def check(ctx: Context, declared: DeclaredCheck) -> Callable[[], Awaitable[Outco
         except NoEntry as exc:
             return failed(str(exc))
         deadline = time.monotonic() + max(declared.timeout or 0.0, ctx.timeout, 25.0)
-        return await load_page(chromium, base + declared.path, declared, deadline)
+        url, flags = site_url(base, declared.path, ctx.host_header)
+        return await load_page(chromium, url, declared, deadline, flags)
 
     return run
 
 
-async def load_page(chromium: str, url: str, declared: DeclaredCheck, deadline: float) -> Outcome:
+def site_url(base: str, path: str, host_header: str | None) -> tuple[str, tuple[str, ...]]:
+    """The URL the browser loads and the flags it needs: with a Host the site answers (``--host-header``, or the
+    stack's own site on a swarm node), the site's own URL, its name mapped to the address of ``base`` by
+    Chromium's host resolver, so Host, Origin and cookies are all the site's while the connection goes to the
+    node (each connection to that name, whatever its port)."""
+    if not host_header:
+        return base + path, ()
+    address = urlsplit(base)
+    name = urlsplit(f"//{host_header}").hostname or host_header
+    name = f"[{name}]" if ":" in name else name
+    return f"{address.scheme}://{host_header}{path}", (f"--host-resolver-rules=MAP {name} {address.netloc}",)
+
+
+async def load_page(
+    chromium: str, url: str, declared: DeclaredCheck, deadline: float, flags: tuple[str, ...] = ()
+) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="unistack-chromium-") as profile:
         proc = await asyncio.create_subprocess_exec(
             chromium,
             *FLAGS,
+            *flags,
             f"--user-data-dir={profile}",
             "about:blank",
             stdin=asyncio.subprocess.DEVNULL,
