@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from unistack.dashboard import views
 from unistack.dashboard.records import CheckRecord, EventRecord, LogRecord, Stats, ValidateReport
 from unistack.dashboard.server import Dashboard
-from unistack.dashboard.sources import ActionRefused, DaemonAway
+from unistack.dashboard.sources import ActionRefused, DaemonAway, validate_report
 from unistack.engine.states import PublishedPort, ServiceRow
 
 TOKEN = "t0ken-for-tests"
@@ -63,6 +63,7 @@ class FakeSources:
         self.log_request: tuple[list[str], int] | None = None
         self.validate_gate = asyncio.Event()
         self.validate_gate.set()
+        self.report: ValidateReport | None = None
 
     async def rows(self) -> list[ServiceRow]:
         self.ps_calls += 1
@@ -96,6 +97,8 @@ class FakeSources:
 
     async def validate(self) -> ValidateReport:
         await self.validate_gate.wait()
+        if self.report is not None:
+            return self.report
         check = CheckRecord(
             name="entry point answers", component="proxy", ok=True, verdict="pass", message="", duration_s=0.01
         )
@@ -389,3 +392,35 @@ async def test_only_the_loopback_names_on_its_port_are_answered(
     )
     assert post.status == 421 and fake.acted == []
     assert (await client.get("/", headers={"Host": f"evil.example:{port}"})).status == 421  # before the token
+
+
+async def test_a_skipped_check_keeps_its_verdict(client: TestClient[Any, Any], fake: FakeSources) -> None:
+    """validate's JSON (pass, skip, fail) as the report: `ok` false only for a failure, the verdict kept as it
+    was, so that the page can show a skipped check as skipped rather than passed."""
+    printed = json.dumps(
+        [
+            {"name": "db ready", "component": "db", "verdict": "pass", "duration": 0.01, "detail": "", "hint": ""},
+            {
+                "name": "page renders",
+                "component": "proxy",
+                "verdict": "skip",
+                "duration": 0.0,
+                "detail": "only with --browser",
+                "hint": "",
+            },
+        ]
+    ).encode()
+    report = validate_report(printed, 1796673600.5)
+    assert report.ok and [(c.verdict, c.ok) for c in report.checks] == [("pass", True), ("skip", True)]
+    assert report.checks[1].message == "only with --browser"
+    failing = json.loads(printed)
+    failing[0]["verdict"] = "fail"
+    assert not validate_report(json.dumps(failing).encode(), 1796673600.5).ok
+
+    fake.report = report
+    q, h = {"token": TOKEN}, {"Origin": origin(client)}
+    served = await (await client.post("/api/validate", params=q, headers=h)).json()
+    assert [(c["name"], c["verdict"], c["ok"]) for c in served["checks"]] == [
+        ("db ready", "pass", True),
+        ("page renders", "skip", True),
+    ]
