@@ -116,9 +116,15 @@ def _streams(opts: Options, project: Project, rows: list[ServiceRow], needed: se
 @pass_options
 def backup(opts: Options, output: Path | None, keep: int | None, services: tuple[str, ...]) -> None:
     """Save the declared data (x-unistack.backup) into one archive, online; `backup list` lists them."""
+    import os
+
     from unistack.ops import backup as ops
 
+    steps = ops.Steps() if os.environ.get(ops.DEBUG) else None
+    mark = steps or (lambda what: None)
+    mark("the command began (the interpreter started, the CLI imported)")
     project = opts.project()
+    mark("the project loaded")
     if services[:1] == ("list",) and "list" not in project.services:
         if len(services) > 1:
             raise UsageError("`unistack backup list` takes no service names")
@@ -127,12 +133,15 @@ def backup(opts: Options, output: Path | None, keep: int | None, services: tuple
     planned = ops.plan(project, check_services(project, services))
     printer = Printer(list(project.services))
     with state.instance_lock(project.state_dir, on_wait=lambda: waiting_for_lock(printer)):
+        mark("the instance lock taken")
         _, rows = _live(opts, project)
+        mark("the daemon asked which services run")
         streams = _streams(opts, project, rows, {p.service.name for p in planned if p.part.kind != "volume"})
         path = ops.output_path(project, output, time.time())
         started = time.monotonic()
+        mark("the runtime's data streams ready")
         with progress_bar(len(planned), "backup", parts=True) as report:
-            ops.take(project, planned, streams, opts.runtime_name(), path, report)
+            ops.take(project, planned, streams, opts.runtime_name(), path, report, mark)
     size = path.stat().st_size  # the archive file, as `backup list` shows it (the parts, their headers, the manifest)
     printer.say(
         f"{project.name}: backed up {', '.join(p.label for p in planned)} into {path} ({human_size(size)} in "
@@ -141,6 +150,9 @@ def backup(opts: Options, output: Path | None, keep: int | None, services: tuple
     if keep is not None:
         for removed in ops.prune(path.parent, project.name, keep):
             printer.say(f"removed the older archive {removed}")
+    if steps is not None:
+        mark("done")
+        sys.stderr.write("".join(f"{ops.DEBUG}: {line}\n" for line in steps.lines()))
 
 
 def _list(project: Project) -> None:

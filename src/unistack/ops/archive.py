@@ -34,6 +34,8 @@ MANIFEST = "manifest.json"
 BLOCK = 512
 SUFFIX = ".tar"
 SPOOL_MEMORY = 64 << 20  # a part taken beside another is kept in memory up to this, then in a file
+WRITEBACK = 8 << 20  # the disk writes of the archive's bytes are started every this many bytes, not at its fsync
+SYNC_FILE_RANGE_WRITE = 2  # Linux: start writing the range's dirty pages, without waiting
 
 
 class PartRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,20 +62,59 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     parts: tuple[PartRecord, ...]
 
 
+class Writeback:
+    """Has the kernel start writing the archive's bytes to disk as they come (``sync_file_range`` with
+    ``SYNC_FILE_RANGE_WRITE`` every ``WRITEBACK`` bytes: it does not wait), so the fsync at the end finds little
+    left to write: with 200 MB the fsync alone took 0.14-0.4 s here, as long as the uploads' tar. Nothing where
+    the call does not exist (not Linux): the fsync then writes it all."""
+
+    _found: Callable[[int, int, int, int], int] | None = None
+    _looked = False
+
+    def __init__(self, fd: int, call: Callable[[int, int, int, int], int] | None = None) -> None:
+        self.fd, self.started, self.call = fd, 0, call
+
+    def __call__(self, end: int) -> None:
+        """The archive's bytes up to ``end`` are written (into the page cache)."""
+        if end - self.started < WRITEBACK:
+            return
+        call = self.call or self._sync_file_range()
+        if call is not None:
+            call(self.fd, self.started, end - self.started, SYNC_FILE_RANGE_WRITE)  # an error: the fsync reports it
+        self.started = end
+
+    @classmethod
+    def _sync_file_range(cls) -> Callable[[int, int, int, int], int] | None:
+        if not cls._looked:
+            cls._looked = True
+            try:
+                import ctypes
+
+                call = ctypes.CDLL(None, use_errno=True).sync_file_range
+                call.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+                call.restype = ctypes.c_int
+                cls._found = call
+            except (OSError, AttributeError, ImportError):
+                cls._found = None
+        return cls._found
+
+
 class PartWriter:
     """The bytes of one part streamed straight into the archive: counted, hashed and written as each chunk comes,
     in the producer's thread. (A writer thread beside the producer was slower: on 2 busy cores, 200 MB of uploads
     took 0.47 s against 0.40 s serially; bench/backup.py.)"""
 
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
+    def __init__(self, fd: int, start: int = 0, writeback: Callable[[int], None] | None = None) -> None:
+        self.fd, self.start = fd, start
         self.size = 0
         self.hash = hashlib.sha256()
+        self.writeback = writeback or (lambda end: None)
 
     def __call__(self, chunk: memoryview) -> None:
         self.hash.update(chunk)  # both release the GIL for large chunks
         _write_all(self.fd, chunk)
         self.size += len(chunk)
+        self.writeback(self.start + self.size)
 
     def size_and_hash(self) -> tuple[int, str]:
         return self.size, self.hash.hexdigest()
@@ -136,6 +177,7 @@ class ArchiveWriter:
         except OSError as exc:
             raise StateError(f"cannot write the backup archive {self.temp}: {exc.strerror or exc}") from exc
         self.closed = False
+        self.writeback = Writeback(self.fd)
 
     def spool(self, memory: int = SPOOL_MEMORY) -> Spool:
         return Spool(self.path.parent, memory)
@@ -146,7 +188,7 @@ class ArchiveWriter:
         start = os.lseek(self.fd, 0, os.SEEK_CUR)
         header = _header(member, 0)
         _write_all(self.fd, header)
-        writer = PartWriter(self.fd)
+        writer = PartWriter(self.fd, start + len(header), self.writeback)
         yield writer
         _write_all(self.fd, b"\0" * (-writer.size % BLOCK))
         final = _header(member, writer.size)
@@ -162,6 +204,7 @@ class ArchiveWriter:
             spool.file.flush()
             _copy(spool.file.fileno(), self.fd, spool.size)
         _write_all(self.fd, b"\0" * (-spool.size % BLOCK))
+        self.writeback(os.lseek(self.fd, 0, os.SEEK_CUR))
 
     def finish(self, manifest: Manifest) -> Path:
         data = msgspec.json.format(msgspec.json.encode(manifest), indent=2) + b"\n"

@@ -11,6 +11,7 @@ service."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +35,37 @@ from unistack.ops.archive import (
 from unistack.runtimes.datastreams import DataStreams, Sink
 
 Progress = Callable[[str, int], None]  # (what, bytes so far)
+DEBUG = "UNISTACK_DEBUG_BACKUP"  # set (to anything): the command prints when each step ended, on stderr
+
+
+class Steps:
+    """When each step of a backup ended, in seconds since the command's process started (``UNISTACK_DEBUG_BACKUP``
+    makes the command print them: where a backup's time goes). Called from the parts' threads too."""
+
+    def __init__(self, began: float | None = None) -> None:
+        self.began = _process_started() if began is None else began
+        self.marks: list[tuple[str, float]] = []
+
+    def __call__(self, what: str) -> None:
+        self.marks.append((what, time.perf_counter() - self.began))  # list.append is atomic
+
+    def lines(self) -> list[str]:
+        return [f"{seconds:7.3f} s  {what}" for what, seconds in self.marks]
+
+
+def _process_started() -> float:
+    """The ``perf_counter`` reading at which this process started (Linux: /proc/self/stat; else now)."""
+    try:
+        with open("/proc/self/stat", "rb") as stat:
+            ticks = int(stat.read().rpartition(b")")[2].split()[19])
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        age = 0.0
+    return time.perf_counter() - max(0.0, age)
+
+
+def _nothing(what: str) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -97,14 +129,16 @@ def take(
     runtime_name: str,
     path: Path,
     progress: Progress | None = None,
+    steps: Callable[[str], None] = _nothing,
 ) -> Manifest:
     """Take every part at once into a new archive at ``path`` (written as ``.<name>.partial``, renamed when
     complete): one part (the first volume: usually the largest) streams straight into the archive, the others are
-    spooled meanwhile (``ArchiveWriter.spool``) and appended after it, then the manifest."""
+    spooled meanwhile (``ArchiveWriter.spool``) and appended after it, then the manifest. ``steps`` is told when
+    each step ends (``Steps``)."""
     started = time.time()
     writer = ArchiveWriter(path)
     direct = next((i for i, item in enumerate(planned) if item.part.kind == "volume"), 0)
-    beside = {i: _Beside(item, streams, writer.spool()) for i, item in enumerate(planned) if i != direct}
+    beside = {i: _Beside(item, streams, writer.spool(), steps) for i, item in enumerate(planned) if i != direct}
     records: dict[int, PartRecord] = {}
     try:
         for taker in beside.values():
@@ -121,7 +155,7 @@ def take(
                 if progress is not None:
                     progress(item.label, out.size + sum(taker.spool.size for taker in others))
 
-            records[direct] = _take_part(item, streams, streaming, out.size_and_hash)
+            records[direct] = _take_part(item, streams, streaming, out.size_and_hash, steps)
         for index, taker in beside.items():
             while taker.is_alive():
                 taker.join(0.1)
@@ -129,6 +163,7 @@ def take(
                     progress(taker.item.label, taker.spool.size)
             records[index] = taker.record()
             writer.append(taker.item.member, taker.spool)
+            steps(f"{taker.item.label}: appended")
         manifest = Manifest(
             format=FORMAT,
             project=project.name,
@@ -139,6 +174,7 @@ def take(
             parts=tuple(records[i] for i in sorted(records)),
         )
         writer.finish(manifest)
+        steps("the archive written, fsynced and renamed")
     except BaseException:
         for taker in beside.values():
             taker.spool.cancel()  # its producer stops at its next chunk (its command killed)
@@ -159,15 +195,15 @@ STOP_WAIT = 10.0  # seconds a part taken beside is waited for once the backup fa
 class _Beside(threading.Thread):
     """A part taken into its spool while another streams into the archive; ``record`` re-raises its failure."""
 
-    def __init__(self, item: PlannedPart, streams: DataStreams, spool: Spool) -> None:
+    def __init__(self, item: PlannedPart, streams: DataStreams, spool: Spool, steps: Callable[[str], None]) -> None:
         super().__init__(name=f"backup {item.label}", daemon=True)
-        self.item, self.streams, self.spool = item, streams, spool
+        self.item, self.streams, self.spool, self.steps = item, streams, spool, steps
         self.result: PartRecord | None = None
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            self.result = _take_part(self.item, self.streams, self.spool, self.spool.size_and_hash)
+            self.result = _take_part(self.item, self.streams, self.spool, self.spool.size_and_hash, self.steps)
         except BaseException as exc:  # handed to the main thread by record()
             self.error = exc
 
@@ -178,15 +214,25 @@ class _Beside(threading.Thread):
         return self.result
 
 
-def _take_part(item: PlannedPart, streams: DataStreams, sink: Sink, taken: Callable[[], tuple[int, str]]) -> PartRecord:
+def _take_part(
+    item: PlannedPart,
+    streams: DataStreams,
+    sink: Sink,
+    taken: Callable[[], tuple[int, str]],
+    steps: Callable[[str], None] = _nothing,
+) -> PartRecord:
     service, part = item.service, item.part
     version: tuple[str, int] | None = None
     db = None
     if part.kind == "postgres":
         db = parts.database(streams, service, part)
         version = parts.prepare_dump(streams, service, db)  # and an interrupted restore's leftovers removed
+        steps(f"{item.label}: its server asked (version, leftovers)")
+    if steps is not _nothing:
+        sink = _first_bytes(sink, lambda: steps(f"{item.label}: first bytes"))
     parts.dump(streams, service, part, sink, db)  # a volume: an interrupted restore finished or undone first
     size, sha256 = taken()
+    steps(f"{item.label}: all {size} bytes taken")
     return PartRecord(
         service=service.name,
         kind=part.kind,
@@ -198,6 +244,19 @@ def _take_part(item: PlannedPart, streams: DataStreams, sink: Sink, taken: Calla
         server_version=version[0] if version else None,
         server_major=version[1] if version else None,
     )
+
+
+def _first_bytes(sink: Sink, then: Callable[[], None]) -> Sink:
+    seen = False
+
+    def first(chunk: memoryview) -> object:
+        nonlocal seen
+        if not seen:
+            seen = True
+            then()
+        return sink(chunk)
+
+    return first
 
 
 def prune(folder: Path, project: str, keep: int) -> list[Path]:

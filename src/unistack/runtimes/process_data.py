@@ -2,7 +2,8 @@
 PostgreSQL service's own tools (the folder of its running server's binary) over its unix socket (from the
 server's ``postmaster.pid``), and named volumes as the folders ``volumes/<volume>/`` of the state folder, read and
 written with GNU tar. A restored volume is unpacked into ``volumes/.<volume>.unistack-restore`` and switched in by
-two renames. Never decides what to back up.
+two renames. Imports psutil and the process runtime only for what needs them (a service's environment, where its
+server is): a backup's volume starts streaming before they are loaded. Never decides what to back up.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
-
-import psutil
+from typing import IO, TYPE_CHECKING
 
 from unistack.config.model import Project, Service
 from unistack.errors import NotSupported, RuntimeFailure
 from unistack.runtimes.datastreams import CHUNK, PREVIOUS, STAGING, PostgresPlace, Sink, Source, tail_text
-from unistack.runtimes.process import ProcessRuntime
+
+if TYPE_CHECKING:
+    import psutil
+
+    from unistack.runtimes.process import ProcessRuntime
 
 SERVER_NAMES = ("postgres", "postmaster")
 F_SETPIPE_SZ = 1031  # Linux: a pipe of CHUNK bytes, so each read can take a whole chunk
@@ -32,9 +35,14 @@ class ProcessData:
     def __init__(self, project: Project, pids: Mapping[str, int], environ: Mapping[str, str] | None = None) -> None:
         self.project = project
         self.pids = dict(pids)
-        self._runtime = ProcessRuntime(dict(os.environ if environ is None else environ))
+        self._environ = dict(os.environ if environ is None else environ)
+        self._runtime: ProcessRuntime | None = None
 
     def environment(self, service: Service) -> dict[str, str]:
+        if self._runtime is None:
+            from unistack.runtimes.process import ProcessRuntime
+
+            self._runtime = ProcessRuntime(self._environ)
         return self._runtime.environment(self.project, service)
 
     def _cwd(self, service: Service) -> Path:
@@ -93,6 +101,8 @@ class ProcessData:
             return text
 
     def postgres_place(self, service: Service) -> PostgresPlace:
+        import psutil
+
         pid = self.pids.get(service.name)
         server = _postmaster(pid) if pid else None
         if server is None:
@@ -190,6 +200,8 @@ def _read(file: IO[bytes]) -> str:
 
 def _postmaster(pid: int) -> psutil.Process | None:
     """The PostgreSQL server process in the service's process tree (its main process or a child of it)."""
+    import psutil
+
     try:
         top = psutil.Process(pid)
         for proc in [top, *top.children(recursive=True)]:
