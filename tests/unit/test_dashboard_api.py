@@ -380,6 +380,7 @@ async def test_only_the_loopback_names_on_its_port_are_answered(
     """DNS rebinding: a page of evil.example whose name now points at 127.0.0.1 sends `Host: evil.example:PORT`
     (and its own cookies, not the dashboard's); it gets 421 whatever else it carries."""
     port, q = client.port, {"token": TOKEN}
+    assert port is not None
     for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"LOCALHOST:{port}"):
         assert (await client.get("/api/services", params=q, headers={"Host": host})).status == 200, host
     for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1:{port + 1}", "127.0.0.1", f"10.0.0.1:{port}"):
