@@ -1,5 +1,6 @@
 """What both runtimes ask of the host, in one neutral place neither runtime owns: signal names as numbers, and
-whether a published host port is free. Imported by ``process`` and ``docker.runtime``; imports neither.
+whether a published host port is free. Imported by ``process`` and ``docker.containers``/``docker.stopping``;
+imports neither.
 """
 
 from __future__ import annotations

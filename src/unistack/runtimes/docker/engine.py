@@ -176,6 +176,14 @@ async def in_thread(fn: Callable[[], T]) -> T:
     return await future
 
 
+async def call(doing: str, fn: Callable[[], T]) -> T:
+    """``in_thread``, with the SDK's and the connection's errors as RuntimeFailure saying what was being done."""
+    try:
+        return await in_thread(fn)
+    except Errors as exc:
+        raise failure(doing, exc) from exc
+
+
 class ExitWatcher:
     """Waits for containers to exit: the engine's ``die`` events wake waiters, an inspection decides.
 

@@ -1,6 +1,6 @@
 """Whether a container is frozen: paused (``docker pause``), or its main process stopped (SIGSTOP), which only the
 host sees (``State.Pid`` in the container's inspect data, read with psutil; only when the engine is local). A
-frozen container cannot act on a stop signal, so ``DockerRuntime.stop`` kills it at once. Blocking: call it from a
+frozen container cannot act on a stop signal, so ``stopping.stop`` kills it at once. Blocking: call it from a
 thread. Never signals anything itself.
 """
 

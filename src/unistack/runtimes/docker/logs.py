@@ -4,8 +4,8 @@ Owns finding a service's container (by this instance's labels, so a recreated co
 reading its log through the engine (``docker logs``, so restarts of the same container continue one log),
 and following it: one daemon thread per service streams the log with timestamps, resumes after the container
 stops, restarts or is recreated, and drops lines it already delivered (by their engine timestamps). The
-build log (``logs/<service>.build.log``, written by setup) comes first and is followed as a file. Never
-starts, stops or changes a container.
+build log (``logs/<service>.build.log``, written by setup and installs through ``BuildLog``) comes first and is
+followed as a file. Never starts, stops or changes a container.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -26,6 +27,7 @@ from unistack.runtimes import logfiles
 from unistack.runtimes.docker import resources
 from unistack.runtimes.docker.engine import Errors, close_stream, failure, in_thread, parse_time_ns
 from unistack.runtimes.logfiles import LogLine
+from unistack.runtimes.logwriter import Appender
 
 POLL = 0.3  # seconds between looks for a container that is missing or stopped
 ALL = 10**9
@@ -33,6 +35,29 @@ ALL = 10**9
 
 def build_log_path(project: Project, service: str) -> Path:
     return project.logs_dir / f"{service}.build.log"
+
+
+class BuildLog:
+    """Appends lines to a build log, its folder made first (OSError when it cannot be opened), one write each
+    (setup's ``emit`` runs in a build thread); lines a full disk refuses are dropped and counted
+    (``logwriter.Appender``), so a build never fails for its log."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._out: Appender | None = Appender(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
+        self._lock = threading.Lock()
+
+    def emit(self, line: str) -> None:
+        with self._lock:
+            if self._out is not None:
+                self._out.write((line.rstrip("\n") + "\n").encode("utf-8", "replace"))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._out is not None:
+                out, self._out = self._out, None
+                out.finish()
+                os.close(out.fd)
 
 
 def find_container(client: docker.DockerClient, project: Project, service: str) -> dict[str, Any] | None:
