@@ -224,13 +224,24 @@ def _take_part(
     service, part = item.service, item.part
     version: tuple[str, int] | None = None
     db = None
-    if part.kind == "postgres":
-        db = parts.database(streams, service, part)
-        version = parts.prepare_dump(streams, service, db)  # and an interrupted restore's leftovers removed
-        steps(f"{item.label}: its server asked (version, leftovers)")
     if steps is not _nothing:
         sink = _first_bytes(sink, lambda: steps(f"{item.label}: first bytes"))
-    parts.dump(streams, service, part, sink, db)  # a volume: an interrupted restore finished or undone first
+    if part.kind == "postgres":
+        db = parts.database(streams, service, part)
+        # the server's version and an interrupted restore's leftovers (other databases) asked while the dump runs:
+        # a psql call costs 0.07 s (host) to 0.13 s (docker exec) before pg_dump's first byte otherwise
+        asking = _Asking(
+            lambda: parts.prepare_dump(streams, service, db),
+            lambda: steps(f"{item.label}: its server asked (version, leftovers)"),
+        )
+        asking.start()
+        try:
+            parts.dump(streams, service, part, sink, db)
+        finally:
+            asking.join()
+        version = asking.answer()
+    else:
+        parts.dump(streams, service, part, sink, db)  # a volume: an interrupted restore finished or undone first
     size, sha256 = taken()
     steps(f"{item.label}: all {size} bytes taken")
     return PartRecord(
@@ -244,6 +255,29 @@ def _take_part(
         server_version=version[0] if version else None,
         server_major=version[1] if version else None,
     )
+
+
+class _Asking(threading.Thread):
+    """A question to the server beside its dump; ``answer`` re-raises its failure."""
+
+    def __init__(self, ask: Callable[[], tuple[str, int]], then: Callable[[], None]) -> None:
+        super().__init__(name="backup: the server asked", daemon=True)
+        self.ask, self.then = ask, then
+        self.result: tuple[str, int] | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self.ask()
+            self.then()
+        except BaseException as exc:  # handed to the part's thread by answer()
+            self.error = exc
+
+    def answer(self) -> tuple[str, int]:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
 
 
 def _first_bytes(sink: Sink, then: Callable[[], None]) -> Sink:

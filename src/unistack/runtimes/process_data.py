@@ -51,30 +51,7 @@ class ProcessData:
         return service.process.working_dir
 
     def run_out(self, service: Service, argv: Sequence[str], env: Mapping[str, str], out: Sink) -> None:
-        self._pump_out(list(argv), self._cwd(service), {**self.environment(service), **env}, out)
-
-    def _pump_out(
-        self, argv: list[str], cwd: Path, env: Mapping[str, str], out: Sink, ok: tuple[int, ...] = (0,)
-    ) -> None:
-        with tempfile.TemporaryFile() as errors:
-            child = _popen(argv, cwd, env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
-            assert child.stdout is not None
-            try:
-                with contextlib.suppress(OSError):
-                    fcntl.fcntl(child.stdout.fileno(), F_SETPIPE_SZ, CHUNK)
-                buffer = bytearray(CHUNK)
-                view = memoryview(buffer)
-                fd = child.stdout.fileno()
-                while read := os.readv(fd, [buffer]):
-                    out(view[:read])
-            except BaseException:
-                _kill(child)
-                raise
-            finally:
-                child.stdout.close()
-            code = child.wait()
-            if code not in ok:
-                raise RuntimeFailure(f"`{' '.join(argv)}` exited {code}: {_read(errors) or '(no output)'}")
+        pump_out(list(argv), self._cwd(service), {**self.environment(service), **env}, out)
 
     def run_in(self, service: Service, argv: Sequence[str], env: Mapping[str, str], source: Source) -> str:
         return self._pump_in(list(argv), self._cwd(service), {**self.environment(service), **env}, source)
@@ -130,13 +107,7 @@ class ProcessData:
         folder = self._folder(volume)
         if not folder.is_dir():
             raise RuntimeFailure(f"volume {volume!r} has no folder {folder} (was the instance ever up?)")
-        # --warning: a file written or removed while tar reads the folder (the stack's backend makes and deletes a
-        # probe file in its uploads at every healthcheck) is expected online, and exits 1 ("some files differ");
-        # a file complete before the backup started is in the archive whole (docs/data.md)
-        argv = ["tar", "--create", "--file=-", "--numeric-owner", "--warning=no-file-changed"]
-        argv += ["--warning=no-file-removed", f"--directory={folder}", "."]
-        env = {"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        self._pump_out(argv, folder, env, out, ok=(0, 1))
+        folder_out(folder, out)
 
     def volume_in(self, service: Service, volume: str, source: Source) -> Callable[[], None]:
         folder = self._folder(volume)
@@ -175,6 +146,42 @@ class ProcessData:
             shutil.rmtree(staging, ignore_errors=True)
             done = done or f"volume {volume!r}: the files of an interrupted restore were removed (the old ones kept)"
         return done
+
+
+def pump_out(argv: list[str], cwd: Path, env: Mapping[str, str], out: Sink, ok: tuple[int, ...] = (0,)) -> None:
+    """Run ``argv`` on this machine, every byte of its stdout given to ``out`` in reads of up to ``CHUNK``;
+    RuntimeFailure with its stderr's last lines when it exits other than ``ok``."""
+    with tempfile.TemporaryFile() as errors:
+        child = _popen(argv, cwd, env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
+        assert child.stdout is not None
+        try:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(child.stdout.fileno(), F_SETPIPE_SZ, CHUNK)
+            buffer = bytearray(CHUNK)
+            view = memoryview(buffer)
+            fd = child.stdout.fileno()
+            while read := os.readv(fd, [buffer]):
+                out(view[:read])
+        except BaseException:
+            _kill(child)
+            raise
+        finally:
+            child.stdout.close()
+        code = child.wait()
+        if code not in ok:
+            raise RuntimeFailure(f"`{' '.join(argv)}` exited {code}: {_read(errors) or '(no output)'}")
+
+
+def folder_out(folder: Path, out: Sink) -> None:
+    """A folder's files as a tar stream with GNU tar (names ``./...``, numeric owners, modes kept), read as they
+    are while the services using them run."""
+    # --warning: a file written or removed while tar reads the folder (the stack's backend makes and deletes a
+    # probe file in its uploads at every healthcheck) is expected online, and exits 1 ("some files differ");
+    # a file complete before the backup started is in the archive whole (docs/data.md)
+    argv = ["tar", "--create", "--file=-", "--numeric-owner", "--warning=no-file-changed"]
+    argv += ["--warning=no-file-removed", f"--directory={folder}", "."]
+    env = {"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    pump_out(argv, folder, env, out, ok=(0, 1))
 
 
 def _popen(argv: list[str], cwd: Path, env: Mapping[str, str], **streams: object) -> subprocess.Popen[bytes]:
