@@ -1,16 +1,21 @@
-"""The dashboard (`unistack dashboard`) on a small instance of host processes, in Debian's headless Chromium
-(Playwright with /usr/bin/chromium), printing one JSON object:
+"""The dashboard (`unistack dashboard`) on a small instance of host processes (``--runtime process``, the
+default) or of containers (``--runtime docker``: the same four services in ``--image``, the stack's backend image
+by default, which has sh and python3), in Debian's headless Chromium (Playwright with /usr/bin/chromium), printing
+one JSON object:
 
 - ``first_render_s``: from navigation to the graph showing every service with its state (a fresh browser
   context each run: no cache);
-- ``event_to_page_s``: a service's process SIGKILLed: from the ``exited`` event's ``at`` in the daemon's event log
-  to the node's ``data-state`` leaving ``running`` in the page (the browser's clock, the same machine's);
-- ``daemon_cpu``: the daemon's CPU (psutil cpu_times, % of one core) over ``--seconds`` with no page connected,
-  then with the page open;
+- ``event_to_page_s``: a service's main process SIGKILLed (a container's PID 1 as the host sees it): from the
+  ``exited`` event's ``at`` in the daemon's event log to the node's ``data-state`` leaving ``running`` in the page
+  (the browser's clock, the same machine's);
+- ``daemon_cpu``: the unistack daemon's CPU (its process, in both runtimes; psutil cpu_times, % of one core) over
+  ``--seconds`` with no page connected, then with the page open;
 - ``logs``: a service printing ``--rate`` lines/s for ``--log-seconds``: lines the page received against lines
-  in the log, the lag at the end, and the longest gap between animation frames meanwhile (responsiveness).
+  the service wrote (its own count), the lag at the end, and the longest gap between animation frames meanwhile
+  (responsiveness).
 
-Usage: .venv/bin/python bench/dashboard.py [--runs 5] [--seconds 30] [--rate 1000] [--log-seconds 10]
+Usage: .venv/bin/python bench/dashboard.py [--runtime process|docker] [--image stack-backend:latest] [--runs 5]
+       [--seconds 30] [--rate 1000] [--log-seconds 10]
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import psutil
 from playwright.sync_api import Page, sync_playwright
 
 from _common import (
+    EXTRA_ENV,
     busy_warning,
     cli_env,
     daemon_pid,
@@ -52,7 +58,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 URL_LINE = re.compile(r"dashboard: (http://127\.0\.0\.1:\d+/\?token=[A-Za-z0-9_-]+)")
 TALKER = """
 import os, sys, time
-go = os.environ["GO_FILE"]
+go, done = os.environ["GO_FILE"], os.environ["DONE_FILE"]
 while True:
     if not os.path.exists(go):
         time.sleep(0.05)
@@ -66,29 +72,50 @@ while True:
             n += 1
         sys.stdout.flush()
         time.sleep(0.01)
-    os.remove(go)
     print(f"talker done {n}", flush=True)
+    open(done, "w").write(str(n + 1))
+    os.remove(go)
 """
 
 
-def compose(folder: Path) -> str:
-    py = q(sys.executable)
+def compose(folder: Path, runtime: str, image: str) -> str:
+    """db <- backend <- proxy, and a talker the proxy depends on too; its go/done files in ``folder/talk``."""
+    if runtime == "process":
+        py, talk = q(sys.executable), str(folder / "talk")
+
+        def run(command: str) -> str:
+            return f"x-unistack: {{process: {{command: {command}}}}}"
+    else:
+        py, talk = q("python3"), "/talk"
+
+        def run(command: str) -> str:
+            return f"image: {q(image)}\n    entrypoint: {command}\n    stop_grace_period: 1s"
+
+    volume = "" if runtime == "process" else f"\n    volumes: [{q(str(folder / 'talk') + ':/talk')}]"
     return f"""
 services:
   db:
-    x-unistack: {{process: {{command: ["sh", "-c", "while true; do echo db tick; sleep 1; done"]}}}}
+    {run('["sh", "-c", "while true; do echo db tick; sleep 1; done"]')}
     healthcheck: {{test: ["CMD-SHELL", "true"], interval: 1s}}
   backend:
-    x-unistack: {{process: {{command: ["sh", "-c", "echo backend up; exec sleep 100000"]}}}}
+    {run('["sh", "-c", "echo backend up; exec sleep 100000"]')}
     depends_on: {{db: {{condition: service_healthy}}}}
     restart: always
   talker:
-    x-unistack: {{process: {{command: [{py}, "-u", "-c", {q(TALKER)}]}}}}
-    environment: {{GO_FILE: {q(str(folder / "go"))}}}
+    {run(f'[{py}, "-u", "-c", {q(TALKER)}]')}
+    environment: {{GO_FILE: {q(talk + "/go")}, DONE_FILE: {q(talk + "/done")}}}{volume}
   proxy:
-    x-unistack: {{process: {{command: ["sh", "-c", "echo proxy up; exec sleep 100000"]}}}}
+    {run('["sh", "-c", "echo proxy up; exec sleep 100000"]')}
     depends_on: {{backend: {{condition: service_started}}, talker: {{condition: service_started}}}}
 """
+
+
+def main_pid(row: dict[str, Any]) -> int:
+    """The service's main process as the host sees it: ``ps``'s pid, or the container's PID 1."""
+    if row.get("pid"):
+        return int(row["pid"])
+    inspect = ["docker", "inspect", "--format", "{{.State.Pid}}", str(row["container"])]
+    return int(subprocess.run(inspect, capture_output=True, text=True, check=True, timeout=30).stdout.strip())
 
 
 class Dashboard:
@@ -169,7 +196,7 @@ def event_delay(page: Page, folder: Path) -> tuple[float, float]:
     )
     events_file = state_dir(folder, PROJECT) / "logs" / "events.jsonl"
     offset = events_file.stat().st_size
-    os.kill(int(row["pid"]), signal.SIGKILL)
+    os.kill(main_pid(row), signal.SIGKILL)
     node = page.wait_for_function("() => window.benchNode", timeout=30_000).json_value()
     listed = page.wait_for_function("() => window.benchTimeline", timeout=30_000).json_value()
 
@@ -205,14 +232,14 @@ def logs_throughput(page: Page, folder: Path, rate: float, seconds: float) -> di
           requestAnimationFrame(tick);
         }"""
     )
-    log_file = state_dir(folder, PROJECT) / "logs" / "talker.log"
-    lines_before = log_file.read_bytes().count(b"\n") if log_file.exists() else 0
+    talk = folder / "talk"
+    (talk / "done").unlink(missing_ok=True)
     received = "() => Number(document.querySelector('[data-testid=\"log-count\"], #log-count')?.dataset.received || 0)"
     page_before = page.evaluate(received)
-    (folder / "go").write_text(f"{rate} {seconds}")
-    wait(lambda: not (folder / "go").exists(), seconds + 60, "the talker to finish")
+    (talk / "go").write_text(f"{rate} {seconds}")
+    wait(lambda: (talk / "done").exists() and (talk / "done").read_text(), seconds + 60, "the talker to finish")
     ended = time.monotonic()
-    written = log_file.read_bytes().count(b"\n") - lines_before
+    written = int((talk / "done").read_text())  # its lines and the "talker done" one
     at_end = page.evaluate(received) - page_before
     page.wait_for_function(f"() => ({received})() - {page_before} >= {written}", timeout=60_000, polling=50)
     lag = time.monotonic() - ended
@@ -229,17 +256,24 @@ def logs_throughput(page: Page, folder: Path, rate: float, seconds: float) -> di
 
 def main() -> int:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--runtime", choices=("process", "docker"), default="process")
+    parser.add_argument("--image", default="stack-backend:latest", help="for --runtime docker: has sh and python3")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--log-seconds", type=float, default=10.0)
     args = parser.parse_args()
-    report: dict[str, Any] = {"bench": "dashboard", "runtime": "process", **environment()}
+    report: dict[str, Any] = {"bench": "dashboard", "runtime": args.runtime, **environment()}
+    if args.runtime == "docker":
+        report["image"] = args.image
+    EXTRA_ENV["UNISTACK_RUNTIME"] = args.runtime
     failed = False
     with tempfile.TemporaryDirectory(prefix="unistack-dashbench-") as tmp:
         folder = Path(tmp)
         use_code_snapshot(folder)  # others' edits to the working tree must not make the daemon hand over mid-run
-        (folder / "compose.yaml").write_text(compose(folder))
+        (folder / "talk").mkdir()
+        (folder / "talk").chmod(0o777)  # a container's user writes its done file there
+        (folder / "compose.yaml").write_text(compose(folder, args.runtime, args.image))
         dashboard = None
         try:
             unistack(folder, PROJECT, "up", "--wait", timeout=120)

@@ -1,7 +1,6 @@
 """Debian's headless Chromium for the browser tests (test_browser.py, test_dashboard.py), driven by Playwright:
 its path, flags and the one timeout every wait uses, launching it, and saving a screenshot as an artefact.
-Playwright's own browser download is never used. (ops/browser.py launches Chromium for `validate --browser`
-with its own flags: product code does not import tests.)"""
+Playwright's own browser download is never used. The flags are ops/browser.py's (`validate --browser`)."""
 
 from __future__ import annotations
 
@@ -14,18 +13,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from unistack.ops import browser
+
 from .conftest import ARTIFACTS
 
 CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+# validate --browser's flags, but the DevTools port: Playwright talks to the browser over a pipe of its own
+FLAGS = [flag for flag in browser.FLAGS if not flag.startswith("--remote-debugging-port")]
 TIMEOUT_MS = 30_000  # every wait is bounded by this (a loaded 2-core machine can be slow to render)
 
 

@@ -244,10 +244,15 @@ def test_the_validate_button_runs_validate_and_shows_each_verdict(
     assert report is not None, "the report the page shows is not the API's"
     verdicts = {c["name"]: c["verdict"] for c in report["checks"]}
     assert verdicts["page renders the notes"] == "skip", verdicts  # only with --browser
-    assert report["ok"], [c for c in report["checks"] if c["verdict"] == "fail"]
-    counts = {v: list(verdicts.values()).count(v) for v in ("pass", "skip")}
-    expect(panel.get_by_test_id("validate-summary")).to_contain_text(f"{counts['pass']} passed")
-    expect(panel.get_by_test_id("validate-summary")).to_contain_text(f"{counts['skip']} skipped")
+    # what the page shows is what validate said, whatever that is (this test is about the panel, not the stack:
+    # test_validate.py judges the stack; a failed check would be listed here as failed)
+    counts = {v: list(verdicts.values()).count(v) for v in ("pass", "fail", "skip")}
+    summary = panel.get_by_test_id("validate-summary")
+    expect(summary).to_contain_text(f"{counts['pass']} passed")
+    expect(summary).to_contain_text(f"{counts['skip']} skipped")
+    if counts["fail"]:
+        expect(summary).to_contain_text(f"{counts['fail']} of {len(verdicts)} failed")
+    expect(panel).to_have_attribute("data-ok", str(report["ok"]).lower())
     shown = panel.get_by_test_id("validate-check")
     expect(shown).to_have_count(len(report["checks"]))
     for check, item in zip(report["checks"], shown.all(), strict=True):
