@@ -25,7 +25,10 @@ if TYPE_CHECKING:
     from unistack.targets.swarm.export import SwarmService
 
 HASH_LABEL = "dev.unistack.spec-hash"
-UNCOMPARED = ("Placement",)  # Swarm keeps a task whose node still meets changed constraints
+UNCOMPARED = (
+    "Placement",  # Swarm keeps a task whose node still meets changed constraints
+    "Runtime",  # the service reads back "container", its tasks none (Engine 20.10); unistack sends none
+)
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,8 @@ def spec_hash(task: Mapping[str, Any], arguments: Mapping[str, Any]) -> str:
 
 def current(task: Mapping[str, Any], template: Mapping[str, Any]) -> bool:
     """Whether a task (as ``tasks`` lists it) was made from ``template`` (the service's TaskTemplate as Swarm has
-    it): Swarm copies the template into each task it makes, so the two read back the same."""
+    it): Swarm copies the template into each task it makes, so the two read back the same (measured on Engine
+    20.10: every field but ``Runtime``)."""
     spec = task.get("Spec") or {}
     return {k: v for k, v in spec.items() if k not in UNCOMPARED} == {
         k: v for k, v in template.items() if k not in UNCOMPARED
