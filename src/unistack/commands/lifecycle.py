@@ -58,6 +58,11 @@ def up(
     printer = Printer(list(project.services))
     if opts.runtime_reason is not None:  # --runtime auto: which one, and why
         printer.say(f"runtime: {runtime_name} ({opts.runtime_reason})")
+    if runtime_name == DOCKER:  # once per up: the networks where a start-first update keeps Docker's address choice
+        from unistack.runtimes.docker import beside, engine
+
+        for warning in beside.unfixed_networks(project, lambda: engine.client(timeout=10)):
+            click.echo(f"warning: {warning}", err=True)
     if wait or detach:
         with state.instance_lock(project.state_dir, on_wait=lambda: waiting_for_lock(printer)):
             done = _send_up(project, selected, runtime_name)

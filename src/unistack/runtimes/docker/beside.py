@@ -19,7 +19,9 @@ flaky docker test: one request answered by a never-ready v3). So on the networks
 ones unistack creates for a start-first service, see ``resources.pin_subnet``, and any with an ``ipam`` subnet)
 the new container asks for the highest free address that is not among those the service had in its last
 updates (the live container's, and the ones it recorded in its ``dev.unistack.retired-addresses`` label, which
-the new one carries on). Docker's own lowest-free choices for other containers stay clear of it too.
+the new one carries on). Docker's own lowest-free choices for other containers stay clear of it too. A network
+whose subnet is not fixed (an external one, or one an older unistack created) keeps Docker's choice: ``up`` warns
+once per network (``unfixed_networks``), naming the services and the fix.
 
 Owns those names, addresses and the network reconnections; never decides when (the engine's rollout does), never
 stops a container (the runtime's stop does). Blocking: called in threads.
@@ -31,14 +33,15 @@ import contextlib
 import ipaddress
 import json
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import docker.errors
 
 from unistack.config.model import Project, Service
-from unistack.errors import NotSupported
-from unistack.runtimes.docker import spec
+from unistack.config.updates import update_order
+from unistack.errors import NotSupported, RuntimeFailure
+from unistack.runtimes.docker import resources, spec
 from unistack.runtimes.docker.resources import IMAGE_LABEL, SUBNET_LABEL
 
 RETIRED_LABEL = "dev.unistack.retired-addresses"
@@ -185,3 +188,64 @@ def settle(api: Any, plan: spec.ContainerPlan, container_id: str) -> None:
         api.remove_container(old["Id"], force=True, v=False)
     if old is None or old["Id"] != container_id:
         api.rename(container_id, plan.name)
+
+
+def start_first_networks(project: Project) -> dict[str, list[str]]:
+    """The networks (full names) whose services would be updated start-first with a second container, and them."""
+    joined: dict[str, list[str]] = {}
+    for service in project.services.values():
+        if update_order(service) != "start-first":
+            continue
+        with contextlib.suppress(NotSupported):  # replaced stop-first: no second container
+            for attachment in check(project, service).attachments:
+                joined.setdefault(attachment.network, []).append(service.name)
+    return joined
+
+
+def unfixed_networks(project: Project, connect: Callable[[], Any]) -> list[str]:
+    """For ``up``: one warning per existing network that a start-first service joins and whose subnet is not
+    fixed, so its update's second container gets Docker's lowest free address (possibly its old container's),
+    naming the services and the fix. A network that does not exist yet is created with its subnet fixed: no
+    warning. The engine is asked (``connect``) only when some service is start-first; one that does not answer
+    gives no warning (``up`` says what is wrong)."""
+    from unistack.runtimes.docker import engine
+
+    joined = start_first_networks(project)
+    if not joined:
+        return []
+    try:
+        found = {str(n.get("Name")): n for n in connect().api.networks(names=list(joined))}
+    except (*engine.Errors, RuntimeFailure):
+        return []
+    warnings = []
+    for plan in resources.network_plans(project):
+        network, services = found.get(plan.name), joined.get(plan.name)
+        if network is None or not services or (network.get("Labels") or {}).get(SUBNET_LABEL) == "fixed":
+            continue
+        if plan.external:
+            whose, fix = (
+                "external",
+                (
+                    "create it with a subnet and the label that says so (docker network create --subnet SUBNET "
+                    f"--label {SUBNET_LABEL}=fixed {plan.name})"
+                ),
+            )
+        elif plan.pin_subnet or SUBNET_LABEL in plan.create.get("labels", {}):
+            whose, fix = (
+                "created by an older unistack",
+                "run `unistack down` and then `up` once: it is created again with its subnet fixed",
+            )
+        else:
+            whose, fix = (
+                f"{plan.create.get('driver')}, its subnet chosen by Docker",
+                (
+                    f"give it one in the file (networks.{plan.key}.ipam.config: [{{subnet: ...}}]), then "
+                    "`unistack down` and `up`"
+                ),
+            )
+        warnings.append(
+            f"network {plan.name} ({whose}) has no fixed subnet, so a start-first update of "
+            f"{', '.join(services)} gets the lowest free address Docker hands out, which can be its old "
+            f"container's (docs/deployment.md); {fix}"
+        )
+    return warnings
