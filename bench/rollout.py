@@ -4,8 +4,9 @@
     .venv/bin/python bench/rollout.py --runtime docker
 
 The stack (static frontend, no reload) runs with a steady load of GET /api/health through the proxy (threads with
-a kept-alive connection each, a new one after any failure). Three updates of the backend, each a plain setting
-change (DB_POOL_TIMEOUT), each by `up --wait` with an override file beside compose.yaml:
+a kept-alive connection each, a new one after any failure: tests/loadclient.py, the rollout tests' load client).
+Three updates of the backend, each a plain setting change (DB_POOL_TIMEOUT), each by `up --wait` with an override
+file beside compose.yaml:
 
 - `stop_first`: the override sets `deploy.update_config.order: stop-first` (what `up` did before start-first);
 - `start_first`: the stack's own `start-first`;
@@ -21,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,9 @@ from typing import Any
 from _common import busy_warning, environment, free_port, log, stack_environment
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from tests.loadclient import Load  # noqa: E402  (the rollout tests' load client)
+
 COMPOSE = REPO / "stack" / "compose.yaml"
 UP_TIMEOUT = 900.0
 HOST = "127.0.0.1"
@@ -46,58 +48,6 @@ OVERRIDES = {
         "      retries: 2\n      start_period: 5s\n      start_interval: 200ms\n"
     ),
 }
-
-
-class Load:
-    """GET /api/health from ``clients`` threads until stopped (bounded by ``limit`` requests each and ``seconds``)."""
-
-    def __init__(self, port: int, clients: int, seconds: float = 300.0, limit: int = 200_000) -> None:
-        self.port, self.clients, self.seconds, self.limit = port, clients, seconds, limit
-        self.sent = 0
-        self.failures: list[float] = []
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
-
-    def _client(self) -> None:
-        deadline = time.monotonic() + self.seconds
-        connection: http.client.HTTPConnection | None = None
-        for _ in range(self.limit):
-            if self.stop.is_set() or time.monotonic() > deadline:
-                break
-            ok = False
-            try:
-                if connection is None:
-                    connection = http.client.HTTPConnection(HOST, self.port, timeout=10)
-                connection.request("GET", "/api/health")
-                answer = connection.getresponse()
-                answer.read()
-                ok = answer.status == 200
-            except (OSError, http.client.HTTPException):
-                ok = False
-            with self.lock:
-                self.sent += 1
-                if not ok:
-                    self.failures.append(time.time())
-            if not ok and connection is not None:
-                connection.close()
-                connection = None
-        if connection is not None:
-            connection.close()
-
-    def __enter__(self) -> Load:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=15)
-
-    def mark(self) -> tuple[int, int]:
-        with self.lock:
-            return self.sent, len(self.failures)
 
 
 class Instance:
@@ -131,7 +81,7 @@ def update(instance: Instance, load: Load, name: str, pool_timeout: str) -> dict
     time.sleep(2.0)  # two more seconds of load after `up` returned: late failures count too
     sent_after, failed_after = load.mark()
     with load.lock:
-        failures = [t for t in load.failures if t >= launched]
+        failures = [f.at for f in load.failures if f.at >= launched]
     switched = [
         e["at"]
         for e in instance.events()
@@ -167,7 +117,10 @@ def main() -> int:
         if result.returncode != 0:
             raise RuntimeError(f"up exited {result.returncode}: {result.stdout[-1000:]}{result.stderr[-1000:]}")
         figures: dict[str, Any] = {}
-        with Load(instance.port, args.clients) as load:
+        load = Load(
+            instance.port, "/api/health", clients=args.clients, keep_alive=True, timeout=10, seconds=300, limit=200_000
+        )
+        with load:
             for name, timeout in (("stop_first", "3"), ("start_first", "4"), ("failed_start_first", "5")):
                 figures[name] = update(instance, load, name, timeout)
         report[args.runtime] = figures

@@ -22,7 +22,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 import docker
 import pytest
 
+from tests.loadclient import Load
 from unistack.control import client as daemon_client
 
 from .support import remove_project_resources, requires_engine, unique_name
@@ -183,47 +183,6 @@ services:
 """
 
 
-class Load:
-    def __init__(self, port: int, seconds: float = 120.0, limit: int = 20000) -> None:
-        self.port, self.seconds, self.limit = port, seconds, limit
-        self.answers: dict[str, int] = {}
-        self.failures: list[str] = []
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(2)]
-
-    def _client(self) -> None:
-        deadline = time.monotonic() + self.seconds
-        for _ in range(self.limit):
-            if self.stop.is_set() or time.monotonic() > deadline:
-                return
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
-                    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-                    data = b""
-                    while chunk := s.recv(4096):
-                        data += chunk
-                head, _, body = data.partition(b"\r\n\r\n")
-                if b" 200 " not in head.split(b"\r\n")[0]:
-                    raise OSError(f"answered {head[:40]!r}")
-                version = body.decode().strip()
-                self.answers[version] = self.answers.get(version, 0) + 1
-            except OSError as exc:
-                self.failures.append(f"{time.monotonic():.3f} {exc}")
-
-    def __enter__(self) -> Load:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=10)
-
-    def total(self) -> int:
-        return sum(self.answers.values())
-
-
 class Cli:
     def __init__(self, folder: Path, name: str, image: str, port: int) -> None:
         self.folder, self.name = folder, name
@@ -289,15 +248,15 @@ def test_start_first_update_and_failed_update_drop_no_request(cli: Cli, client: 
         cli.env["VERSION"] = "v2"
         result = cli.run("up", "--wait", "--wait-timeout", "60")
         assert "web: updated start-first" in result.stdout, result.stdout
-        wait_for(lambda: load.answers.get("v2", 0) > 20, 20, "v2 to answer")
+        wait_for(lambda: load.count("v2") > 20, 20, "v2 to answer")
         second = cli.ps()["web"]
         assert second["container"] != first and second["state"] == "healthy"
         assert client.containers.get(f"{cli.name}-web-1").id == second["container"]  # renamed to Compose's name
         assert not first_addresses & set(addresses(client, second["container"]))
         cli.env.update(VERSION="v3", NEVER_READY="1")
         failed = cli.run("up", "--wait", "--wait-timeout", "60", check=False)
-        served = load.answers.get("v2", 0)
-        wait_for(lambda: load.answers.get("v2", 0) > served + 20, 20, "v2 to go on")
+        served = load.count("v2")
+        wait_for(lambda: load.count("v2") > served + 20, 20, "v2 to go on")
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "web: the update's new incarnation failed its healthcheck" in failed.stderr, failed.stderr
     assert "v3 listening" in failed.stderr.partition("last log lines")[2], failed.stderr  # the new one's log
@@ -307,7 +266,7 @@ def test_start_first_update_and_failed_update_drop_no_request(cli: Cli, client: 
     assert any(line.split()[1] in first_addresses for line in stale), stale  # the old address was dialled
     assert not [line for line in stale if line.endswith(" v3")], stale  # and never answered by the failed update
     assert load.failures == [], load.failures[:5]
-    assert load.answers.get("v3", 0) == 0 and load.answers["v1"] > 0
+    assert load.count("v3") == 0 and load.count("v1") > 0
     row = cli.ps()["web"]
     assert row["container"] == second["container"] and row["state"] == "healthy", (row, events(cli)[-12:])
 

@@ -10,53 +10,22 @@ the end (a second update), so the shared instance runs its configuration again f
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import Counter
+import json
 
-import httpx
 import pytest
 
-from .conftest import Stack, wait_for
+from tests.loadclient import Load
+
+from .conftest import HTTP_TIMEOUT, Stack, wait_for
 
 pytestmark = pytest.mark.e2e
 
 CHANGED = "10485761"  # one byte more than the stack's default
 
 
-class Load:
-    """GET /api/info through the proxy from two threads, a new connection per request, until stopped."""
-
-    def __init__(self, stack: Stack, seconds: float = 240.0, limit: int = 20000) -> None:
-        self.stack, self.seconds, self.limit = stack, seconds, limit
-        self.answers: Counter[int] = Counter()  # by the max_upload_bytes the backend reported
-        self.failures: list[str] = []
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(2)]
-
-    def _client(self) -> None:
-        deadline = time.monotonic() + self.seconds
-        for _ in range(self.limit):
-            if self.stop.is_set() or time.monotonic() > deadline:
-                return
-            try:
-                with self.stack.client() as client:  # one connection per request, as a browser's new visitor
-                    response = client.get("/api/info")
-                if response.status_code != 200:
-                    raise httpx.HTTPError(f"answered {response.status_code}: {response.text[:80]}")
-                self.answers[int(response.json()["max_upload_bytes"])] += 1
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
-                self.failures.append(f"{time.monotonic():.3f} {type(exc).__name__}: {exc}")
-
-    def __enter__(self) -> Load:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=30)
+def _max_upload_bytes(body: bytes) -> str:
+    """What /api/info says of the backend that answered: its MAX_UPLOAD_BYTES."""
+    return str(int(json.loads(body)["max_upload_bytes"]))
 
 
 def update(stack: Stack, value: str | None) -> str:
@@ -71,17 +40,17 @@ def test_a_backend_setting_rolled_out_start_first_drops_no_request(stack: Stack)
     stack.wait_ready()
     before = stack.ps()["backend"]
     original = stack.env.get("MAX_UPLOAD_BYTES")
-    with Load(stack) as load:
-        wait_for(lambda: sum(load.answers.values()) > 20, 60, "the load to be answered")
+    with Load(stack.port, "/api/info", read=_max_upload_bytes, timeout=HTTP_TIMEOUT, seconds=240) as load:
+        wait_for(lambda: load.total() > 20, 60, "the load to be answered")
         try:
             out = update(stack, CHANGED)
             assert "backend: updated start-first" in out, out
-            wait_for(lambda: load.answers[int(CHANGED)] > 20, 60, "the new backend to answer")
+            wait_for(lambda: load.count(CHANGED) > 20, 60, "the new backend to answer")
             after = stack.ps()["backend"]
         finally:
             back = update(stack, original)  # the shared instance as it was, the same way
-        served = load.answers.copy()
-        wait_for(lambda: sum(load.answers.values()) > sum(served.values()) + 20, 60, "the load to go on")
+        served = load.total()
+        wait_for(lambda: load.total() > served + 20, 60, "the load to go on")
     assert load.failures == [], load.failures[:5]
     assert "backend: updated start-first" in back, back
     key = "container" if stack.runtime == "docker" else "pid"
