@@ -3,9 +3,10 @@
 Modules, one job each: ``yamlfile`` (YAML 1.2 with line numbers, ``!reset``/``!override``), ``yamlfast`` and
 ``yamlvalues`` (the subset most Compose files are written in, read fast), ``interpolation`` (``${VAR:-default}``),
 ``envfile`` (``.env``), ``merging`` (override files), ``discover`` (which files, project name, unistack's
-variables), ``composition`` (include, extends, profiles), ``normalize`` (short to long syntax), ``checks``
-(whole-project checks), ``build`` (the model), ``loading`` (the named steps), ``rendering`` (``unistack config``)
-and ``model`` (the typed result); ``inputs`` (what a load read) and ``loadcache`` (a load remembered by them).
+variables), ``composition`` (include, extends, profiles), ``formats`` (the value formats), ``normalize`` (short
+to long syntax), ``checks`` (whole-project checks), ``build`` (the model), ``loading`` (the named steps),
+``rendering`` (``unistack config``) and ``model`` (the typed result); ``inputs`` (what a load read) and
+``loadcache`` (a load remembered by them).
 """
 
 from __future__ import annotations
