@@ -34,9 +34,9 @@ GLOBAL = {
     "--runtime": "runtime",
 }
 REPEATABLE = {"files", "env_files", "profiles"}
-RUNTIMES = ("process", "docker", "auto")  # runtimes.RUNTIME_CHOICES (tests/unit/test_fastpath.py compares)
+RUNTIMES = ("process", "docker", "auto")  # runtimes.RUNTIME_CHOICES (tests/unit/test_loadcache.py compares)
 ANSWER_WITHIN = 1.0  # a slower daemon: the CLI's own way (it waits 5 s more and names a daemon that does not answer)
-LOGS_WITHIN = 2.0  # control.client.LOGS_WITHIN
+LOGS_WITHIN = 2.0  # control.client.LOGS_WITHIN (compared there too)
 
 
 class Words:
@@ -106,6 +106,8 @@ def main(argv: list[str], environ: dict[str, str] | None = None) -> str | None:
     words = read(argv)
     if words is None or not environ.get("HOME"):  # no HOME: paths with ~ would come from the password database
         return None
+    if (words.runtime or environ.get("UNISTACK_RUNTIME") or "auto") not in RUNTIMES:
+        return None  # click refuses it, whatever the verb
     key = loadcache.material(words.options, os.getcwd(), environ)
     entry = loadcache.lookup(key, environ)
     if entry is None:
@@ -182,8 +184,6 @@ def _ps(state_dir: str, words: Words) -> str | None:
 
 def _logs(state_dir: str, words: Words, entry: dict[str, Any], environ: dict[str, str]) -> str | None:
     runtime = words.runtime or environ.get("UNISTACK_RUNTIME") or "auto"
-    if runtime not in RUNTIMES:
-        return None
     if runtime == "auto":
         import json
 

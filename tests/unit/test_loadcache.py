@@ -285,6 +285,27 @@ def test_the_fast_path_reads_only_the_forms_it_knows() -> None:
     assert all(fastpath.read(argv) is None for argv in unknown)
 
 
+def test_the_fast_path_knows_every_option_the_cli_has() -> None:
+    """A new global option or verb option must be looked at here: the fast path reads the words by hand."""
+    from unistack.commands import inspect
+    from unistack.control import client
+    from unistack.runtimes import RUNTIME_CHOICES
+
+    assert {p.name for p in cli.cli.params} == {*fastpath.GLOBAL.values(), "version"}  # --version: not a verb
+    assert {p.name for p in inspect.ps.params} == {"fmt", "target", "services"}
+    assert {p.name for p in inspect.config_command.params} == {"fmt", "no_redact"}
+    assert {p.name for p in inspect.logs.params} == {"follow", "tail", "target", "services"}
+    assert tuple(RUNTIME_CHOICES) == fastpath.RUNTIMES
+    assert fastpath.LOGS_WITHIN == client.LOGS_WITHIN
+
+
+def test_a_runtime_click_refuses_is_never_answered(runner: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner.cached("config")
+    assert fastpath.main(["--runtime", "nosuch", "config"]) is None
+    monkeypatch.setenv("UNISTACK_RUNTIME", "nosuch")
+    assert fastpath.main(["config"]) is None
+
+
 # calls that reach the disk in config/ besides inputs' own: (module, what), each for a reason
 LOOKS_ELSEWHERE = {
     ("yamlfile.py", ".stat("),  # the size bound before reading, through inputs.read_text then
