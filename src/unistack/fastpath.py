@@ -5,10 +5,10 @@ It reads the words by hand only where they are unambiguous: the global options `
 --project-name``, ``--env``, ``--env-file``, ``--profile``, ``--runtime`` each followed by its value as the next
 word; then ``ps [--format table|json] [SERVICE...]``, ``config [--format yaml|json] [--no-redact]`` or ``logs
 -n/--tail N [SERVICE...]``. Anything else (``--opt=value``, ``-h``, ``--target``, ``-f`` after ``logs``, an
-unknown service, a repeated single option), a miss, a ``ports.json``, no daemon answering with this code, or any
-error: ``None``, and the CLI does it as before (storing its load for next time when the words were read here).
-The output is the CLI's, byte for byte (``tests/integration/test_fastpath.py`` compares them). Never
-prints an error, never exits: ``entry`` does.
+unknown service, a repeated single option, a runtime click refuses), a miss, a ``ports.json``, no daemon answering
+with this code, or any error: ``None``, and the CLI does it as before (storing its load for next time when the
+words were read here). The output is the CLI's, byte for byte (``tests/integration/test_fastpath.py`` compares
+them). Never prints an error, never exits: ``entry`` does.
 """
 
 from __future__ import annotations
