@@ -10,16 +10,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from tests.loadclient import Load
 from unistack.control import client as daemon_client
 
 from .conftest import Instance
@@ -55,78 +52,30 @@ services:
 """
 
 
-@dataclass
-class Load:
-    """Requests to the socket, one connection each, until stopped (at most ``limit`` each or ``seconds``)."""
-
-    path: Path
-    limit: int = 20000
-    seconds: float = 90.0
-    answers: dict[str, int] = field(default_factory=dict)
-    failures: list[str] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _threads: list[threading.Thread] = field(default_factory=list)
-
-    def _one(self) -> None:
-        deadline = time.monotonic() + self.seconds
-        for _ in range(self.limit):
-            if self._stop.is_set() or time.monotonic() > deadline:
-                return
-            try:
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.settimeout(5)
-                    s.connect(str(self.path))
-                    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-                    data = b""
-                    while chunk := s.recv(4096):
-                        data += chunk
-                head, _, body = data.partition(b"\r\n\r\n")
-                if b" 200 " not in head.split(b"\r\n")[0]:
-                    raise OSError(f"answered {head[:40]!r}")
-                version = body.decode().strip()
-                self.answers[version] = self.answers.get(version, 0) + 1
-            except OSError as exc:
-                self.failures.append(f"{time.monotonic():.3f} {exc}")
-
-    def __enter__(self) -> Load:
-        self._threads = [threading.Thread(target=self._one, daemon=True) for _ in range(2)]
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=10)
-
-    def total(self) -> int:
-        return sum(self.answers.values())
-
-
 def test_start_first_update_and_failed_update_drop_no_request(instance: Instance) -> None:
     instance.env["SOCKET_PY"] = str(SOCKET_PY)
     instance.write(COMPOSE)
     instance.run("up", "--wait", "--wait-timeout", "30", check=True)
     first = instance.ps()["web"]["pid"]
     sock = instance.state_dir() / "run" / "web.sock"
-    with Load(sock) as load:
+    with Load(unix=sock, seconds=90) as load:
         instance.wait_for(lambda: load.total() > 20, timeout=20, message="the load to be answered")
         instance.env["VERSION"] = "v2"
         result = instance.run("up", "--wait", "--wait-timeout", "30", check=True)
         assert "web: updated start-first" in result.stdout, result.stdout
-        instance.wait_for(lambda: load.answers.get("v2", 0) > 20, timeout=20, message="v2 to answer")
+        instance.wait_for(lambda: load.count("v2") > 20, timeout=20, message="v2 to answer")
         second = instance.ps()["web"]
         assert second["pid"] != first and second["state"] == "healthy" and second["update"] == ""
         # the new incarnation never passes its healthcheck: stopped, the old one keeps serving
         instance.env.update(VERSION="v3", NEVER_READY="1")
         failed = instance.run("up", "--wait", "--wait-timeout", "30")
-        served = load.answers.get("v2", 0)
-        instance.wait_for(lambda: load.answers.get("v2", 0) > served + 20, timeout=20, message="v2 to go on")
+        served = load.count("v2")
+        instance.wait_for(lambda: load.count("v2") > served + 20, timeout=20, message="v2 to go on")
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "web" in failed.stderr and "failed its healthcheck" in failed.stderr and "last log lines" in failed.stderr
     assert "v3 listening" in failed.stderr.partition("last log lines")[2], failed.stderr
     assert load.failures == [], load.failures[:5]
-    assert load.answers.get("v3", 0) == 0 and load.answers["v1"] > 0
+    assert load.count("v3") == 0 and load.count("v1") > 0
     ps = instance.ps()["web"]
     assert ps["pid"] == second["pid"] and ps["state"] == "healthy"
     saved = json.loads((instance.state_dir() / "project.json").read_text())
@@ -152,7 +101,7 @@ def test_a_daemon_killed_between_the_switch_and_the_old_ones_stop_is_finished_by
     instance.write(COMPOSE)
     instance.run("up", "--wait", "--wait-timeout", "30", check=True)
     first = instance.ps()["web"]["pid"]
-    with Load(instance.state_dir() / "run" / "web.sock") as load:
+    with Load(unix=instance.state_dir() / "run" / "web.sock", seconds=90) as load:
         instance.wait_for(lambda: load.total() > 20, timeout=20, message="the load to be answered")
         instance.env["VERSION"] = "v2"
         argv = [sys.executable, "-m", "unistack", "up", "--wait"]
@@ -175,8 +124,8 @@ def test_a_daemon_killed_between_the_switch_and_the_old_ones_stop_is_finished_by
 
         instance.wait_for(finished, timeout=30, message="the next command to finish the update")
         instance.wait_for(lambda: not _alive(int(first)), timeout=30, message="the old incarnation to stop")
-        served = load.answers.get("v2", 0)
-        instance.wait_for(lambda: load.answers.get("v2", 0) > served + 20, timeout=20, message="v2 to go on")
+        served = load.count("v2")
+        instance.wait_for(lambda: load.count("v2") > served + 20, timeout=20, message="v2 to go on")
     assert load.failures == [], load.failures[:5]
     messages = [e["message"] for e in instance.events()]
     assert any("finished the switch" in m for m in messages), messages[-8:]
