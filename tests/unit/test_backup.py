@@ -340,11 +340,12 @@ class FailingStreams(FakeStreams):
         self._produce(service.name, out)
 
     def _produce(self, name: str, out: Sink) -> None:
-        out(memoryview(b"first bytes"))
         if name == self.fail:
+            out(memoryview(b"first bytes"))
             raise RuntimeFailure(f"{name}: the dump failed")
         deadline = time.monotonic() + 30
         try:
+            out(memoryview(b"first bytes"))  # the backup may have stopped already: Cancelled at once
             while time.monotonic() < deadline:  # until the backup stops (Cancelled from the spool)
                 out(memoryview(b"more"))
                 time.sleep(0.001)

@@ -109,12 +109,35 @@ class PartWriter:
         self.size = 0
         self.hash = hashlib.sha256()
         self.writeback = writeback or (lambda end: None)
+        self._buffer: bytearray | None = None
 
     def __call__(self, chunk: memoryview) -> None:
         self.hash.update(chunk)  # both release the GIL for large chunks
         _write_all(self.fd, chunk)
         self.size += len(chunk)
         self.writeback(self.start + self.size)
+
+    def written(self) -> int:
+        """Take the bytes a command wrote straight into the archive (its stdout: ``fd``) since the last call: read
+        back from the page cache they were just written to, counted and hashed; how many. (The part is the last
+        thing in the file while it streams, so they are all from its start to the file's end.)"""
+        if self._buffer is None:
+            self._buffer = bytearray(CHUNK)
+        view = memoryview(self._buffer)
+        end = os.fstat(self.fd).st_size
+        taken = 0
+        try:
+            while self.start + self.size < end:
+                read = os.preadv(self.fd, [view[: min(CHUNK, end - self.start - self.size)]], self.start + self.size)
+                if not read:
+                    break
+                self.hash.update(view[:read])
+                self.size += read
+                taken += read
+        except OSError as exc:
+            raise StateError(f"cannot read back the backup archive: {exc.strerror or exc}") from exc
+        self.writeback(self.start + self.size)
+        return taken
 
     def size_and_hash(self) -> tuple[int, str]:
         return self.size, self.hash.hexdigest()
@@ -173,7 +196,8 @@ class ArchiveWriter:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # unbuffered: the parts come in large chunks, and a spool is copied in by the kernel at the file's offset
-            self.fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            # read too: what a command wrote straight into it is read back to be hashed (``PartWriter.written``)
+            self.fd = os.open(self.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise StateError(f"cannot write the backup archive {self.temp}: {exc.strerror or exc}") from exc
         self.closed = False
@@ -190,6 +214,7 @@ class ArchiveWriter:
         _write_all(self.fd, header)
         writer = PartWriter(self.fd, start + len(header), self.writeback)
         yield writer
+        os.lseek(self.fd, writer.start + writer.size, os.SEEK_SET)  # after what was taken, however it was written
         _write_all(self.fd, b"\0" * (-writer.size % BLOCK))
         final = _header(member, writer.size)
         assert len(final) == len(header), member

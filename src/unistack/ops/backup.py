@@ -28,11 +28,12 @@ from unistack.ops.archive import (
     ArchiveWriter,
     Manifest,
     PartRecord,
+    PartWriter,
     Spool,
     archive_name,
     archives_in,
 )
-from unistack.runtimes.datastreams import DataStreams, Sink
+from unistack.runtimes.datastreams import DataStreams, Sink, direct
 
 Progress = Callable[[str, int], None]  # (what, bytes so far)
 DEBUG = "UNISTACK_DEBUG_BACKUP"  # set (to anything): the command prints when each step ended, on stderr
@@ -137,25 +138,16 @@ def take(
     each step ends (``Steps``)."""
     started = time.time()
     writer = ArchiveWriter(path)
-    direct = next((i for i, item in enumerate(planned) if item.part.kind == "volume"), 0)
-    beside = {i: _Beside(item, streams, writer.spool(), steps) for i, item in enumerate(planned) if i != direct}
+    streamed = next((i for i, item in enumerate(planned) if item.part.kind == "volume"), 0)
+    beside = {i: _Beside(item, streams, writer.spool(), steps) for i, item in enumerate(planned) if i != streamed}
     records: dict[int, PartRecord] = {}
     try:
         for taker in beside.values():
             taker.start()
-        item = planned[direct]
+        item = planned[streamed]
         with writer.part(item.member) as out:
-            others = list(beside.values())
-
-            def streaming(chunk: memoryview) -> None:
-                out(chunk)
-                for taker in others:
-                    if taker.error is not None:  # a part beside failed: this one stops too (its command killed)
-                        raise taker.error
-                if progress is not None:
-                    progress(item.label, out.size + sum(taker.spool.size for taker in others))
-
-            records[direct] = _take_part(item, streams, streaming, out.size_and_hash, steps)
+            streaming = _Streamed(out, item.label, list(beside.values()), progress)
+            records[streamed] = _take_part(item, streams, streaming, out.size_and_hash, steps)
         for index, taker in beside.items():
             while taker.is_alive():
                 taker.join(0.1)
@@ -192,6 +184,36 @@ def take(
 STOP_WAIT = 10.0  # seconds a part taken beside is waited for once the backup failed
 
 
+class _Streamed:
+    """The sink of the part streamed into the archive: its bytes given (``__call__``) or, when the command runs on
+    this machine, written by it straight into the archive's file (``direct``: ``fd``, ``written``); either way
+    the progress told, and stopped when a part beside failed (its command killed)."""
+
+    def __init__(self, out: PartWriter, label: str, others: list[_Beside], progress: Progress | None) -> None:
+        self.out, self.label, self.others, self.progress = out, label, others, progress
+        self.direct = self
+
+    @property
+    def fd(self) -> int:
+        return self.out.fd
+
+    def __call__(self, chunk: memoryview) -> None:
+        self.out(chunk)
+        self._went_on()
+
+    def written(self) -> int:
+        taken = self.out.written()
+        self._went_on()
+        return taken
+
+    def _went_on(self) -> None:
+        for taker in self.others:
+            if taker.error is not None:  # a part beside failed: this one stops too (its command killed)
+                raise taker.error
+        if self.progress is not None:
+            self.progress(self.label, self.out.size + sum(taker.spool.size for taker in self.others))
+
+
 class _Beside(threading.Thread):
     """A part taken into its spool while another streams into the archive; ``record`` re-raises its failure."""
 
@@ -225,7 +247,7 @@ def _take_part(
     version: tuple[str, int] | None = None
     db = None
     if steps is not _nothing:
-        sink = _first_bytes(sink, lambda: steps(f"{item.label}: first bytes"))
+        sink = _FirstBytes(sink, lambda: steps(f"{item.label}: first bytes"))
     if part.kind == "postgres":
         db = parts.database(streams, service, part)
         # the server's version and an interrupted restore's leftovers (other databases) asked while the dump runs:
@@ -280,17 +302,34 @@ class _Asking(threading.Thread):
         return self.result
 
 
-def _first_bytes(sink: Sink, then: Callable[[], None]) -> Sink:
-    seen = False
+class _FirstBytes:
+    """A sink that tells ``then`` when its first bytes come (given or written straight into its file)."""
 
-    def first(chunk: memoryview) -> object:
-        nonlocal seen
-        if not seen:
-            seen = True
-            then()
-        return sink(chunk)
+    def __init__(self, sink: Sink, then: Callable[[], None]) -> None:
+        self.sink, self.then, self.seen = sink, then, False
+        self.into = direct(sink)
+        self.direct = self if self.into is not None else None
 
-    return first
+    @property
+    def fd(self) -> int:
+        assert self.into is not None
+        return self.into.fd
+
+    def __call__(self, chunk: memoryview) -> object:
+        self._first()
+        return self.sink(chunk)
+
+    def written(self) -> int:
+        assert self.into is not None
+        taken = self.into.written()
+        if taken:
+            self._first()
+        return taken
+
+    def _first(self) -> None:
+        if not self.seen:
+            self.seen = True
+            self.then()
 
 
 def prune(folder: Path, project: str, keep: int) -> list[Path]:

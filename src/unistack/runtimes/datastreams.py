@@ -6,7 +6,9 @@ service runs, never through a temporary copy on the host.
 are (``postgres_place``); a named volume's files as a tar stream (``volume_out``) and a tar stream unpacked into new
 storage that replaces the volume's files only once it is complete (``volume_in``, ``volume_recover``). Host
 processes: ``runtimes/process_data.py``; containers: ``runtimes/docker/data.py``. Bytes move in large chunks
-(``CHUNK``), never line by line. Failures are ``RuntimeFailure`` with the command's last output. Never decides
+(``CHUNK``), never line by line; a sink that is a file (``direct``) may have a command on this machine write its
+stdout straight into it, with no copy through this process. Failures are ``RuntimeFailure`` with the command's last
+output. Never decides
 what to back up or what a restore replaces (``ops/``).
 """
 
@@ -45,6 +47,24 @@ class PostgresPlace:
         if self.port:
             env["PGPORT"] = self.port
         return env
+
+
+class Direct(Protocol):
+    """What a sink offers when it is a file (``direct``): a command on this machine may have ``fd`` as its stdout
+    (written at the file's offset) instead of a pipe; ``written`` takes what it wrote so far (counts and hashes it:
+    read back from the page cache it was just written to) and returns how many new bytes, or raises to stop the
+    command (another part failed)."""
+
+    @property
+    def fd(self) -> int: ...
+
+    def written(self) -> int: ...
+
+
+def direct(out: Sink) -> Direct | None:
+    """The file behind ``out``, when it is one that a command may write into (its ``direct`` attribute)."""
+    found: Direct | None = getattr(out, "direct", None)
+    return found
 
 
 class DataStreams(Protocol):
