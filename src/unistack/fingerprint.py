@@ -1,12 +1,12 @@
-"""The fingerprint of the unistack code on disk: the package's version and folder, and every file in it (its path,
-size, inode, modification and change times).
+"""The fingerprint of the unistack code on disk: the package's version and folder, and every module and JSON file
+in it (its path, size, inode, modification and change times).
 
 Standard library only (``os``, ``zlib``), so the read-only verbs' fast path can tell a cached load was made by this
 code, and a client can tell that a daemon runs older code (``control.state.code_fingerprint``). A file rewritten
 within one tick of the clock still changes its change time or inode (``os.replace``) unless it keeps its size,
 inode and both times: an edit in place of the same length in the same tick, which nobody makes to an installed
-package. Every file counts, not only the modules: the schema the loader checks against is JSON. Computed once per
-process. Never caches anything else.
+package. JSON counts as well as the modules: the schema the loader checks against is JSON (the dashboard's page,
+served as it is on disk, does not). Computed once per process. Never caches anything else.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def compute() -> str:
                 if entry.is_dir(follow_symlinks=False):
                     if entry.name != "__pycache__":
                         folders.append(entry.path)
-                elif not entry.name.endswith(".pyc"):
+                elif entry.name.endswith((".py", ".json")):
                     path = entry.path[len(package) :]
                     try:
                         s = entry.stat()
