@@ -2,12 +2,12 @@
 
 Started detached by the client (``python -m unistack.control.daemon STATE_DIR``), or ahead by ``up``
 (``python -m unistack.control.daemon --standby``), which imports its code and then waits for ``go STATE_DIR`` on
-its stdin before it touches any instance. It holds ``daemon.lock`` for
-its life, re-adopts what a previous daemon left running (from ``state.json``), serves JSON requests on the
-control socket, saves state after every change, appends every event to ``logs/events.jsonl``, follows the
-services' dependency manifests (``control.manifests``: a change installs into the running service, then restarts
-it), delivers
-``service_fatal`` to the notifiers, rotates logs, and on SIGTERM/SIGINT stops the stack and exits.
+its stdin before it touches any instance. It holds ``daemon.lock`` for its life, serves JSON requests on the
+control socket (one changing request at a time), hands its services over to a newer daemon, follows the services'
+dependency manifests (``control.manifests``: a change installs into the running service, then restarts it),
+delivers ``service_fatal`` to the notifiers, runs the runtime's housekeeping (log rotation), and on SIGTERM/SIGINT
+stops the stack and exits. What a previous daemon left is taken over by ``adoption``; the state file and the events
+log are written by ``recorder``. It never decides anything about a service (the engine does).
 
 Requests (one JSON object per line; one JSON reply per line):
 ``ping``, ``up {project_json (or project), services, environ, runtime}``, ``wait {services, timeout}``, ``ps``,
@@ -32,23 +32,21 @@ import msgspec
 
 from unistack.config import model
 from unistack.config.model import Project
-from unistack.control import notify, state
+from unistack.control import adoption, notify, state
+from unistack.control.recorder import Recorder, state_record
 from unistack.engine.events import Event
-from unistack.engine.health import CheckRecord
-from unistack.engine.rollout import RolloutFailed, finish_switched
-from unistack.engine.states import STATES
+from unistack.engine.rollout import RolloutFailed
 from unistack.engine.supervisor import Engine
-from unistack.errors import StateError, UnistackError
+from unistack.errors import UnistackError
 from unistack.runtimes import PROCESS, create_runtime
-from unistack.runtimes.base import Handle, Runtime
-from unistack.runtimes.logwriter import Appender, AppendStream, Dropped
+from unistack.runtimes.base import Runtime
+from unistack.runtimes.logwriter import Appender, AppendStream
 
 if TYPE_CHECKING:
     from unistack.control.manifests import ManifestWatcher
 
 HOUSEKEEPING_EVERY = 10.0
 REQUEST_LIMIT = 256 * 1024 * 1024  # one request is one line; ``up`` carries the whole project
-SAVE_DELAY = 0.2
 
 
 class Daemon:
@@ -60,12 +58,8 @@ class Daemon:
         self.environ: dict[str, str] = {}
         self.done = asyncio.Event()
         self.lock = asyncio.Lock()  # one changing request at a time
-        self._save_pending = False
-        self._save_next_pending = False
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._events = state.events_log(state_dir)
-        self._events_out: Appender | None = None  # opened once: a start of 100 services writes ~1000 events
-        self._save_failed = False  # the last state file write failed (a full disk): housekeeping tries again
+        self.recorder = Recorder(state_dir, self._record)
         self.code = state.code_fingerprint()
         self._manifests: ManifestWatcher | None = None  # only while a service declares x-unistack.dependencies
         self._down_begun: dict[str, Any] | None = None  # a ``down`` in progress (saved: a next daemon finishes it)
@@ -77,7 +71,7 @@ class Daemon:
         _watch_children_with_pidfds(loop)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: self._spawn(self._terminate()))
-        await self._restore()
+        await adoption.restore(self)
         path = state.socket_path(self.state_dir)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -88,85 +82,14 @@ class Daemon:
             await self.done.wait()
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        if self._events_out is not None:
-            out, self._events_out = self._events_out, None  # a later event opens it again
-            out.finish()
-            os.close(out.fd)
+        self.recorder.close_events()
 
-    async def _restore(self) -> None:
-        """Take over what a previous daemon left: re-adopt live services, restart the rest as wanted."""
-        saved = state.read_state(self.state_dir)
-        raw_project = state.read_project(self.state_dir) if saved and saved.get("up") else None
-        if not saved or raw_project is None:
-            # nothing to re-adopt; still never leave an incarnation of this instance running untracked
-            await self._stop_strays(create_runtime((saved or {}).get("runtime", PROCESS)), set())
-            return
-        project = model.from_data(raw_project, Project)
-        self._configure(project, saved.get("runtime", PROCESS), saved.get("environ") or {})
-        engine, runtime = self._require()
-        down = saved.get("down")  # the previous daemon died during a `down`: finish it, start nothing
-        adopted: dict[str, Handle] = {}
-        wanted: list[str] = []
-        for name, info in (saved.get("services") or {}).items():
-            record = info.get("record")
-            service = project.services.get(name)
-            # an update between its switch and the old one's stop is saved as not wanted (the engine's runner of
-            # the old incarnation stops first): the new incarnation is wanted
-            desired = bool(info.get("desired") or (info.get("switched_to") and down is None))
-            handle = await runtime.adopt(project, service, record) if record and service else None
-            if handle is not None and service is not None and info.get("restarting") and down is None:
-                # it died during a `restart` of this service: finish it (the old incarnation goes, a new one starts)
-                await runtime.stop(handle, service.stop_signal, service.stop_grace_period)
-                self._event(Event("stopped", name, f"{name} stopped: finishing its restart", _now()))
-                handle = None
-            if (switched := info.get("switched_to")) and service is not None and down is None:
-                # it died during a start-first update, after the switch: the new incarnation serves; the old goes
-                new = await finish_switched(runtime, project, name, handle, switched)
-                if new is not None:
-                    self._event(Event("update", name, f"{name} updated: finished the switch to the new one", _now()))
-                    handle = new
-            if name in engine.status:
-                st = engine.status[name]
-                st.restarts = int(info.get("restarts", 0))
-                st.exit_code = info.get("exit_code")
-                # exited, fatal or stopped: show it as it was; a live one keeps "healthy" if it is the same
-                # incarnation (the engine checks, and its next probe says otherwise if need be)
-                st.state = saved_state if (saved_state := info.get("state")) in STATES else "created"
-                st.restarted_at = [float(at) for at in info.get("restarted_at") or []]
-                if check := info.get("last_check"):
-                    st.last_check = CheckRecord(**check)
-            if handle is not None and (service is None or (not desired and down is None)):
-                await runtime.stop(handle, "SIGTERM", 10.0)  # left running but no longer wanted
-                self._event(Event("stopped", name, f"{name} stopped: no longer part of the instance", _now()))
-                continue
-            if handle is not None:
-                adopted[name] = handle
-            if desired:
-                wanted.append(name)
-        await self._stop_strays(runtime, {h.ident for h in adopted.values()})
-        if isinstance(down, dict):  # what is still alive is stopped in reverse order, then the instance is gone
-            self._event(Event("stopping", None, "finishing the `down` a previous supervisor began", _now()))
-            for name, handle in adopted.items():
-                engine.status[name].handle = handle
-            await self._down(bool(down.get("volumes")), down.get("timeout"))
-            return
-        if wanted:  # exactly those: a finished one-shot (a migration) must not run again
-            await engine.up(wanted, adopted=adopted, with_dependencies=False)
-        self._save_now()
-        self._follow_manifests()
-
-    async def _stop_strays(self, runtime: Runtime, known: set[str]) -> None:
-        """Stop incarnations that no daemon tracks (started just before the previous daemon died)."""
-        for stray in await runtime.strays(self.state_dir, known):
-            await runtime.stop(stray, "SIGTERM", 10.0)
-            self._event(Event("stopped", stray.service, f"{stray.service} ({stray.ident}) stopped: untracked", _now()))
-
-    def _configure(self, project: Project, runtime_name: str, environ: dict[str, str]) -> None:
+    def configure(self, project: Project, runtime_name: str, environ: dict[str, str]) -> None:
         self.runtime_name, self.environ = runtime_name, environ
         self.runtime = create_runtime(runtime_name, environ)
-        self.engine = Engine(project, self.runtime, on_event=self._event)
+        self.engine = Engine(project, self.runtime, on_event=self.event)
 
-    def _require(self) -> tuple[Engine, Runtime]:
+    def require(self) -> tuple[Engine, Runtime]:
         if self.engine is None or self.runtime is None:
             raise UnistackError("this instance is not up; run `unistack up` first")
         return self.engine, self.runtime
@@ -176,10 +99,10 @@ class Daemon:
             await self._unfollow_manifests()
             if self.engine is not None:
                 await self.engine.close()
-                self._save_now()
+                self.recorder.save_now()
         self.done.set()
 
-    def _follow_manifests(self) -> None:
+    def follow_manifests(self) -> None:
         """Watch the dependency manifests the services declare (x-unistack.dependencies): a change installs into
         the running service, then restarts it. Nothing is imported or watched while none declares any."""
         engine = self.engine
@@ -192,9 +115,9 @@ class Daemon:
             from unistack.engine.manifests import ManifestFollower
 
             follower = ManifestFollower(
-                engine, fingerprint=fingerprint, exclusive=lambda: self.lock, on_event=self._event
+                engine, fingerprint=fingerprint, exclusive=lambda: self.lock, on_event=self.event
             )
-            self._manifests = ManifestWatcher(follower, self._event)
+            self._manifests = ManifestWatcher(follower, self.event)
         self._manifests.update()
 
     async def _unfollow_manifests(self) -> None:
@@ -206,8 +129,8 @@ class Daemon:
     async def _housekeeping(self) -> None:
         while not self.done.is_set():
             await asyncio.sleep(HOUSEKEEPING_EVERY)
-            if self._save_failed:
-                self._save_now()
+            if self.recorder.failed:
+                self.recorder.save_now()
             if self.engine is not None and self.runtime is not None:
                 with contextlib.suppress(Exception):
                     await self.runtime.housekeeping(self.engine.project)
@@ -248,7 +171,7 @@ class Daemon:
             return {"pid": os.getpid(), "project": project, "code": self.code}
         if cmd == "handover":  # leave the services running for a newer daemon, which re-adopts them
             async with self.lock:
-                self._save_now()
+                self.recorder.save_now()
                 # exit without finalisers: closing asyncio's subprocess transports would kill the services
                 asyncio.get_running_loop().call_later(0.1, os._exit, 0)
             return {"handed_over": True}
@@ -257,20 +180,20 @@ class Daemon:
         if cmd == "logs":
             return await self._logs(request)
         if cmd == "wait":
-            engine, _ = self._require()
+            engine, _ = self.require()
             report = await engine.wait_ready(services, timeout)
             return {"ok": report.ok, "ready": report.ready, "failed": report.failed, "pending": report.pending}
         if cmd == "kill":  # must not wait behind a graceful stop that is in progress
             if self.engine is not None:
                 await self.engine.kill()
             async with self.lock:
-                return await self._down(False, 0.0)
+                return await self.down(False, 0.0)
         async with self.lock:
             if cmd == "up":
                 return await self._up(request)
             if cmd == "down":
-                return await self._down(bool(request.get("volumes")), timeout)
-            engine, _ = self._require()
+                return await self.down(bool(request.get("volumes")), timeout)
+            engine, _ = self.require()
             if cmd == "stop":
                 await engine.stop(services, timeout)
             elif cmd == "start":
@@ -279,7 +202,7 @@ class Daemon:
                 await engine.restart(services, timeout)
             else:
                 raise UnistackError(f"unknown request {cmd!r}")
-            self._save_now()
+            self.recorder.save_now()
             return engine.snapshot()
 
     async def _logs(self, request: dict[str, Any]) -> list[list[str]] | None:
@@ -303,8 +226,8 @@ class Daemon:
         environ = dict(request.get("environ") or {})
         runtime_name = request.get("runtime") or self.runtime_name
         if self.engine is None:
-            self._configure(project, runtime_name, environ)
-            engine, _ = self._require()
+            self.configure(project, runtime_name, environ)
+            engine, _ = self.require()
             selected = engine.selection(request.get("services") or None)
             try:
                 await engine.up(selected)
@@ -312,8 +235,8 @@ class Daemon:
                 if not any(st.handle for st in engine.status.values()):
                     self._forget()  # nothing started (the runtime could not prepare): leave no instance behind
                 raise
-            self._save_now()
-            self._follow_manifests()
+            self.recorder.save_now()
+            self.follow_manifests()
             return dict.fromkeys(selected, "started")
         if runtime_name != self.runtime_name:
             raise UnistackError(
@@ -321,22 +244,22 @@ class Daemon:
                 f"switching it to {runtime_name}"
             )
         self.environ = environ
-        engine, _ = self._require()
+        engine, _ = self.require()
         try:
             done = await engine.reconcile(project, request.get("services") or None)
         except RolloutFailed:  # the services whose update failed run their old version: saved as running
             state.write_project(self.state_dir, model.to_json(engine.project).decode())
-            self._save_now()
+            self.recorder.save_now()
             raise
-        self._save_now()
-        self._follow_manifests()
+        self.recorder.save_now()
+        self.follow_manifests()
         return done
 
-    async def _down(self, volumes: bool, timeout: float | None) -> dict[str, Any]:
+    async def down(self, volumes: bool, timeout: float | None) -> dict[str, Any]:
         """Stop everything and remove what the instance made. Saved as begun first: a daemon killed meanwhile is
         replaced by one that finishes it (never one that keeps the rest of the stack running)."""
         self._down_begun = {"volumes": volumes, "timeout": timeout}
-        self._save_now()
+        self.recorder.save_now()
         try:
             await self._unfollow_manifests()
             if self.engine is not None and self.runtime is not None:
@@ -354,105 +277,32 @@ class Daemon:
 
     # ----------------------------------------------------------------- events and state
 
-    def _event(self, event: Event) -> None:
-        if event.kind in {"started", "stopping", "stopped", "exited", "killed", "update"}:
-            # an incarnation's pid (and a stop that began: a restart or down to finish) reaches the state file before
-            # the daemon handles new input
-            self._save_next()
-        elif event.kind not in {"check_failed", "waiting", "setup", "notify_failed"}:
-            self._save_soon()
-        self._append_event((event.to_json() + "\n").encode())
+    def event(self, event: Event) -> None:
+        """An event of the engine (or of this daemon): recorded, and a ``fatal`` one delivered to the notifiers."""
+        self.recorder.event(event)
         if event.kind == "fatal" and self.engine is not None:
             self._spawn(self._notify(event))
 
     async def _notify(self, event: Event) -> None:
-        engine, _ = self._require()
+        engine, _ = self.require()
         project = engine.project
         payload = dict(event.data)
         env = {**os.environ, **self.environ}
         for notifier in project.notify:
             failure = await notify.deliver(notifier, payload, project.working_dir, env)
             if failure:
-                self._event(Event("notify_failed", event.service, failure, _now()))
+                self.event(Event("notify_failed", event.service, failure, _now()))
 
-    def _append_event(self, line: bytes) -> None:
-        """One line onto logs/events.jsonl: one write on a descriptor kept open (O_APPEND, unbuffered, so a
-        follower sees it at once and nothing is lost to a kill). A full disk drops events (whole lines, never a
-        torn one), counted: the first event written after says how many."""
-        if self._events_out is None:
-            try:
-                self._events.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self._events, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            except OSError:
-                return  # tried again at the next event
-            self._events_out = Appender(fd, _dropped_events)
-        self._events_out.write(line)
-
-    def _save_next(self) -> None:
-        """Save first thing in the event loop's next iteration, before it handles any new input or timer.
-
-        The services woken together (a layer of dependents) start in the same iteration, and share one write
-        instead of one each (a write is a few milliseconds on a busy disk, and would delay the next start). A
-        process started just before the daemon dies is found by ``strays`` and stopped by the next daemon.
-        """
-        if not self._save_next_pending:
-            self._save_next_pending = True
-            asyncio.get_running_loop().call_soon(self._save_now)
-
-    def _save_soon(self) -> None:
-        if not self._save_pending:
-            self._save_pending = True
-            asyncio.get_running_loop().call_later(SAVE_DELAY, self._save_now)
-
-    def _save_now(self) -> None:
-        """Write the state file. A write that fails (a full disk) keeps the previous file whole and is tried
-        again at the next change or housekeeping round; the daemon goes on from what it holds in memory."""
-        self._save_pending = self._save_next_pending = False
+    def _record(self) -> dict[str, Any] | None:
+        """What the state file holds now; None when there is nothing to save (no instance, or ending)."""
         if self.engine is None or self.done.is_set():
-            return
-        engine = self.engine
-        services: dict[str, Any] = {}
-        for name, st in engine.status.items():
-            check = st.last_check
-            services[name] = {
-                "state": st.state,
-                "restarts": st.restarts,
-                "restarted_at": st.restarted_at,
-                "exit_code": st.exit_code,
-                "record": st.handle.record if st.handle else None,
-                "desired": engine.is_wanted(name),
-                "restarting": name in engine.restarting,
-                "switched_to": st.switched_to,  # a start-first update between its switch and the old one's stop
-                "last_check": None if check is None else check.__dict__,
-            }
-        data = {
-            "up": True,
-            "runtime": self.runtime_name,
-            "environ": self.environ,
-            "daemon_pid": os.getpid(),
-            "services": services,
-            "down": self._down_begun,
-        }
-        try:
-            state.write_state(self.state_dir, data)
-        except StateError as exc:
-            if not self._save_failed:
-                print(exc, file=sys.stderr)
-            self._save_failed = True
-        else:
-            self._save_failed = False
+            return None
+        return state_record(self.engine, self.runtime_name, self.environ, self._down_begun)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-def _dropped_events(dropped: Dropped) -> bytes:
-    """The event that stands for those a full disk refused, written before the next one that fits."""
-    message = f"{dropped.describe('events')} (logs/events.jsonl could not be written)"
-    data = {"dropped_events": dropped.lines, "dropped_bytes": dropped.size}
-    return (Event("error", None, message, time.time(), data).to_json() + "\n").encode()
 
 
 def _watch_children_with_pidfds(loop: asyncio.AbstractEventLoop) -> None:
