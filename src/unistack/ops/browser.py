@@ -82,8 +82,7 @@ def site_url(base: str, path: str, host_header: str | None) -> tuple[str, tuple[
     if not host_header:
         return base + path, ()
     address = urlsplit(base)
-    name = urlsplit(f"//{host_header}").hostname or host_header
-    name = f"[{name}]" if ":" in name else name
+    name = urlsplit(f"//{host_header}").hostname or host_header  # an IPv6 literal unbracketed: Chromium's pattern
     return f"{address.scheme}://{host_header}{path}", (f"--host-resolver-rules=MAP {name} {address.netloc}",)
 
 
