@@ -60,7 +60,7 @@ def test_the_tar_written_straight_is_the_tar_through_a_pipe(tmp_path: Path) -> N
         sink = Straight(out)
         folder_out(folder, sink)
     writer.finish(MANIFEST)
-    assert sink.calls >= 2 and out.size_and_hash() == (len(piped), hashlib.sha256(piped).hexdigest())
+    assert sink.calls >= 1 and out.size_and_hash() == (len(piped), hashlib.sha256(piped).hexdigest())
     with tarfile.open(tmp_path / "a.tar") as archive:
         assert [m.name for m in archive.getmembers()] == ["parts/files.tar", "manifest.json"]
         assert archive.extractfile("parts/files.tar").read() == bytes(piped)  # type: ignore[union-attr]
