@@ -6,6 +6,8 @@ namespaces, docker-registry on the manager), with tests/swarm/small (db gated on
   ``critical_path_s``: the services' own readiness along the layers (per layer, the longest time from a task's
   creation to it running, or to completion for the job), so ``overhead_s`` is what unistack and Swarm add;
 - ``redeploy_s``: ``deploy`` again with nothing changed;
+- ``label_only_redeploy``: ``deploy`` again with only the api's ``deploy.labels`` changed: the service updated,
+  ``api_tasks_replaced`` its running tasks replaced (0: Swarm makes new tasks only for a changed task template);
 - ``rolling_update``: the api updated start-first (an environment change) under a steady load through the
   manager's proxy: requests, failed, the failed-request window, the deploy's time;
 - ``node_loss``: a worker running an api task killed under the same load: failed requests, their window, seconds
@@ -205,6 +207,15 @@ def main() -> int:
         started = time.monotonic()
         unistack(swarm, "-f", SMALL, "deploy", "--registry", swarm.registry)
         report["redeploy_s"] = round(time.monotonic() - started, 2)
+        before = {t["ID"] for t in _tasks(swarm, "small_api") if t["DesiredState"] == "running"}
+        started = time.monotonic()
+        labelled = unistack(swarm, "-f", SMALL, "deploy", "--registry", swarm.registry, env={"RELEASE": "2"})
+        after = {t["ID"] for t in _tasks(swarm, "small_api") if t["DesiredState"] == "running"}
+        report["label_only_redeploy"] = {
+            "deploy_s": round(time.monotonic() - started, 2),
+            "exit_code": labelled.returncode,
+            "api_tasks_replaced": len(before - after),
+        }
 
         with tempfile.TemporaryDirectory() as folder:
 
