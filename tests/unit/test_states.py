@@ -20,6 +20,7 @@ ROW = {
     "ports": [{"host_ip": "127.0.0.1", "host_port": 8080, "target": 80, "protocol": "tcp"}],
     "reason": "",
     "restarted_at": ["2026-01-01T00:00:00.000Z"],
+    "restarts_recent": [{"at": "2026-01-01T00:00:00.000Z", "cause": "exited"}],
     "update": "",
 }
 

@@ -17,7 +17,7 @@ import pytest
 
 from unistack.config import load
 from unistack.config.model import Project, replace
-from unistack.engine.states import LastCheck, PublishedPort, ServiceRow
+from unistack.engine.states import LastCheck, PublishedPort, Restart, ServiceRow
 from unistack.errors import ConfigError
 from unistack.ops import report
 from unistack.ops.checks_http import lookup
@@ -263,6 +263,24 @@ async def test_a_recent_restart_is_flapping_even_when_healthy(tmp_path: Path) ->
     assert results["api ready"].verdict == "pass"
     results = await validate(context(project_from(tmp_path), rows=restarted(600), flapping_window=300))
     assert results["api not flapping"].verdict == "pass"
+
+
+async def test_only_the_supervisors_restarts_are_flapping(tmp_path: Path) -> None:
+    at = datetime.fromtimestamp(NOW - 60, UTC).isoformat().replace("+00:00", "Z")
+
+    def restarted(*causes: str) -> list[ServiceRow]:
+        rows = healthy_rows()
+        unplanned = [at for cause in causes if cause in ("exited", "unhealthy")]
+        recent = [Restart(at=at, cause=cause) for cause in causes]  # type: ignore[arg-type]
+        rows[2] = row("api", restarts=len(unplanned), restarted_at=unplanned, restarts_recent=recent)
+        return rows
+
+    results = await validate(context(project_from(tmp_path), rows=restarted("requested", "update")))
+    assert results["api not flapping"].verdict == "pass"
+    assert "2 planned (requested, update)" in results["api not flapping"].detail
+    results = await validate(context(project_from(tmp_path), rows=restarted("requested", "exited")))
+    assert results["api not flapping"].verdict == "fail"
+    assert "restarted 1 time(s) in the last 300s" in results["api not flapping"].detail
 
 
 async def test_drift_names_the_services_whose_configuration_changed(tmp_path: Path) -> None:

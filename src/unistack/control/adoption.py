@@ -11,7 +11,7 @@ state file (the daemon's recorder does) and never serves requests.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from unistack.config import model
 from unistack.config.model import Project
@@ -19,7 +19,7 @@ from unistack.control import state
 from unistack.engine.events import Event
 from unistack.engine.health import CheckRecord
 from unistack.engine.rollout import finish_switched
-from unistack.engine.states import STATES
+from unistack.engine.states import RESTART_CAUSES, STATES, RestartCause
 from unistack.runtimes import PROCESS, create_runtime
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ async def restore(daemon: Daemon) -> None:
             # incarnation (the engine checks, and its next probe says otherwise if need be)
             st.state = saved_state if (saved_state := info.get("state")) in STATES else "created"
             st.restarted_at = [float(at) for at in info.get("restarted_at") or []]
+            st.recent_restarts = restarts_saved(info)
             if check := info.get("last_check"):
                 st.last_check = CheckRecord(**check)
         if handle is not None and (service is None or (not desired and down is None)):
@@ -88,6 +89,14 @@ async def restore(daemon: Daemon) -> None:
         await engine.up(wanted, adopted=adopted, with_dependencies=False)
     daemon.recorder.save_now()
     daemon.follow_manifests()
+
+
+def restarts_saved(info: dict[str, Any]) -> list[tuple[float, RestartCause]]:
+    """The recent restarts a previous daemon saved, with their causes; one of the version before causes were saved
+    has only its unplanned ones (``restarted_at``)."""
+    if "recent_restarts" not in info:
+        return [(float(at), "exited") for at in info.get("restarted_at") or []]
+    return [(float(at), cause) for at, cause in info["recent_restarts"] if cause in RESTART_CAUSES]
 
 
 async def stop_strays(daemon: Daemon, runtime: Runtime, known: set[str]) -> None:

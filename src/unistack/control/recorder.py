@@ -47,6 +47,7 @@ def state_record(
             "state": st.state,
             "restarts": st.restarts,
             "restarted_at": st.restarted_at,
+            "recent_restarts": [[at, cause] for at, cause in st.recent_restarts],
             "exit_code": st.exit_code,
             "record": st.handle.record if st.handle else None,
             "desired": engine.is_wanted(name),

@@ -198,7 +198,7 @@ class ManifestFollower:
                 self._emit("install", name, f"{name}: {files} changed; {summary}; {name} is not running now", **data)
                 return
             self._emit("install", name, f"{name}: {files} changed; {summary} ({took:.1f}s); restarting", **data)
-            await self.engine.restart([name])
+            await self.engine.restart([name], cause="install")
 
     async def _within(self, install: Coroutine[Any, Any, ProbeResult], seconds: float) -> ProbeResult | None:
         """The install's result, or None when it ran past ``seconds`` on the engine's clock (then it is stopped)."""

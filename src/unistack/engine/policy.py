@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from unistack.config.model import RestartPolicy
+from unistack.engine import exits
 
 Action = Literal["restart", "exit", "fatal"]
 
@@ -36,13 +37,16 @@ def attempts_after_run(policy: RestartPolicy, attempts: int, ran_for: float) -> 
     return 0 if ran_for >= policy.reset_after else attempts
 
 
-def decide(policy: RestartPolicy, *, exit_code: int | None, unhealthy: bool, attempts: int) -> Decision:
+def decide(
+    policy: RestartPolicy, *, exit_code: int | None, unhealthy: bool, attempts: int, ended: str = ""
+) -> Decision:
     """What to do after an incarnation exited (``exit_code``) or was found unhealthy.
 
-    ``attempts`` is how many restarts were already made in the current run of failures.
+    ``attempts`` is how many restarts were already made in the current run of failures; ``ended`` says how it
+    ended in words (``exits.ended``: the signal that killed it, why its exit code is unknown), for the reason.
     """
     failed = unhealthy or exit_code != 0
-    why = "unhealthy" if unhealthy else f"exited with code {exit_code}"
+    why = "unhealthy" if unhealthy else ended or exits.ended(exit_code)
     if policy.mode == "no":
         return Decision("exit", reason=f'{why}; restart is "no"')
     if policy.mode == "on-failure" and not failed:

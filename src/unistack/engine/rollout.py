@@ -126,6 +126,7 @@ async def roll(engine: Engine, name: str) -> str:
     # the runner takes the new incarnation over as healthy (it was probed so): dependents never see a gap
     st.last_check, st.state, st.health = last, "healthy", "healthy"
     st.handle, st.started_at = handle, handle.started_at
+    st.restarted(clock.wall(), "update")  # planned: never counted as flapping
     await engine.up([name], adopted={name: handle}, with_dependencies=False)
     return f"updated start-first (switched after {switched:.2f}s)"
 

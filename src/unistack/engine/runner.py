@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from unistack.engine import gating, policy, probing
+from unistack.engine import exits, gating, policy, probing
 from unistack.engine.events import iso
 from unistack.errors import PermanentFailure, RuntimeFailure
 
@@ -50,23 +50,26 @@ async def run(engine: Engine, name: str, adopted: Handle | None, setup: bool = T
                 exit_code: int | None = None
                 unhealthy = False
                 ran_for = 0.0
+                how = f"could not start: {st.reason}"
             else:
                 began = engine.clock.now() - max(0.0, engine.clock.wall() - handle.started_at)
                 exit_code, unhealthy = await _supervise(engine, name, handle)
                 ran_for = engine.clock.now() - began
+                how = exits.ended(exit_code, _unknown_exit(handle))
             svc = engine.project.services[name]
             st.attempts = policy.attempts_after_run(svc.restart, st.attempts, ran_for)
-            decision = policy.decide(svc.restart, exit_code=exit_code, unhealthy=unhealthy, attempts=st.attempts)
-            reason = decision.reason if handle is not None else f"could not start: {st.reason}; {decision.reason}"
+            decision = policy.decide(
+                svc.restart, exit_code=exit_code, unhealthy=unhealthy, attempts=st.attempts, ended=how
+            )
             if decision.action == "exit":
-                st.state, st.reason, st.handle = "exited", reason, None
+                st.state, st.reason, st.handle = "exited", decision.reason, None
                 engine.changed_now(name)
                 return
             if decision.action == "fatal":
-                await go_fatal(engine, name, exit_code, reason)
+                await go_fatal(engine, name, exit_code, decision.reason)
                 return
             st.attempts += 1
-            st.restarted(engine.clock.wall())
+            st.restarted(engine.clock.wall(), "unhealthy" if unhealthy else "exited" if handle else "start-failed")
             st.state, st.health, st.reason = "restarting", "none", decision.reason
             engine.emit(
                 "restarting",
@@ -155,7 +158,7 @@ async def _supervise(engine: Engine, name: str, handle: Handle) -> tuple[int | N
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         if exited.done():
             code = exited.result()
-            await _on_exit(engine, name, code)
+            await _on_exit(engine, name, code, handle)
             return code, False
         # the probe loop ended: the service is unhealthy and the policy may restart it
         if svc.restart.mode == "no":
@@ -163,7 +166,7 @@ async def _supervise(engine: Engine, name: str, handle: Handle) -> tuple[int | N
             if watching is not None:
                 watching = asyncio.create_task(probing.probe_loop(engine, name, handle, forever=True))
             code = await exited
-            await _on_exit(engine, name, code)
+            await _on_exit(engine, name, code, handle)
             return code, False
         exited.cancel()
         result = await engine.runtime.stop(handle, svc.stop_signal, svc.stop_grace_period)
@@ -178,12 +181,19 @@ async def _supervise(engine: Engine, name: str, handle: Handle) -> tuple[int | N
             await asyncio.wait(pending, timeout=5)
 
 
-async def _on_exit(engine: Engine, name: str, code: int | None) -> None:
+def _unknown_exit(handle: Handle) -> str:
+    """Why an incarnation's exit code can be unknown: one adopted from a previous daemon is not this one's child."""
+    return exits.NOT_A_CHILD if handle.adopted else exits.NOT_TOLD
+
+
+async def _on_exit(engine: Engine, name: str, code: int | None, handle: Handle) -> None:
     st = engine.status[name]
     st.exit_code, st.handle = code, None
     st.health = "none" if st.health == "none" else st.health
-    message = f"{name} exited with code {code}"
+    message = f"{name} {exits.ended(code, _unknown_exit(handle))}"
     data: dict[str, Any] = {"exit_code": code}
+    if (number := exits.signal_of(code)) is not None:
+        data["signal"] = number
     if code != 0:
         lines = await engine.tail(name)
         if lines:
@@ -221,4 +231,4 @@ async def _restart_follower(engine: Engine, follower: str, cause: str) -> None:
     if not engine.is_live(follower):
         return
     engine.emit("restarting", follower, f"{follower} restarts because {cause} restarted")
-    await engine.restart([follower])
+    await engine.restart([follower], cause="dependency")

@@ -7,9 +7,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from unistack.config.model import Dependency, Service
+from unistack.engine import exits
 from unistack.engine.events import iso
 from unistack.engine.health import CheckRecord
-from unistack.engine.states import FAILED, LIVE, Health, LastCheck, PublishedPort, ServiceRow, State
+from unistack.engine.states import (
+    FAILED,
+    LIVE,
+    UNPLANNED,
+    Health,
+    LastCheck,
+    PublishedPort,
+    Restart,
+    RestartCause,
+    ServiceRow,
+    State,
+)
 from unistack.runtimes.base import Handle
 
 RESTARTS_KEPT = 20  # restart times kept per service (``ps``, ``validate``'s flapping check)
@@ -29,13 +41,19 @@ class ServiceStatus:
     handle: Handle | None = None
     started_at: float | None = None  # epoch seconds of the current incarnation
     reason: str = ""  # why blocked / fatal / exited
-    restarted_at: list[float] = field(default_factory=list)  # epoch seconds of the last restarts, oldest first
+    restarted_at: list[float] = field(default_factory=list)  # epoch seconds of the last unplanned restarts
+    # epoch seconds and cause of the last restarts, planned or not, oldest first
+    recent_restarts: list[tuple[float, RestartCause]] = field(default_factory=list)
     update: str = ""  # a start-first update in progress: its step (engine/rollout.py)
     switched_to: dict[str, Any] | None = None  # the new incarnation's record, from the switch until the old one went
 
-    def restarted(self, at: float) -> None:
-        self.restarts += 1
-        self.restarted_at = [*self.restarted_at[-(RESTARTS_KEPT - 1) :], at]
+    def restarted(self, at: float, cause: RestartCause) -> None:
+        """A restart at ``at``: an unplanned one (the supervisor's) counts in ``restarts``, as Compose counts only
+        the restart policy's; every one is kept with its cause."""
+        if cause in UNPLANNED:
+            self.restarts += 1
+            self.restarted_at = [*self.restarted_at[-(RESTARTS_KEPT - 1) :], at]
+        self.recent_restarts = [*self.recent_restarts[-(RESTARTS_KEPT - 1) :], (at, cause)]
 
     def ready(self, service: Service) -> bool:
         """Started as its dependents would want: healthy if it has a check, else running or done."""
@@ -74,6 +92,7 @@ class ServiceStatus:
             ],
             reason=self.reason,
             restarted_at=[iso(at) or "" for at in self.restarted_at],
+            restarts_recent=[Restart(at=iso(at) or "", cause=cause) for at, cause in self.recent_restarts],
             update=self.update,
         )
 
@@ -119,7 +138,7 @@ def dependency_verdict(
         if status.state == "healthy":
             return "ok"
         if status.state == "exited":
-            return f"dependency {dep} exited with code {status.exit_code} before it was healthy"
+            return f"dependency {dep} {exits.ended(status.exit_code)} before it was healthy"
         if status.state == "unhealthy" and service.restart.mode == "no":
             return f'dependency {dep} is unhealthy and restart is "no"{check_text}'
         return "wait"
@@ -127,5 +146,5 @@ def dependency_verdict(
     if status.state == "exited":
         if status.exit_code == 0:
             return "ok"
-        return f"dependency {dep} exited with code {status.exit_code} (service_completed_successfully)"
+        return f"dependency {dep} {exits.ended(status.exit_code)} (service_completed_successfully)"
     return "wait"

@@ -22,7 +22,7 @@ from unistack.config.model import Project
 from unistack.engine import reconcile, runner
 from unistack.engine.clock import Clock, SystemClock
 from unistack.engine.events import Event, EventKind
-from unistack.engine.states import LIVE, ServiceRow
+from unistack.engine.states import LIVE, RestartCause, ServiceRow
 from unistack.engine.status import ServiceStatus, WaitReport
 from unistack.errors import RuntimeFailure
 from unistack.runtimes.base import Handle, Runtime, StopResult
@@ -105,18 +105,25 @@ class Engine:
         for layer in reversed(graph.layers(g)):
             await asyncio.gather(*(self._stop_one(n, timeout) for n in layer if n in names))
 
-    async def restart(self, services: Iterable[str] | None = None, timeout: float | None = None) -> None:
+    async def restart(
+        self, services: Iterable[str] | None = None, timeout: float | None = None, cause: RestartCause = "requested"
+    ) -> None:
         """Stop then start the named services (and dependents that ask ``restart: true`` on them), as Compose's
-        ``restart`` does: their dependencies are left as they are, and nothing is set up (built) again."""
+        ``restart`` does: their dependencies are left as they are, and nothing is set up (built) again. Each live
+        one's restart is recorded with ``cause`` (a planned one: never flapping)."""
         g = self.graph()
-        names = set(services or g)
-        for name in list(names):
+        asked = set(services or g)
+        names = set(asked)
+        for name in asked:
             names |= self.restart_followers(name)
         wanted = names - self.restarting
         self.restarting |= wanted
         try:
+            live = {n for n in names if self.is_live(n)}
             for layer in reversed(graph.layers(g)):
                 await asyncio.gather(*(self._stop_one(n, timeout) for n in layer if n in names))
+            for name in live:
+                self.status[name].restarted(self.clock.wall(), cause if name in asked else "dependency")
             await self.up(names, with_dependencies=False, setup=False)
         finally:
             self.restarting -= wanted

@@ -1,5 +1,6 @@
 """The built-in checks that hold for any Compose file: every selected service ready (one-shots exited 0) with
-its last health check, none flapping (restarted within the last minutes, even if healthy now), and no drift
+its last health check, none flapping (restarted by the supervisor after a crash or a failed healthcheck within
+the last minutes, even if healthy now; planned restarts never count), and no drift
 between the configuration the instance runs (the daemon's ``project.json``) and what the files give now.
 
 Reads only the ``ps`` rows and the two projects; never talks to a service (isolation.py and checks_http.py do).
@@ -10,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from unistack.engine import exits
 from unistack.ops.validate import Check, Context, Outcome, constant, failed, passed, skipped
 from unistack.runtimes import PROCESS, RuntimeName
 
@@ -43,7 +45,7 @@ def ready(ctx: Context, name: str) -> Outcome:
     if row.state == "exited":
         if row.exit_code == 0:
             return passed(f"exited 0 (one-shot){check}")
-        return failed(f"exited with code {row.exit_code}{_reason(row)}{check}", logs)
+        return failed(f"{exits.ended(row.exit_code)}{_reason(row)}{check}", logs)
     if row.state == "healthy":
         return passed(f"healthy{check}")
     if row.state == "running" and service.healthcheck is None:
@@ -67,11 +69,19 @@ def _reason(row: ServiceRow) -> str:
 
 
 def flapping(ctx: Context, name: str) -> Outcome:
+    """Flapping: restarted by the supervisor (after a crash or a failed healthcheck) within the window. Planned
+    restarts (``restart``, the dashboard's button, an update, an install) never count."""
     row = ctx.row(name)
     assert row is not None
-    recent = [at for at in row.restarted_at if at and ctx.now - _epoch(at) <= ctx.flapping_window]
+
+    def within(at: str) -> bool:
+        return bool(at) and ctx.now - _epoch(at) <= ctx.flapping_window
+
+    recent = [at for at in row.unplanned_restarts() if within(at)]
     if not recent:
-        return passed(f"{row.restarts} restarts, none in the last {ctx.flapping_window:g}s")
+        planned = [r.cause for r in row.restarts_recent if r.planned and within(r.at)]
+        also = f"; {len(planned)} planned ({', '.join(dict.fromkeys(planned))})" if planned else ""
+        return passed(f"{row.restarts} restarts, none unplanned in the last {ctx.flapping_window:g}s{also}")
     return failed(
         f"restarted {len(recent)} time(s) in the last {ctx.flapping_window:g}s (last at {recent[-1]}), now {row.state}",
         f"see why in `unistack logs {name}`",

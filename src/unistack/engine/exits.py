@@ -1,0 +1,37 @@
+"""How an incarnation ended, in words, for events, reasons, notifications and ``validate``.
+
+Owns the wording of an end from what the runtime reports: an exit code, shell-style (128 + N when signal N ended
+it, as both runtimes and Docker report it: a SIGKILLed host process or container has 137), or None when the
+exit code cannot be known (a host process this daemon re-adopted is not its child: the kernel tells its exit
+status to its parent only). Pure: no I/O, never "None" in a sentence.
+"""
+
+from __future__ import annotations
+
+import signal
+
+NOT_A_CHILD = "not a child of this daemon"
+NOT_TOLD = "the runtime could not tell it"
+
+
+def signal_of(code: int | None) -> int | None:
+    """The signal that ended it (shell-style code 128 + N), or None when it exited by itself or nobody knows."""
+    if code is None or code <= 128:
+        return None
+    number = code - 128
+    try:
+        signal.Signals(number)
+    except ValueError:
+        return None  # an exit code above 128 that names no signal: the program's own
+    return number
+
+
+def ended(code: int | None, unknown: str = NOT_TOLD) -> str:
+    """``exited with code 1``, ``was killed by signal 9 (SIGKILL, exit code 137)`` or ``exited (exit code unknown:
+    <unknown>)``: the words after a service's name."""
+    if code is None:
+        return f"exited (exit code unknown: {unknown})"
+    number = signal_of(code)
+    if number is None:
+        return f"exited with code {code}"
+    return f"was killed by signal {number} ({signal.Signals(number).name}, exit code {code})"
