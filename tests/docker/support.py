@@ -1,11 +1,16 @@
-"""Helpers for the Docker tests: the engine check, the test image, projects in a temp folder, polling."""
+"""Helpers for the Docker tests: the engine check, the test image, projects in a temp folder, the real CLI on
+one instance, polling."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import io
+import json
 import os
+import signal
+import subprocess
+import sys
 import textwrap
 import time
 import uuid
@@ -18,6 +23,7 @@ import pytest
 
 from unistack.config import load
 from unistack.config.model import Project
+from unistack.control import client as daemon_client
 from unistack.runtimes.docker import base_image, images
 from unistack.runtimes.docker.engine import DEFAULT_SOCKET, socket_problem
 
@@ -92,6 +98,40 @@ def make_project(folder: Path, compose: str, name: str, image: str = IMAGE) -> P
     path.write_text(compose)
     env = {"PATH": os.environ.get("PATH", ""), "TEST_IMAGE": image}
     return load([path], env=env, project_name=name, cwd=folder)
+
+
+class Cli:
+    """``python -m unistack -p NAME --runtime docker`` in ``folder`` (``${TEST_IMAGE}``: the image; ``env``: more
+    variables), with none of the shell's unistack settings."""
+
+    def __init__(self, folder: Path, name: str, image: str, **env: str) -> None:
+        self.folder, self.name = folder, name
+        self.env = {**os.environ, "NO_COLOR": "1", "TEST_IMAGE": image, **env}
+        for key in ("UNISTACK_ENV", "UNISTACK_STATE_DIR", "UNISTACK_RUNTIME", "COMPOSE_PROJECT_NAME"):
+            self.env.pop(key, None)
+
+    def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "unistack", "-p", self.name, "--runtime", "docker", *args]
+        result = subprocess.run(argv, cwd=self.folder, env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def ps(self) -> dict[str, dict[str, Any]]:
+        return {row["service"]: row for row in json.loads(self.run("ps", "--format", "json").stdout)}
+
+    @property
+    def state_dir(self) -> Path:
+        return self.folder / ".unistack" / self.name
+
+    def finish(self, client: docker.DockerClient) -> None:
+        """After a test: ``down -v``, its daemon killed if it is still there, whatever the project left removed."""
+        self.run("down", "-v", "-t", "1", check=False)
+        pid = daemon_client.pid_of(self.state_dir)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        remove_project_resources(client, self.name)
 
 
 def remove_project_resources(client: docker.DockerClient, name: str) -> None:

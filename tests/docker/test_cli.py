@@ -6,8 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,7 @@ import pytest
 
 from unistack.control import client as daemon_client
 
-from .support import remove_project_resources, requires_engine, unique_name
+from .support import Cli, requires_engine, unique_name
 
 pytestmark = [pytest.mark.docker, requires_engine()]
 
@@ -45,28 +43,6 @@ volumes:
 """
 
 
-class Cli:
-    def __init__(self, folder: Path, name: str, image: str) -> None:
-        self.folder, self.name = folder, name
-        self.env = {**os.environ, "NO_COLOR": "1", "TEST_IMAGE": image}
-        for key in ("UNISTACK_ENV", "UNISTACK_STATE_DIR", "UNISTACK_RUNTIME", "COMPOSE_PROJECT_NAME"):
-            self.env.pop(key, None)
-
-    def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "unistack", "-p", self.name, "--runtime", "docker", *args]
-        result = subprocess.run(argv, cwd=self.folder, env=self.env, capture_output=True, text=True, timeout=timeout)
-        if check and result.returncode != 0:
-            raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-        return result
-
-    def ps(self) -> dict[str, dict[str, Any]]:
-        return {row["service"]: row for row in json.loads(self.run("ps", "--format", "json").stdout)}
-
-    @property
-    def state_dir(self) -> Path:
-        return self.folder / ".unistack" / self.name
-
-
 @pytest.fixture
 def cli(tmp_path: Path, client: docker.DockerClient, image: str) -> Iterator[Cli]:
     name = unique_name()
@@ -75,12 +51,7 @@ def cli(tmp_path: Path, client: docker.DockerClient, image: str) -> Iterator[Cli
     try:
         yield instance
     finally:
-        instance.run("down", "-v", "-t", "1", check=False)
-        pid = daemon_client.pid_of(instance.state_dir)
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        remove_project_resources(client, name)
+        instance.finish(client)
 
 
 def test_up_ps_replaced_daemon_and_down(cli: Cli, client: docker.DockerClient) -> None:

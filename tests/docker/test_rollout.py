@@ -15,7 +15,6 @@ it before its healthcheck passed; the test reads that log, so it fails whenever 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -33,7 +32,7 @@ import pytest
 from tests.loadclient import Load
 from unistack.control import client as daemon_client
 
-from .support import remove_project_resources, requires_engine, unique_name
+from .support import Cli, requires_engine, unique_name
 
 pytestmark = [pytest.mark.docker, requires_engine()]
 
@@ -183,24 +182,6 @@ services:
 """
 
 
-class Cli:
-    def __init__(self, folder: Path, name: str, image: str, port: int) -> None:
-        self.folder, self.name = folder, name
-        self.env = {**os.environ, "NO_COLOR": "1", "TEST_IMAGE": image, "RELAY_PORT": str(port)}
-        for key in ("UNISTACK_ENV", "UNISTACK_STATE_DIR", "UNISTACK_RUNTIME", "COMPOSE_PROJECT_NAME"):
-            self.env.pop(key, None)
-
-    def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "unistack", "-p", self.name, "--runtime", "docker", *args]
-        result = subprocess.run(argv, cwd=self.folder, env=self.env, capture_output=True, text=True, timeout=timeout)
-        if check and result.returncode != 0:
-            raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-        return result
-
-    def ps(self) -> dict[str, dict[str, Any]]:
-        return {row["service"]: row for row in json.loads(self.run("ps", "--format", "json").stdout)}
-
-
 def wait_for(what: Any, timeout: float, message: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -227,16 +208,11 @@ def cli(tmp_path: Path, client: docker.DockerClient, image: str) -> Iterator[Cli
         port = s.getsockname()[1]
     name = unique_name()
     (tmp_path / "compose.yaml").write_text(compose())
-    instance = Cli(tmp_path, name, image, port)
+    instance = Cli(tmp_path, name, image, RELAY_PORT=str(port))
     try:
         yield instance
     finally:
-        instance.run("down", "-v", "-t", "1", check=False)
-        pid = daemon_client.pid_of(tmp_path / ".unistack" / name)
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        remove_project_resources(client, name)
+        instance.finish(client)
 
 
 def test_start_first_update_and_failed_update_drop_no_request(cli: Cli, client: docker.DockerClient) -> None:

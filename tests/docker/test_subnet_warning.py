@@ -6,10 +6,6 @@ the label) ends the warning. Through the real CLI on the docker runtime."""
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,10 +13,9 @@ import docker
 import docker.errors
 import pytest
 
-from unistack.control import client as daemon_client
 from unistack.runtimes.docker.resources import SUBNET_LABEL, instance_labels
 
-from .support import remove_project_resources, requires_engine, unique_name
+from .support import Cli, requires_engine, unique_name
 
 pytestmark = [pytest.mark.docker, requires_engine()]
 
@@ -47,51 +42,33 @@ networks:
 )
 
 
-class Up:
-    def __init__(self, folder: Path, name: str, image: str) -> None:
-        self.folder, self.name = folder, name
-        self.env = {**os.environ, "NO_COLOR": "1", "TEST_IMAGE": image, "SHARED": f"{name}-shared"}
-        for key in ("UNISTACK_ENV", "UNISTACK_STATE_DIR", "UNISTACK_RUNTIME", "COMPOSE_PROJECT_NAME"):
-            self.env.pop(key, None)
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "unistack", "-p", self.name, "--runtime", "docker", *args]
-        done = subprocess.run(argv, cwd=self.folder, env=self.env, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, f"{' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
-        return done
-
-    def warnings(self) -> list[str]:
-        return [line for line in self.run("up", "-d").stderr.splitlines() if line.startswith("warning: network")]
+def _warnings(cli: Cli) -> list[str]:
+    """``up -d``'s warnings about networks."""
+    return [line for line in cli.run("up", "-d").stderr.splitlines() if line.startswith("warning: network")]
 
 
 @pytest.fixture
-def up(tmp_path: Path, client: docker.DockerClient, image: str) -> Iterator[Up]:
+def up(tmp_path: Path, client: docker.DockerClient, image: str) -> Iterator[Cli]:
     name = unique_name()
     (tmp_path / "compose.yaml").write_text(COMPOSE)
-    instance = Up(tmp_path, name, image)
+    instance = Cli(tmp_path, name, image, SHARED=f"{name}-shared")
     try:
         yield instance
     finally:
-        with contextlib.suppress(AssertionError):
-            instance.run("down", "-t", "1")
-        pid = daemon_client.pid_of(tmp_path / ".unistack" / name)
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        remove_project_resources(client, name)
+        instance.finish(client)
         with contextlib.suppress(docker.errors.NotFound):
             client.networks.get(f"{name}-shared").remove()
 
 
 def test_a_network_without_a_fixed_subnet_is_warned_once_per_up_with_the_fix(
-    up: Up, client: docker.DockerClient
+    up: Cli, client: docker.DockerClient
 ) -> None:
     edge, shared = f"{up.name}_edge", f"{up.name}-shared"
     # as an older unistack left it: the instance's own, no subnet of its choosing
     labels = {**instance_labels(up.name, up.folder / ".unistack" / up.name), "com.docker.compose.network": "edge"}
     client.networks.create(edge, driver="bridge", labels=labels)
     client.networks.create(shared, driver="bridge")
-    first = up.warnings()
+    first = _warnings(up)
     assert len(first) == 2, first  # one per network, not per service or container
     (older,) = [w for w in first if f"network {edge} " in w]
     assert "created by an older unistack" in older and "web, api" in older
@@ -102,7 +79,7 @@ def test_a_network_without_a_fixed_subnet_is_warned_once_per_up_with_the_fix(
     up.run("down", "-t", "1")  # the fix for the project's own: created again with its subnet fixed
     client.networks.get(shared).remove()
     client.networks.create(shared, driver="bridge", ipam=_subnet(client), labels={SUBNET_LABEL: "fixed"})
-    assert up.warnings() == []
+    assert _warnings(up) == []
     assert client.networks.get(edge).attrs["Labels"][SUBNET_LABEL] == "fixed"
 
 
