@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,8 +14,9 @@ import psutil
 import pytest
 
 from unistack.config.model import Healthcheck, ProcessSpec, Project, Service
-from unistack.runtimes import process as process_module
+from unistack.errors import RuntimeFailure
 from unistack.runtimes.base import Handle
+from unistack.runtimes.children import OUTPUT_LIMIT
 from unistack.runtimes.process import ProcessRuntime
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="host processes are tested on Linux")
@@ -115,13 +117,13 @@ async def test_stop_within_the_grace(tmp_path: Path) -> None:
 
 
 async def test_spawns_overlap_and_leave_the_loop_free(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_popen = process_module.subprocess.Popen
+    real_popen = subprocess.Popen
 
     def slow_popen(*args: object, **kwargs: object) -> object:
         time.sleep(0.3)  # a Popen that blocks, as one does until its child has exec'ed on a busy machine
         return real_popen(*args, **kwargs)  # type: ignore[call-overload]
 
-    monkeypatch.setattr(process_module.subprocess, "Popen", slow_popen)
+    monkeypatch.setattr(subprocess, "Popen", slow_popen)
     services = [_service(tmp_path, "exit 0", name=f"s{i}") for i in range(4)]
     runtime, project = await _ready(tmp_path, *services)
     ticks = 0
@@ -143,7 +145,7 @@ async def test_spawns_overlap_and_leave_the_loop_free(tmp_path: Path, monkeypatc
 
 
 async def test_a_cancelled_spawn_kills_what_it_started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_popen = process_module.subprocess.Popen
+    real_popen = subprocess.Popen
     spawned: list[int] = []
 
     def slow_popen(*args: object, **kwargs: object) -> object:
@@ -152,7 +154,7 @@ async def test_a_cancelled_spawn_kills_what_it_started(tmp_path: Path, monkeypat
         spawned.append(popen.pid)
         return popen
 
-    monkeypatch.setattr(process_module.subprocess, "Popen", slow_popen)
+    monkeypatch.setattr(subprocess, "Popen", slow_popen)
     service = _service(tmp_path, "sleep 30")
     runtime, project = await _ready(tmp_path, service)
     task = asyncio.create_task(runtime.start(project, service))
@@ -167,10 +169,10 @@ async def test_a_cancelled_spawn_kills_what_it_started(tmp_path: Path, monkeypat
 async def test_spawn_errors(tmp_path: Path) -> None:
     runtime, project = await _ready(tmp_path)
     missing = Service(name="m", process=ProcessSpec(command=("no-such-program-xyz",), working_dir=tmp_path))
-    with pytest.raises(process_module.RuntimeFailure, match="command not found"):
+    with pytest.raises(RuntimeFailure, match="command not found"):
         await runtime.start(project, missing)
     nowhere = Service(name="n", process=ProcessSpec(command=("/bin/true",), working_dir=tmp_path / "nope"))
-    with pytest.raises(process_module.RuntimeFailure, match=r"working_dir .* does not exist"):
+    with pytest.raises(RuntimeFailure, match=r"working_dir .* does not exist"):
         await runtime.start(project, nowhere)
 
 
@@ -199,7 +201,7 @@ async def test_probe_output_and_exit_codes(tmp_path: Path) -> None:
     assert not result.ok and result.exit_code is None and "cannot run healthcheck" in result.output
     big = Healthcheck(kind="CMD-SHELL", test=("head -c 200000 /dev/zero | tr '\\0' x; echo END",), timeout=10)
     result = await runtime.probe(project, service, handle, big)
-    assert result.ok and len(result.output) == process_module.OUTPUT_LIMIT and result.output.endswith("xxEND\n")
+    assert result.ok and len(result.output) == OUTPUT_LIMIT and result.output.endswith("xxEND\n")
 
 
 async def test_probe_timeout_kills_the_whole_probe_group(tmp_path: Path) -> None:

@@ -1,58 +1,38 @@
 """The host-process runtime: each service is a process group on this machine.
 
-Owns starting a service's ``x-unistack.process`` command in its own session (so it has its own process group
-and outlives a killed supervisor), its environment (the OS environment, then ``environment``, then
-``x-unistack.process.environment``, then the ``UNISTACK_*`` variables), its log file (through a log writer
-process of its own, ``logwriter.py``, so a full disk drops lines instead of failing the service), probes run
-beside it,
-stopping the whole group (signal, grace, SIGKILL; a stopped (SIGSTOP) leader is killed at once), re-adopting
-a live process by pid and start time, and the instance's folders (``run/`` 0700, ``logs/``,
-``volumes/<name>``). It never decides when to restart.
+The Runtime driver the engine sees. Owns the instance's folders (``run/`` 0700, ``logs/``, ``volumes/<name>``),
+a service's environment (the OS environment, then ``environment``, then ``x-unistack.process.environment``, then
+the ``UNISTACK_*`` variables), its log file (rotated, tailed, followed: ``logfiles.py``), its setup step and
+installs run to completion, starting its ``x-unistack.process`` command (in its own session, so it has its own
+process group and outlives a killed supervisor: ``process_spawn.py``; under the keeper of its exit code when a
+dependent waits for it to complete), re-adopting a live process by pid and start time, finding strays, and
+start-first updates through its socket link (``sockets.py``). Waiting and stopping (``process_exits.py``: the
+whole group, signal, grace, SIGKILL; a stopped leader killed at once) and probes (``process_healthchecks.py``)
+are handed to their modules. It never decides when to restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import signal
-import subprocess
-import threading
-from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from unistack.config.model import Healthcheck, Project, Service
-from unistack.errors import NotSupported, PermanentFailure, RuntimeFailure
-from unistack.runtimes import PROCESS, exitkeeper, logfiles, sockets
+from unistack.errors import NotSupported, RuntimeFailure
+from unistack.runtimes import PROCESS, exitkeeper, logfiles, process_exits, process_healthchecks, sockets
 from unistack.runtimes.base import Handle, ProbeResult, StopResult
-from unistack.runtimes.children import (
-    OUTPUT_LIMIT,
-    Child,
-    Created,
-    popen_in_session,
-    popen_kept,
-    signal_group,
-    start_log_writer,
-    timed,
-    undo_spawn,
-)
-from unistack.runtimes.host import check_port_free, signal_number
+from unistack.runtimes.children import Child, signal_group
+from unistack.runtimes.host import check_port_free
+from unistack.runtimes.process_spawn import Spawner
 
 INSTALL_OUTPUT = 64 * 1024  # bytes of an install's output kept for the summary of what it installed
-ADOPTED_POLL = 0.5
-KEEPER_WRITES = 2.0  # seconds an adopted service's keeper is given to write its exit code once the service ended
-SPAWN_THREADS = 8  # Popen blocks until the child has exec'ed (1-20 ms on a busy machine): a layer's spawns overlap
-
-
-def exit_status(returncode: int) -> int:
-    """A shell-style exit status: killed by signal N is 128 + N."""
-    return 128 - returncode if returncode < 0 else returncode
 
 
 def instance_variables(project: Project) -> dict[str, str]:
@@ -70,8 +50,8 @@ class ProcessRuntime:
 
     def __init__(self, base_environment: dict[str, str] | None = None) -> None:
         self.base_environment = dict(os.environ if base_environment is None else base_environment)
-        self._children: dict[str, Child] = {}
-        self._executor: ThreadPoolExecutor | None = None
+        self._children: dict[str, Child] = {}  # this daemon's own, by pid
+        self._spawner = Spawner()
 
     # ----------------------------------------------------------------- folders and logs
 
@@ -132,68 +112,13 @@ class ProcessRuntime:
             )
         return service.process.command, service.process.working_dir
 
-    def _pool(self) -> ThreadPoolExecutor:
-        """The threads that run ``Popen``: never asyncio's default executor, which other work shares."""
-        with _POOL_LOCK:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(SPAWN_THREADS, thread_name_prefix="unistack-spawn")
-            return self._executor
-
-    async def _popen(self, create: Callable[[], Created]) -> Child:
-        """Run ``create`` (a ``Popen`` and the descriptor its output is read from, if any) in a spawn thread.
-
-        The event loop goes on meanwhile. A cancelled caller still gets its child killed and reaped, and its
-        descriptor closed, once the thread is done (never while the thread still uses what it opened). The
-        child's ``began`` is the wall-clock time the thread began to create it.
-        """
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool(), timed, create)
-        try:
-            began, (popen, fd, writer) = await asyncio.shield(future)
-        except asyncio.CancelledError:
-            future.add_done_callback(undo_spawn)
-            raise
-        child = Child(popen, fd, loop, began)
-        if writer is not None:
-            child.writer = Child(writer, None, loop, began)
-        return child
-
     async def _spawn(
         self, project: Project, service: Service, argv: tuple[str, ...], cwd: Path, what: str, kept: bool = False
     ) -> Child:
-        """Start ``argv`` in its own session, its output appended to the service's log file; ``kept``: under the
-        keeper of its exit code (``exitkeeper.py``; the Child is the keeper, its ``service_pid`` the service)."""
+        """Start ``argv`` in its own session, its output appended to the service's log file (``process_spawn``)."""
         log_path = self.log_path(project, service.name)
         env = self.environment(project, service)
-        service_pid: list[int] = []
-
-        def create() -> Created:
-            try:
-                log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            except OSError as exc:
-                raise RuntimeFailure(f"cannot open the log file {log_path}: {exc.strerror}") from exc
-            writer, out_fd = start_log_writer(project.state_dir, log_path, log_fd) or (None, log_fd)
-            try:
-                if not kept:
-                    return popen_in_session(argv, cwd, env, out_fd), None, writer
-                popen, pid = popen_kept(argv, cwd, env, out_fd, project.run_dir, service.name)
-                service_pid.append(pid)
-                return popen, None, writer
-            except OSError as exc:
-                if writer is not None:  # it ends at once: nobody else holds the pipe's other end
-                    os.close(out_fd)
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        writer.wait(5)
-                    writer = None
-                raise _spawn_failure(exc, argv, cwd, what) from exc
-            finally:
-                os.close(log_fd)
-                if writer is not None:
-                    os.close(out_fd)  # the writer sees the end of file once the service's side is closed too
-
-        child = await self._popen(create)
-        child.service_pid = service_pid[0] if service_pid else child.pid
-        return child
+        return await self._spawner.spawn(project, service.name, log_path, env, argv, cwd, what, kept)
 
     def setup_step(self, service: Service) -> str | None:
         if service.process is None or not service.process.setup:
@@ -215,7 +140,7 @@ class ProcessRuntime:
         when cancelled. RuntimeFailure when it cannot be started."""
         proc = await self._spawn(project, service, argv, cwd, "setup")
         try:
-            code = exit_status(await proc.wait())
+            code = process_exits.exit_status(await proc.wait())
         except asyncio.CancelledError:
             signal_group(proc.pid, signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
@@ -289,7 +214,7 @@ class ProcessRuntime:
 
     async def adopt(self, project: Project, service: Service, record: dict[str, Any]) -> Handle | None:
         pid, created = int(record.get("pid", 0)), float(record.get("create_time", 0))
-        if not pid or not _alive(pid, created):
+        if not pid or not process_exits.alive(pid, created):
             return None
         # the start time the first supervisor saw, so `ps` shows one incarnation with one start time
         started_at = float(record.get("started_at", created))
@@ -319,103 +244,14 @@ class ProcessRuntime:
         return found
 
     async def wait(self, handle: Handle) -> int | None:
-        """The main process's exit; what it left running in its group is killed then, as a container's processes
-        die with its main process (a killed postmaster's backends would otherwise keep the next one from starting)."""
-        pgid = int(handle.record.get("pgid", handle.record["pid"]))
-        proc = self._children.get(handle.ident)
-        if proc is not None:
-            code = await proc.wait()
-            self._children.pop(handle.ident, None)
-            signal_group(pgid, signal.SIGKILL)
-            await proc.output_written()  # its last lines in the file before anyone reads the log's tail
-            _exit_code_kept(handle)  # read (and removed) only so that nothing is left behind
-            return exit_status(code)
-        while _alive(int(handle.record["pid"]), float(handle.record["create_time"])):
-            await asyncio.sleep(ADOPTED_POLL)
-        # not this daemon's child: the kernel tells its exit code to its parent only, the keeper if it has one
-        deadline = asyncio.get_running_loop().time() + KEEPER_WRITES
-        while (kept := _exit_code_kept(handle)) is None and "exit_file" in handle.record:
-            if asyncio.get_running_loop().time() > deadline or not _keeper_alive(pgid):
-                kept = _exit_code_kept(handle)  # it may have written just before it ended
-                break
-            await asyncio.sleep(0.02)
-        signal_group(pgid, signal.SIGKILL)
-        return kept
+        return await process_exits.wait(self._children, handle)
 
     async def stop(self, handle: Handle, signal_name: str, grace: float) -> StopResult:
-        pgid = int(handle.record.get("pgid", handle.record["pid"]))
-        sig = signal_number(signal_name)
-        code: int | None = None
-        if _frozen(int(handle.record["pid"])):
-            # stopped (SIGSTOP): it cannot act on its stop signal, so a grace period would be waited out for nothing
-            signal_group(pgid, signal.SIGKILL)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(10):
-                    code = await self.wait(handle)
-            return StopResult(killed=True, exit_code=code, frozen=True)
-        signal_group(pgid, sig)
-        killed = False
-        # asyncio.timeout, never wait_for: on Python 3.11 wait_for can swallow a cancellation that races with
-        # the inner result, and a probe loop that misses its cancellation never ends (a stop then hangs)
-        try:
-            async with asyncio.timeout(grace):
-                code = await self.wait(handle)
-        except TimeoutError:
-            killed = True
-            signal_group(pgid, signal.SIGKILL)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(10):
-                    code = await self.wait(handle)
-        signal_group(pgid, signal.SIGKILL)  # whatever the leader left behind in its group
-        return StopResult(killed=killed, exit_code=code)
+        return await process_exits.stop(self._children, handle, signal_name, grace)
 
     async def probe(self, project: Project, service: Service, handle: Handle, check: Healthcheck) -> ProbeResult:
-        argv = ("/bin/sh", "-c", check.test[0]) if check.kind == "CMD-SHELL" else check.test
         cwd = service.process.working_dir if service.process else project.working_dir
-        env = self.environment(project, service)
-
-        def create() -> Created:
-            read_fd, write_fd = os.pipe()
-            try:
-                popen = popen_in_session(argv, cwd, env, write_fd)
-            except BaseException:
-                os.close(read_fd)
-                raise
-            finally:
-                os.close(write_fd)
-            return popen, read_fd, None
-
-        try:
-            proc = await self._popen(create)
-        except OSError as exc:
-            return ProbeResult(False, None, f"cannot run healthcheck {argv[0]!r}: {exc.strerror}")
-        try:
-            async with asyncio.timeout(check.timeout):
-                out = await proc.communicate()
-        except TimeoutError:
-            signal_group(proc.pid, signal.SIGKILL)
-            proc.close_output()
-            await proc.wait()
-            return ProbeResult(False, None, f"healthcheck timed out after {check.timeout:g}s")
-        except asyncio.CancelledError:
-            signal_group(proc.pid, signal.SIGKILL)
-            proc.close_output()
-            raise
-        text = out.decode("utf-8", "replace")[-OUTPUT_LIMIT:]
-        code = exit_status(proc.returncode if proc.returncode is not None else -1)
-        return ProbeResult(code == 0, code, text)
-
-
-def _spawn_failure(exc: OSError, argv: Sequence[str], cwd: Path, what: str) -> RuntimeFailure:
-    if isinstance(exc, FileNotFoundError):
-        if not Path(cwd).is_dir():
-            return PermanentFailure(f"working_dir {cwd} does not exist")
-        missing = exc.filename if exc.filename else argv[0]
-        return PermanentFailure(f"command not found: {missing!r} (x-unistack.process.{what})")
-    return RuntimeFailure(f"cannot run {argv[0]!r} (x-unistack.process.{what}): {exc.strerror}")
-
-
-_POOL_LOCK = threading.Lock()
+        return await process_healthchecks.probe(self._spawner, cwd, self.environment(project, service), check)
 
 
 def _size(path: Path) -> int:
@@ -446,40 +282,3 @@ def exit_code_awaited(project: Project, name: str) -> bool:
         for other in project.services.values()
         for dep, want in other.depends_on.items()
     )
-
-
-def _exit_code_kept(handle: Handle) -> int | None:
-    """The exit code its keeper wrote for this incarnation (the file is removed once read), or None."""
-    path = handle.record.get("exit_file")
-    if not path:
-        return None
-    try:
-        written = json.loads(Path(path).read_bytes())
-        Path(path).unlink()
-    except (OSError, ValueError):
-        return None
-    code = written.get("exit_code") if isinstance(written, dict) else None
-    return code if isinstance(code, int) and written.get("pid") == handle.record.get("pid") else None
-
-
-def _keeper_alive(pgid: int) -> bool:
-    try:
-        return psutil.Process(pgid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def _alive(pid: int, created: float) -> bool:
-    try:
-        proc = psutil.Process(pid)
-        return abs(proc.create_time() - created) < 0.05 and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def _frozen(pid: int) -> bool:
-    """True when the process is stopped (state T: SIGSTOP, SIGTSTP), so it handles no signal but SIGKILL."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_STOPPED
-    except psutil.Error:
-        return False
