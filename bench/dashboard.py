@@ -23,13 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -52,10 +50,12 @@ from _common import (
     use_code_snapshot,
 )
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: the tests' dashboard process
+from tests.dashboard_process import DashboardProcess
+
 PROJECT = "dashbench"
 CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-URL_LINE = re.compile(r"dashboard: (http://127\.0\.0\.1:\d+/\?token=[A-Za-z0-9_-]+)")
 TALKER = """
 import os, sys, time
 go, done = os.environ["GO_FILE"], os.environ["DONE_FILE"]
@@ -116,33 +116,6 @@ def main_pid(row: dict[str, Any]) -> int:
         return int(row["pid"])
     inspect = ["docker", "inspect", "--format", "{{.State.Pid}}", str(row["container"])]
     return int(subprocess.run(inspect, capture_output=True, text=True, check=True, timeout=30).stdout.strip())
-
-
-class Dashboard:
-    def __init__(self, folder: Path) -> None:
-        argv = [sys.executable, "-m", "unistack", "-p", PROJECT, "dashboard", "--no-open", "--port", "0"]
-        env = {**cli_env(), "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(argv, cwd=folder, env=env, stdout=subprocess.PIPE, text=True)
-        self.url = ""
-        self.ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-        if not self.ready.wait(60):
-            raise RuntimeError("the dashboard printed no URL within 60 s")
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            if (m := URL_LINE.search(line)) and not self.url:
-                self.url = m.group(1)
-                self.ready.set()
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(15)
 
 
 def ps(folder: Path) -> dict[str, dict[str, Any]]:
@@ -282,19 +255,19 @@ def main() -> int:
             assert pid is not None
             log(f"daemon CPU with no dashboard for {args.seconds:g} s")
             closed = daemon_cpu(pid, args.seconds)
-            dashboard = Dashboard(folder)
-            log(f"dashboard at {dashboard.url.split('?')[0]}")
+            dashboard = DashboardProcess(["-p", PROJECT], folder, cli_env(), folder / "dashboard.stderr")
+            log(f"dashboard at {dashboard.origin}")
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
                 renders = []
                 for _ in range(args.runs):
                     context = browser.new_context(viewport={"width": 1280, "height": 800})
-                    renders.append(first_render(context.new_page(), dashboard.url, count))
+                    renders.append(first_render(context.new_page(), dashboard.url_with_token, count))
                     context.close()
                 report["first_render_s"] = {"median": r(statistics.median(renders), 3), "max": r(max(renders), 3)}
                 context = browser.new_context(viewport={"width": 1280, "height": 800})
                 page = context.new_page()
-                page.goto(dashboard.url)
+                page.goto(dashboard.url_with_token)
                 page.wait_for_selector("[data-testid='daemon-status'][data-connected='true']")
                 log(f"daemon CPU with the page open for {args.seconds:g} s")
                 opened = daemon_cpu(pid, args.seconds)
