@@ -15,7 +15,8 @@ up with `up --wait` and seeded:
 
 Then, ``--runs`` times each, interleaved (so drift of the shared machine hits both alike), medians reported:
 
-- backup: the whole `python -m unistack backup --output FILE` (CLI start included), against by hand, as a careful
+- backup: the whole `python -m unistack backup --output FILE` (CLI start included; with `UNISTACK_DEBUG_BACKUP`,
+  so each run's `backup_steps` says when each step ended), against by hand, as a careful
   operator would: `pg_dump --format=custom --compress=1` (the format and level of unistack's postgres part) and
   `tar --create --numeric-owner` of the uploads, each into its own file, both fsynced (unistack fsyncs its archive);
   also with a `sha256sum` of both files after (unistack's manifest holds each part's sha256), for comparison,
@@ -78,6 +79,7 @@ UP_TIMEOUT = 900.0
 CLI_TIMEOUT = 600.0
 STEP_TIMEOUT = 600.0
 TARGET = 1.2
+DEBUG_BACKUP = "UNISTACK_DEBUG_BACKUP"  # the backup prints when each step ended (each run's backup_steps)
 PROBE_PATH = "/api/notes?limit=20"
 FILE_SIZES = (32 << 10, 128 << 10, 512 << 10, 2 << 20)  # the uploads' sizes, in turn
 BACKEND_UID = 10001  # stack/backend/Dockerfile's `app` user
@@ -176,9 +178,12 @@ class Instance:
         self.uploads_dir = self.state_dir / "volumes" / "uploads"
         self.split: dict[str, float] = {}  # the last manual backup's steps
 
-    def cli(self, *args: str, timeout: float = CLI_TIMEOUT, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, timeout: float = CLI_TIMEOUT, check: bool = True, debug: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "unistack", "-f", str(COMPOSE), "-p", self.project, *args]
-        result = subprocess.run(argv, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout)
+        env = {**self.env, DEBUG_BACKUP: "1"} if debug else self.env
+        result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise RuntimeError(f"unistack {' '.join(args)} exited {result.returncode}\n{result.stdout}{result.stderr}")
         return result
@@ -495,6 +500,12 @@ def said_seconds(text: str) -> float | None:
     return float(found[-1]) if found else None
 
 
+def backup_steps(stderr: str) -> dict[str, float]:
+    """When each step of the backup ended, seconds since its process started (``UNISTACK_DEBUG_BACKUP``'s lines)."""
+    found = re.findall(rf"^{DEBUG_BACKUP}: +([0-9.]+) s  (.+)$", stderr, re.MULTILINE)
+    return {what: float(seconds) for seconds, what in found}
+
+
 def median(values: list[float]) -> float | None:
     return round(statistics.median(values), 3) if values else None
 
@@ -537,9 +548,10 @@ def bench_runtime(runtime: str, args: argparse.Namespace) -> dict[str, Any]:
             log(f"{runtime}: run {index + 1}/{args.runs}: unistack backup")
             with Probe(instance.base_url, args.rate, pooled):
                 began = time.monotonic()
-                done = instance.cli("backup", "--output", str(archive))
+                done = instance.cli("backup", "--output", str(archive), debug=True)
                 row["backup_s"] = time.monotonic() - began
-            row["backup_said_s"] = said_seconds(done.stdout + done.stderr)
+            row["backup_said_s"] = said_seconds(done.stdout)
+            row["backup_steps"] = backup_steps(done.stderr)
             row["archive_bytes"] = archive.stat().st_size
             log(f"{runtime}: run {index + 1}: pg_dump + tar by hand")
             row["manual_backup_s"], row["manual_bytes"] = instance.manual_backup(manual)
