@@ -1,14 +1,14 @@
 """The host-process runtime: each service is a process group on this machine.
 
-The Runtime driver the engine sees. Owns the instance's folders (``run/`` 0700, ``logs/``, ``volumes/<name>``),
-a service's environment (the OS environment, then ``environment``, then ``x-unistack.process.environment``, then
-the ``UNISTACK_*`` variables), its log file (rotated, tailed, followed: ``logfiles.py``), its setup step and
-installs run to completion, starting its ``x-unistack.process`` command (in its own session, so it has its own
-process group and outlives a killed supervisor: ``process_spawn.py``; under the keeper of its exit code when a
-dependent waits for it to complete), re-adopting a live process by pid and start time, finding strays, and
-start-first updates through its socket link (``sockets.py``). Waiting and stopping (``process_exits.py``: the
-whole group, signal, grace, SIGKILL; a stopped leader killed at once) and probes (``process_healthchecks.py``)
-are handed to their modules. It never decides when to restart.
+The Runtime driver the engine sees. Owns the instance's folders (``run/`` 0700, ``logs/``, ``volumes/<name>``), a
+service's environment (``process_env.py``: the OS environment, then ``environment``, then
+``x-unistack.process.environment``, then the ``UNISTACK_*`` variables), its log file (rotated, tailed, followed:
+``logfiles.py``), its setup step and installs run to completion, starting its ``x-unistack.process`` command (in its own
+session, so it has its own process group and outlives a killed supervisor: ``process_spawn.py``; under the keeper of its
+exit code when a dependent waits for it to complete), re-adopting a live process by pid and start time, finding strays,
+and start-first updates through its socket link (``sockets.py``). Waiting and stopping (``process_exits.py``: the whole
+group, signal, grace, SIGKILL; a stopped leader killed at once) and probes (``process_healthchecks.py``) are handed to
+their modules. It never decides when to restart.
 """
 
 from __future__ import annotations
@@ -30,19 +30,10 @@ from unistack.runtimes import PROCESS, exitkeeper, logfiles, process_exits, proc
 from unistack.runtimes.base import Handle, ProbeResult, StopResult
 from unistack.runtimes.children import Child, signal_group
 from unistack.runtimes.host import check_port_free
+from unistack.runtimes.process_env import service_environment
 from unistack.runtimes.process_spawn import Spawner
 
 INSTALL_OUTPUT = 64 * 1024  # bytes of an install's output kept for the summary of what it installed
-
-
-def instance_variables(project: Project) -> dict[str, str]:
-    return {
-        "UNISTACK_PROJECT": project.name,
-        "UNISTACK_ENV": project.environment,
-        "UNISTACK_STATE_DIR": str(project.state_dir),
-        "UNISTACK_RUN_DIR": str(project.run_dir),
-        "UNISTACK_VOLUMES_DIR": str(project.volumes_dir),
-    }
 
 
 class ProcessRuntime:
@@ -95,14 +86,7 @@ class ProcessRuntime:
     # ----------------------------------------------------------------- processes
 
     def environment(self, project: Project, service: Service) -> dict[str, str]:
-        env = dict(self.base_environment)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        env.update(service.environment)
-        if service.process is not None:
-            env.update(service.process.environment)
-        env.update(instance_variables(project))
-        env["UNISTACK_SERVICE"] = service.name
-        return env
+        return service_environment(self.base_environment, project, service)
 
     def _spec(self, service: Service) -> tuple[tuple[str, ...], Path]:
         if service.process is None:

@@ -2,8 +2,9 @@
 PostgreSQL service's own tools (the folder of its running server's binary) over its unix socket (from the
 server's ``postmaster.pid``), and named volumes as the folders ``volumes/<volume>/`` of the state folder, read and
 written with GNU tar. A restored volume is unpacked into ``volumes/.<volume>.unistack-restore`` and switched in by
-two renames. Imports psutil and the process runtime only for what needs them (a service's environment, where its
-server is): a backup's volume starts streaming before they are loaded. Never decides what to back up.
+two renames. Imports psutil only to find a server (a backup's volume starts streaming before it is loaded), and
+never the process runtime (a service's environment is ``process_env.py``'s, as the runtime's). Never decides what
+to back up.
 """
 
 from __future__ import annotations
@@ -31,11 +32,10 @@ from unistack.runtimes.datastreams import (
     direct,
     tail_text,
 )
+from unistack.runtimes.process_env import service_environment
 
 if TYPE_CHECKING:
     import psutil
-
-    from unistack.runtimes.process import ProcessRuntime
 
 SERVER_NAMES = ("postgres", "postmaster")
 F_SETPIPE_SZ = 1031  # Linux: a pipe of CHUNK bytes, so each read can take a whole chunk
@@ -47,14 +47,9 @@ class ProcessData:
         self.project = project
         self.pids = dict(pids)
         self._environ = dict(os.environ if environ is None else environ)
-        self._runtime: ProcessRuntime | None = None
 
     def environment(self, service: Service) -> dict[str, str]:
-        if self._runtime is None:
-            from unistack.runtimes.process import ProcessRuntime
-
-            self._runtime = ProcessRuntime(self._environ)
-        return self._runtime.environment(self.project, service)
+        return service_environment(self._environ, self.project, service)
 
     def _cwd(self, service: Service) -> Path:
         if service.process is None:
@@ -249,7 +244,10 @@ def _postmaster(pid: int) -> psutil.Process | None:
 
     try:
         top = psutil.Process(pid)
-        for proc in [top, *top.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            if top.name() in SERVER_NAMES:  # the service runs the server itself: no look through every process
+                return top
+        for proc in top.children(recursive=True):
             with contextlib.suppress(psutil.Error):
                 parent = proc.parent()
                 if proc.name() in SERVER_NAMES and (parent is None or parent.name() not in SERVER_NAMES):
