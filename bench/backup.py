@@ -34,7 +34,9 @@ Then, ``--runs`` times each, interleaved (so drift of the shared machine hits bo
   After each restore the notes, attachments and upload files are counted against the seed.
 - the stack during each unistack backup: a loopback client GETs /api/notes?limit=20 through the proxy every
   ``1/--rate`` s (20/s), one request at a time; p50/p99/max and errors, pooled over the runs, beside the same
-  client for as long with the stack idle (baseline).
+  client for as long with the stack idle (baseline). The same client runs during each sequential backup by hand
+  too (`during_backup_by_hand`), so that both compete with the same traffic (before, only unistack's did: on 2
+  cores the app's answers slowed its pg_dump to twice the one by hand).
 
 Ratios: unistack / by hand (target <= 1.2) for the backup, the restore (against by hand with the services; the
 data-only ratio is reported too) and the archive's size. `down -v` before and after. Prints one JSON object on
@@ -540,6 +542,7 @@ def bench_runtime(runtime: str, args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(args.baseline)  # the client's own measuring window, not a wait for something
         rows: list[dict[str, Any]] = []
         pooled = Outcomes()  # the latency client during every unistack backup
+        pooled_manual = Outcomes()  # and during every backup by hand: both compete with the same traffic
         for index in range(args.runs):
             row: dict[str, Any] = {}
             archive = work / f"unistack-{index}.tar"
@@ -554,7 +557,8 @@ def bench_runtime(runtime: str, args: argparse.Namespace) -> dict[str, Any]:
             row["backup_steps"] = backup_steps(done.stderr)
             row["archive_bytes"] = archive.stat().st_size
             log(f"{runtime}: run {index + 1}: pg_dump + tar by hand")
-            row["manual_backup_s"], row["manual_bytes"] = instance.manual_backup(manual)
+            with Probe(instance.base_url, args.rate, pooled_manual):
+                row["manual_backup_s"], row["manual_bytes"] = instance.manual_backup(manual)
             row.update(instance.split)
             row["manual_backup_with_sha256sum_s"] = row["manual_backup_s"] + instance.manual_checksums(manual)
             log(f"{runtime}: run {index + 1}: pg_dump & tar by hand, in parallel")
@@ -630,6 +634,7 @@ def bench_runtime(runtime: str, args: argparse.Namespace) -> dict[str, Any]:
             "rate_per_s": args.rate,
             "idle_baseline": idle.out.summary(),
             "during_unistack_backup": pooled.summary(),
+            "during_backup_by_hand": pooled_manual.summary(),
         }
     finally:
         log(f"{runtime}: down -v")
