@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from unistack.errors import RuntimeFailure
-from unistack.ops.archive import ArchiveWriter, Manifest, PartWriter
+from unistack.ops.archive import Manifest
+from unistack.ops.archive_writer import ArchiveWriter, PartWriter
 from unistack.runtimes.process_data import folder_out
 
 MANIFEST = Manifest(

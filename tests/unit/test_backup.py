@@ -17,7 +17,8 @@ import pytest
 from unistack.config.model import BackupPart, Dependency, Project, Service
 from unistack.errors import ArchiveRefused, RuntimeFailure, UsageError
 from unistack.ops import backup, restore
-from unistack.ops.archive import Archive, ArchiveWriter, Cancelled, Manifest
+from unistack.ops.archive import Archive, Manifest
+from unistack.ops.archive_writer import ArchiveWriter, Cancelled
 from unistack.runtimes.datastreams import PostgresPlace, Sink, Source
 
 

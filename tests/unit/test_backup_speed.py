@@ -11,7 +11,8 @@ from pathlib import Path
 
 from tests.unit.test_backup import DATA, FakeStreams, stack
 from unistack.ops import backup
-from unistack.ops.archive import WRITEBACK, ArchiveWriter, Manifest, Writeback
+from unistack.ops.archive import Manifest
+from unistack.ops.archive_writer import WRITEBACK, ArchiveWriter, Writeback
 
 MANIFEST = Manifest(
     format=1, project="p", environment="local", created="now", unistack_version="0", runtime="process", parts=()

@@ -22,17 +22,8 @@ from unistack import __version__
 from unistack.config.model import BackupPart, Project, Service
 from unistack.errors import UsageError
 from unistack.ops import parts
-from unistack.ops.archive import (
-    FORMAT,
-    SUFFIX,
-    ArchiveWriter,
-    Manifest,
-    PartRecord,
-    PartWriter,
-    Spool,
-    archive_name,
-    archives_in,
-)
+from unistack.ops.archive import FORMAT, SUFFIX, Manifest, PartRecord, archive_name, archives_in
+from unistack.ops.archive_writer import ArchiveWriter, PartWriter, Spool
 from unistack.runtimes.datastreams import DataStreams, Sink, direct
 
 Progress = Callable[[str, int], None]  # (what, bytes so far)
