@@ -4,28 +4,27 @@ Owns the exit of a service's main process: of this daemon's own child (reaped th
 running in its group killed then, as a container's processes die with its main process; its last lines in the
 log file before anyone reads the log's tail), and of an adopted one (polled by pid and start time; its exit code
 from its keeper's file when it has one, since the kernel tells an exit code to the parent only), as a shell-style
-status (killed by signal N: 128 + N). Owns stopping the group: the stop signal, the grace period, SIGKILL, and a
-stopped (SIGSTOP) leader killed at once (it cannot act on its stop signal). Never starts anything and never
-decides when to stop or restart.
+status (killed by signal N: 128 + N). Owns stopping the group: the stop signal, the grace period, SIGKILL (the
+waits are ``grace``'s), and a stopped (SIGSTOP) leader killed at once (it cannot act on its stop signal). Never
+starts anything and never decides when to stop or restart.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
 from pathlib import Path
 
 import psutil
 
+from unistack.runtimes import grace
 from unistack.runtimes.base import Handle, StopResult
 from unistack.runtimes.children import Child, signal_group
 from unistack.runtimes.host import signal_number
 
 ADOPTED_POLL = 0.5
 KEEPER_WRITES = 2.0  # seconds an adopted service's keeper is given to write its exit code once the service ended
-KILL_WAIT = 10  # seconds to wait for the group to exit after SIGKILL
 
 
 def exit_status(returncode: int) -> int:
@@ -59,33 +58,25 @@ async def wait(children: dict[str, Child], handle: Handle) -> int | None:
     return kept
 
 
-async def stop(children: dict[str, Child], handle: Handle, signal_name: str, grace: float) -> StopResult:
-    """The group signalled, ``grace`` seconds for the main process's exit, then SIGKILL."""
+async def stop(children: dict[str, Child], handle: Handle, signal_name: str, grace_period: float) -> StopResult:
+    """The group signalled, ``grace_period`` seconds for the main process's exit, then SIGKILL (``grace``)."""
     pgid = int(handle.record.get("pgid", handle.record["pid"]))
     sig = signal_number(signal_name)
-    code: int | None = None
+
+    async def exited() -> int | None:
+        return await wait(children, handle)
+
+    async def kill() -> None:
+        signal_group(pgid, signal.SIGKILL)
+
     if _frozen(int(handle.record["pid"])):
         # stopped (SIGSTOP): it cannot act on its stop signal, so a grace period would be waited out for nothing
-        signal_group(pgid, signal.SIGKILL)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(KILL_WAIT):
-                code = await wait(children, handle)
-        return StopResult(killed=True, exit_code=code, frozen=True)
+        await kill()
+        return StopResult(killed=True, exit_code=await grace.at_most(grace.KILL_WAIT, exited), frozen=True)
     signal_group(pgid, sig)
-    killed = False
-    # asyncio.timeout, never wait_for: on Python 3.11 wait_for can swallow a cancellation that races with
-    # the inner result, and a probe loop that misses its cancellation never ends (a stop then hangs)
-    try:
-        async with asyncio.timeout(grace):
-            code = await wait(children, handle)
-    except TimeoutError:
-        killed = True
-        signal_group(pgid, signal.SIGKILL)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(KILL_WAIT):
-                code = await wait(children, handle)
+    result = await grace.then_kill(exited, grace_period, kill)
     signal_group(pgid, signal.SIGKILL)  # whatever the leader left behind in its group
-    return StopResult(killed=killed, exit_code=code)
+    return result
 
 
 def alive(pid: int, created: float) -> bool:

@@ -2,7 +2,7 @@
 
 Owns signalling a container (a container that is gone or no engine that answers means it is not running; one
 that exited already is fine), waiting out the grace period for its exit (the exit watcher's), SIGKILL after it
-(then at most ``KILL_WAIT`` seconds more), and a frozen container (paused, or its PID 1 stopped: see
+(then at most ``grace.KILL_WAIT`` seconds more), and a frozen container (paused, or its PID 1 stopped: see
 ``docker.frozen``), which cannot act on its stop signal, killed at once with no grace period waited out for
 nothing (a paused one thawed after the kill: a frozen cgroup's tasks die only once thawed). Never removes a
 container, never decides when to stop one.
@@ -10,7 +10,6 @@ container, never decides when to stop one.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 from collections.abc import Callable
@@ -19,39 +18,29 @@ import docker.errors
 import requests
 
 from unistack.errors import RuntimeFailure
+from unistack.runtimes import grace
 from unistack.runtimes.base import Handle, StopResult
 from unistack.runtimes.docker.engine import Errors, ExitWatcher, call, in_thread
 from unistack.runtimes.docker.frozen import frozen_state
 from unistack.runtimes.host import signal_number
 
-KILL_WAIT = 10.0  # seconds to wait for a container to exit after SIGKILL
-
 Client = Callable[[], docker.DockerClient]
 
 
 async def stop(
-    client: Client, exits: ExitWatcher, local: bool, handle: Handle, signal_name: str, grace: float
+    client: Client, exits: ExitWatcher, local: bool, handle: Handle, signal_name: str, grace_period: float
 ) -> StopResult:
-    """``signal_name``, ``grace`` seconds for the exit, then SIGKILL; ``local``: the engine runs on this machine
-    (a stopped PID 1 is seen on the host only)."""
+    """``signal_name``, ``grace_period`` seconds for the exit, then SIGKILL (``grace``); ``local``: the engine runs
+    on this machine (a stopped PID 1 is seen on the host only)."""
     number = signal_number(signal_name)
     frozen = await _frozen(client, handle, local)
     if frozen is not None:  # it cannot act on the stop signal: no grace period waited out for nothing
         return await _kill_frozen(client, exits, handle, paused=frozen == "paused")
     if not await _kill(client, handle, number):
         return StopResult(killed=False, exit_code=None)
-    killed = False
-    code: int | None = None
-    try:
-        async with asyncio.timeout(grace):
-            code = await exits.wait(handle.ident)
-    except TimeoutError:
-        killed = True
-        await _kill(client, handle, int(signal.SIGKILL))
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(KILL_WAIT):
-                code = await exits.wait(handle.ident)
-    return StopResult(killed=killed, exit_code=code)
+    return await grace.then_kill(
+        lambda: exits.wait(handle.ident), grace_period, lambda: _kill(client, handle, int(signal.SIGKILL))
+    )
 
 
 async def _frozen(client: Client, handle: Handle, local: bool) -> str | None:
@@ -73,10 +62,7 @@ async def _kill_frozen(client: Client, exits: ExitWatcher, handle: Handle, pause
                 client().api.unpause(handle.ident)
 
         await in_thread(unpause)
-    code: int | None = None
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(KILL_WAIT):
-            code = await exits.wait(handle.ident)
+    code = await grace.at_most(grace.KILL_WAIT, lambda: exits.wait(handle.ident))
     return StopResult(killed=True, exit_code=code, frozen=True)
 
 
