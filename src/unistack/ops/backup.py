@@ -2,7 +2,8 @@
 keeps serving; ``backup list``; ``--keep N``.
 
 Owns which parts a backup takes (``plan``: pure), taking it (``take``: the parts taken at once from where their
-services run, one streamed into the archive and the others spooled beside it, the manifest last, then the rename),
+services run, one streamed into the archive and the others spooled beside it, a server's version asked beside its
+dump, the manifest last, then the rename; ``Steps``: when each step ended, for ``UNISTACK_DEBUG_BACKUP``),
 where archives go by default (``backups/`` in the instance's state folder, which neither ``down -v`` nor ``reset``
 deletes) and pruning the oldest. Consistency: a PostgreSQL dump is one snapshot (pg_dump runs in one repeatable-read
 transaction), so every write acknowledged before the backup started is in it and later ones are not; a volume's files
