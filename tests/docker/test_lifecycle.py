@@ -193,6 +193,10 @@ async def test_a_new_runtime_adopts_a_running_container(projects: ProjectFactory
         strays = await later.strays(project.state_dir, set())
         assert strays[0].service == "app" and strays[0].adopted
 
+        async def greeted() -> bool:  # its handler for SIGTERM is set: one before it is ignored (PID 1)
+            return "hello from app" in await later.tail(project, "app", 10)
+
+        await until(greeted, message="the app's first line (its SIGTERM handler set)")
         result = await later.stop(adopted, "SIGTERM", 10)
         assert result.exit_code == 0
         assert await later.adopt(project, service, handle.record) is None  # stopped: nothing to adopt

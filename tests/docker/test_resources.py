@@ -14,7 +14,7 @@ from unistack.runtimes.base import Handle
 from unistack.runtimes.docker.runtime import DockerRuntime
 
 from .conftest import ProjectFactory
-from .support import inspect, python_service, requires_engine
+from .support import inspect, python_service, requires_engine, until
 
 pytestmark = [pytest.mark.docker, requires_engine()]
 
@@ -78,7 +78,11 @@ async def test_names_and_labels_are_composes(
 
     assert info["HostConfig"]["RestartPolicy"]["Name"] in ("", "no")
     assert info["Config"]["Healthcheck"]["Test"] == ["NONE"]
-    assert (await runtime.tail(project, "app", 5)) == ["up"]
+
+    async def printed() -> bool:
+        return (await runtime.tail(project, "app", 5)) == ["up"]
+
+    await until(printed, message="the app's first line in its log")  # the container may still be starting Python
 
 
 async def test_two_projects_run_side_by_side(
