@@ -17,6 +17,7 @@ from typing import Any
 
 from unistack.config.backups import read_backup
 from unistack.config.declared_checks import DeclaredChecks
+from unistack.config.formats import environment_mapping, parse_duration, parse_restart, resolve_path
 from unistack.config.manifests import DependencyReader, refuse_in_production
 from unistack.config.model import (
     Dependency,
@@ -29,7 +30,6 @@ from unistack.config.model import (
     Service,
     from_data,
 )
-from unistack.config.normalize import environment_mapping, parse_duration, parse_restart, resolve_path
 from unistack.config.yamlfile import KeyPath, Locations
 from unistack.errors import Problem
 

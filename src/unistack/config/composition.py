@@ -17,9 +17,9 @@ from typing import Any
 
 from unistack.config import inputs
 from unistack.config.envfile import read_env_file
+from unistack.config.formats import resolve_path
 from unistack.config.interpolation import interpolate_tree
 from unistack.config.merging import merge
-from unistack.config.normalize import resolve_path
 from unistack.config.yamlfile import KeyPath, Locations, read_yaml_file, strip_markers
 from unistack.errors import ConfigError, Problem
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from unistack.config.formats import resolve_path
 from unistack.config.model import DependencySpec, Manifest
-from unistack.config.normalize import resolve_path
 from unistack.config.yamlfile import KeyPath
 from unistack.errors import Problem
 
