@@ -216,11 +216,7 @@ class DockerData:
 
     def host_folder(self, volume: str) -> Path | None:
         """The folder on this machine that holds the volume's files, when reading it there is reading what the
-        engine has: the engine answers on a local socket, without user namespaces (``userns-remap``, rootless: the
-        folder's owners are not the containers'), the volume is the ``local`` driver's plain folder (no mount
-        options), this process is root (it reads every file, as the engine does), and the folder is the engine's
-        (its change time is the volume's ``CreatedAt``, which the driver takes from it). Else None: the engine's
-        archive is read."""
+        engine has (``readable_folder``); else None: the engine's archive is read."""
         if os.geteuid() != 0 or not engine.is_local(os.environ):
             return None
         try:
@@ -228,21 +224,7 @@ class DockerData:
             security = self.api.info().get("SecurityOptions") or []
         except docker.errors.DockerException:
             return None
-        if (
-            info.get("Driver") != "local"
-            or info.get("Options")
-            or any("userns" in o or "rootless" in o for o in security)
-        ):
-            return None
-        folder = Path(str(info.get("Mountpoint") or "/nonexistent"))
-        try:
-            found = folder.stat()
-            created = int(engine.parse_time(str(info.get("CreatedAt") or "")))
-        except (OSError, ValueError):
-            return None
-        if not folder.is_dir() or created not in (int(found.st_ctime), int(found.st_mtime)):
-            return None  # another machine's folder of that name, or it changed between the two looks: the engine's
-        return folder
+        return readable_folder(info, security)
 
     def _read(self, helper: str, volume: str, out: Sink) -> None:
         """The helper's volume as a tar (``GET .../archive``). Through the SDK's stream: reading the response's
@@ -306,6 +288,27 @@ class DockerData:
         if code != 0:
             raise RuntimeFailure(f"switching volume {volume!r} to the restored files failed: {said}")
         return said.splitlines()[-1] if said else ""
+
+
+def readable_folder(volume: Mapping[str, Any], security_options: Sequence[str]) -> Path | None:
+    """The volume's folder (``docker volume inspect``'s ``Mountpoint``) when this process, root beside a local
+    engine, reads there what the engine has: no user namespaces (``userns-remap``, rootless: the folder's owners are
+    not the containers'), the ``local`` driver's plain folder (no mount options), and the engine's folder (its change
+    time is the volume's ``CreatedAt``, which the driver takes from it: another machine's folder of that name, or
+    one that changed between the two looks, does not match). Else None."""
+    if volume.get("Driver") != "local" or volume.get("Options"):
+        return None
+    if any("userns" in option or "rootless" in option for option in security_options):
+        return None
+    folder = Path(str(volume.get("Mountpoint") or "/nonexistent"))
+    try:
+        found = folder.stat()
+        created = int(engine.parse_time(str(volume.get("CreatedAt") or "")))
+    except (OSError, ValueError):
+        return None
+    if not folder.is_dir() or created not in (int(found.st_ctime), int(found.st_mtime)):
+        return None
+    return folder
 
 
 def _frames(raw: socket.socket) -> Iterator[tuple[int, memoryview]]:
