@@ -108,3 +108,26 @@ def _healthy(engine: Engine):  # type: ignore[no-untyped-def]
         return engine.status["app"].state == "healthy"
 
     return check
+
+
+async def test_a_container_the_oom_killer_ended_is_said_so(projects: ProjectFactory) -> None:
+    # 512 MB asked of a 32 MB limit without swap: the kernel's OOM killer ends it (State.OOMKilled, exit code 137)
+    hog = python_service("hog", "x = bytearray(512 * 2**20)", extra="    mem_limit: 32m\n    memswap_limit: 32m\n")
+    project = projects("services:" + hog)
+    events: list[Event] = []
+    runtime = DockerRuntime()
+    engine = Engine(project, runtime, on_event=events.append)
+    try:
+        await engine.up(["hog"])
+
+        async def exited() -> bool:
+            await asyncio.sleep(0)
+            return engine.status["hog"].state == "exited"
+
+        await until(exited, timeout=60, message="hog exited")
+        (message,) = [e.message for e in events if e.kind == "exited"]
+        assert message.startswith("hog was killed by signal 9 (SIGKILL, exit code 137): out of memory"), message
+        assert engine.status["hog"].exit_code == 137
+    finally:
+        await engine.close(timeout=5)
+        runtime.close()

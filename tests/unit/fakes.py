@@ -79,6 +79,7 @@ class Script:
     outdated: str | None = None  # what ``outdated`` says of a live incarnation
     cannot_run_beside: bool = False  # ``beside`` refuses (a runtime that runs one incarnation only)
     beside_healthy: bool = True  # what the probes of a start-first update's new incarnation say
+    exit_detail: str = ""  # what the runtime knows of an end beyond its exit code (Docker's OOMKilled)
 
 
 class FakeRuntime:
@@ -158,6 +159,9 @@ class FakeRuntime:
 
     async def wait(self, handle: Handle) -> int | None:
         return await asyncio.shield(self.exits[handle.ident])
+
+    def exit_detail(self, handle: Handle) -> str:
+        return self.script(handle.service).exit_detail
 
     async def probe(self, project: Project, service: Service, handle: Handle, check: Healthcheck) -> ProbeResult:
         n = self.probe_count[service.name] = self.probe_count.get(service.name, 0) + 1

@@ -16,6 +16,7 @@ from unistack.engine.states import rows_from_json
 from unistack.engine.status import ServiceStatus, dependency_verdict
 from unistack.engine.supervisor import Engine
 from unistack.runtimes.base import Handle
+from unistack.runtimes.docker.engine import ExitWatcher
 
 from .fakes import FakeClock, FakeRuntime, project, service
 
@@ -73,6 +74,32 @@ async def test_a_sigkilled_service_is_said_to_be_killed_by_the_signal(clock: Fak
     assert fatal.data["reason"] == "was killed by signal 9 (SIGKILL, exit code 137); gave up after 1 restart(s)"
     assert fatal.data["exit_code"] == 137
     assert not [e for e in events if "None" in e.message]
+
+
+async def test_what_the_runtime_knows_beyond_the_code_is_said_too(clock: FakeClock, runtime: FakeRuntime) -> None:
+    engine, events = make(runtime, clock, service("backend", restart="always"))
+    runtime.script("backend").exit_detail = "out of memory: the kernel's OOM killer ended it (OOMKilled)"
+    await engine.up()
+    await clock.run_until(lambda: engine.status["backend"].state == "running")
+    runtime.crash("backend", 137)
+    await clock.run_until(lambda: engine.status["backend"].restarts == 1)
+    expected = (
+        "backend was killed by signal 9 (SIGKILL, exit code 137): out of memory: the kernel's OOM killer ended it"
+    )
+    assert [m.startswith(expected) for m in said(events, "exited") + said(events, "restarting")] == [True, True]
+
+
+def test_docker_says_a_container_the_oom_killer_ended_once() -> None:
+    class Api:
+        def inspect_container(self, container_id: str) -> dict[str, object]:
+            return {"State": {"Running": False, "ExitCode": 137, "OOMKilled": container_id == "oom"}}
+
+    class Client:
+        api = Api()
+
+    watcher = ExitWatcher(lambda: Client())  # type: ignore[arg-type, return-value]
+    assert watcher._state("oom") == (False, 137) and watcher._state("killed") == (False, 137)
+    assert watcher.oom_killed("oom") and not watcher.oom_killed("oom") and not watcher.oom_killed("killed")
 
 
 async def test_an_adopted_service_whose_exit_code_is_unknown_says_it_is_not_a_child(

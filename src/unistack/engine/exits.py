@@ -3,7 +3,8 @@
 Owns the wording of an end from what the runtime reports: an exit code, shell-style (128 + N when signal N ended
 it, as both runtimes and Docker report it: a SIGKILLed host process or container has 137), or None when the
 exit code cannot be known (a host process this daemon re-adopted is not its child: the kernel tells its exit
-status to its parent only). Pure: no I/O, never "None" in a sentence.
+status to its parent only), and what the runtime knows beyond it (``Runtime.exit_detail``: Docker's OOMKilled).
+Pure: no I/O, never "None" in a sentence.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ def signal_of(code: int | None) -> int | None:
     return number
 
 
-def ended(code: int | None, unknown: str = NOT_TOLD) -> str:
+def ended(code: int | None, unknown: str = NOT_TOLD, detail: str = "") -> str:
     """``exited with code 1``, ``was killed by signal 9 (SIGKILL, exit code 137)`` or ``exited (exit code unknown:
-    <unknown>)``: the words after a service's name."""
+    <unknown>)``: the words after a service's name, then ``: <detail>`` when the runtime knows more (Docker's
+    OOMKilled)."""
     if code is None:
-        return f"exited (exit code unknown: {unknown})"
-    number = signal_of(code)
-    if number is None:
-        return f"exited with code {code}"
-    return f"was killed by signal {number} ({signal.Signals(number).name}, exit code {code})"
+        words = f"exited (exit code unknown: {unknown})"
+    elif (number := signal_of(code)) is None:
+        words = f"exited with code {code}"
+    else:
+        words = f"was killed by signal {number} ({signal.Signals(number).name}, exit code {code})"
+    return f"{words}: {detail}" if detail else words

@@ -53,9 +53,8 @@ async def run(engine: Engine, name: str, adopted: Handle | None, setup: bool = T
                 how = f"could not start: {st.reason}"
             else:
                 began = engine.clock.now() - max(0.0, engine.clock.wall() - handle.started_at)
-                exit_code, unhealthy = await _supervise(engine, name, handle)
+                exit_code, unhealthy, how = await _supervise(engine, name, handle)
                 ran_for = engine.clock.now() - began
-                how = exits.ended(exit_code, _unknown_exit(handle))
             svc = engine.project.services[name]
             st.attempts = policy.attempts_after_run(svc.restart, st.attempts, ran_for)
             decision = policy.decide(
@@ -146,8 +145,9 @@ async def start(engine: Engine, name: str) -> Handle | None:
     return handle
 
 
-async def _supervise(engine: Engine, name: str, handle: Handle) -> tuple[int | None, bool]:
-    """Run until the incarnation exits (exit code, False) or turns unhealthy and is stopped (code, True)."""
+async def _supervise(engine: Engine, name: str, handle: Handle) -> tuple[int | None, bool, str]:
+    """Run until the incarnation exits (exit code, False, how it ended in words) or turns unhealthy and is stopped
+    (code, True, "")."""
     svc = engine.project.services[name]
     exited = asyncio.create_task(engine.runtime.wait(handle), name=f"wait:{name}")
     watching: asyncio.Task[None] | None = None
@@ -158,21 +158,19 @@ async def _supervise(engine: Engine, name: str, handle: Handle) -> tuple[int | N
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         if exited.done():
             code = exited.result()
-            await _on_exit(engine, name, code, handle)
-            return code, False
+            return code, False, await _on_exit(engine, name, code, handle)
         # the probe loop ended: the service is unhealthy and the policy may restart it
         if svc.restart.mode == "no":
             # Compose semantics: an unhealthy service keeps running; keep watching its exit only
             if watching is not None:
                 watching = asyncio.create_task(probing.probe_loop(engine, name, handle, forever=True))
             code = await exited
-            await _on_exit(engine, name, code, handle)
-            return code, False
+            return code, False, await _on_exit(engine, name, code, handle)
         exited.cancel()
         result = await engine.runtime.stop(handle, svc.stop_signal, svc.stop_grace_period)
         engine.report_kill(name, result, svc.stop_grace_period)
         engine.status[name].handle = None
-        return result.exit_code, True
+        return result.exit_code, True, ""
     finally:
         pending = {task for task in (exited, watching) if task is not None and not task.done()}
         for task in pending:
@@ -186,11 +184,13 @@ def _unknown_exit(handle: Handle) -> str:
     return exits.NOT_A_CHILD if handle.adopted else exits.NOT_TOLD
 
 
-async def _on_exit(engine: Engine, name: str, code: int | None, handle: Handle) -> None:
+async def _on_exit(engine: Engine, name: str, code: int | None, handle: Handle) -> str:
+    """The ``exited`` event, with the log's last lines; returns how it ended, in words."""
     st = engine.status[name]
     st.exit_code, st.handle = code, None
     st.health = "none" if st.health == "none" else st.health
-    message = f"{name} {exits.ended(code, _unknown_exit(handle))}"
+    how = exits.ended(code, _unknown_exit(handle), engine.runtime.exit_detail(handle))
+    message = f"{name} {how}"
     data: dict[str, Any] = {"exit_code": code}
     if (number := exits.signal_of(code)) is not None:
         data["signal"] = number
@@ -200,6 +200,7 @@ async def _on_exit(engine: Engine, name: str, code: int | None, handle: Handle) 
             message += "; last log lines:\n    " + "\n    ".join(lines[-10:])
         data["last_logs"] = lines
     engine.emit("exited", name, message, **data)
+    return how
 
 
 async def go_fatal(engine: Engine, name: str, exit_code: int | None, reason: str, with_logs: bool = True) -> None:

@@ -89,6 +89,10 @@ class Runtime(Protocol):
     async def wait(self, handle: Handle) -> int | None:
         """Return when the incarnation has exited, with its exit code (None when it cannot be known)."""
 
+    def exit_detail(self, handle: Handle) -> str:
+        """What the runtime knows of how this incarnation (``wait`` returned) ended beyond its exit code, in words
+        (Docker: its State.OOMKilled); empty when nothing. Asked once per end."""
+
     async def probe(self, project: Project, service: Service, handle: Handle, check: Healthcheck) -> ProbeResult:
         """Run the healthcheck once against this incarnation, bounded by ``check.timeout``."""
 

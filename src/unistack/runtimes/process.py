@@ -230,6 +230,9 @@ class ProcessRuntime:
     async def wait(self, handle: Handle) -> int | None:
         return await process_exits.wait(self._children, handle)
 
+    def exit_detail(self, handle: Handle) -> str:
+        return ""  # a signal is in the exit code (128 + N); nothing else is known of a host process's end
+
     async def stop(self, handle: Handle, signal_name: str, grace: float) -> StopResult:
         return await process_exits.stop(self._children, handle, signal_name, grace)
 

@@ -199,6 +199,7 @@ class ExitWatcher:
         self._stream: Any = None
         self._connected = threading.Event()
         self._closed = False
+        self._oom_killed: set[str] = set()  # containers seen ended with State.OOMKilled, until asked
 
     async def wait(self, container_id: str) -> int | None:
         """The exit code once the container is not running; None when it is gone or cannot be known."""
@@ -238,10 +239,22 @@ class ExitWatcher:
         if stream is not None:
             close_stream(stream)
 
+    def oom_killed(self, container_id: str) -> bool:
+        """Whether the container's end that ``wait`` returned was the kernel's OOM killer (asked once)."""
+        with self._lock:
+            if container_id in self._oom_killed:
+                self._oom_killed.discard(container_id)
+                return True
+            return False
+
     def _state(self, container_id: str) -> tuple[bool, int | None]:
         state = self._client().api.inspect_container(container_id)["State"]
         code = state.get("ExitCode")
-        return bool(state.get("Running")), int(code) if code is not None else None
+        running = bool(state.get("Running"))
+        if not running and state.get("OOMKilled"):
+            with self._lock:
+                self._oom_killed.add(container_id)
+        return running, int(code) if code is not None else None
 
     def _start(self) -> None:
         with self._lock:

@@ -162,6 +162,11 @@ class DockerRuntime:
     async def wait(self, handle: Handle) -> int | None:
         return await self._exits.wait(handle.ident)
 
+    def exit_detail(self, handle: Handle) -> str:
+        if self._exits.oom_killed(handle.ident):
+            return "out of memory: the kernel's OOM killer ended it (OOMKilled)"
+        return ""
+
     async def stop(self, handle: Handle, signal_name: str, grace: float) -> StopResult:
         if self._beside_ids.get(handle.service) == handle.ident:  # a failed update's new container, stopped:
             self._beside_ids.pop(handle.service)  # its log is what the next ``tail`` of the service reads
