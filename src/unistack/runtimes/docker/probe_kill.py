@@ -21,16 +21,19 @@ import psutil
 REAP_WAIT = 2.0  # seconds a parent gets to reap its killed children before it is killed too
 
 
-def end_check(pid: int, argv: Sequence[str]) -> None:
+def end_check(pid: int, argv: Sequence[str]) -> bool:
     """SIGKILL the check whose main process is host pid ``pid`` (only when its command line is ``argv``), and all
-    it started, leaves first."""
+    it started, leaves first. True when that is done or there is no such process (it ended, or it is on another
+    machine); False when the process is not the check, or not yet: just after ``exec start`` the engine's pid is
+    ``runc init`` until it execs the check (the caller asks again)."""
     try:
         root = psutil.Process(pid)
         if root.cmdline() != list(argv):
-            return
+            return False
     except psutil.Error:
-        return
+        return True
     _end_tree(root)
+    return True
 
 
 def _end_tree(process: psutil.Process) -> None:
