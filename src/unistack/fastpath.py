@@ -146,8 +146,12 @@ def _call(state_dir: str, within: float, cmd: str, **args: Any) -> Any:
     import socket
 
     path = os.path.join(state_dir, "run", "daemon.sock")
-    if len(os.fsencode(path)) > 100:  # control.state.socket_path's short private path: the CLI's way
-        raise ValueError(path)
+    if len(os.fsencode(path)) > 100:  # too long for a unix socket: the daemon's short private path
+        from pathlib import Path
+
+        from unistack.control.state import socket_path
+
+        path = str(socket_path(Path(state_dir)))
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(within)
         sock.connect(path)

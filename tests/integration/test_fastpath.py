@@ -133,6 +133,29 @@ def test_what_the_fast_path_does_not_answer_is_the_cli_s(running: Instance, form
         assert cli.stderr.startswith("Usage: unistack ps") and "No such option '--bogus'" in cli.stderr
 
 
+def test_a_daemon_on_the_short_private_socket_path_answers_too(running: Instance) -> None:
+    project = "a-project-name-long-enough-that-its-socket-path-does-not-fit-in-a-unix-socket-address"
+    assert len(str(running.state_dir(project) / "run" / "daemon.sock")) > 100
+    running.run("up", "-d", check=True, project=project)
+    try:
+        running.wait_for(
+            lambda: by_the_cli(running, "-p", project, "logs", "--tail", "100").stdout.count("\n") == 8,
+            message="every service's lines logged",
+        )
+        for form in (("ps",), ("logs", "--tail", "2", "worker")):
+            args = ("-p", project, *form)
+            fast = answered(running, *args)
+            cli = by_the_cli(running, *args)
+            assert (fast.stdout, fast.stderr.removeprefix(ANSWERED), fast.returncode) == (
+                cli.stdout,
+                cli.stderr,
+                cli.returncode,
+            )
+            assert "worker" in cli.stdout
+    finally:
+        running.run("down", "-t", "1", project=project)
+
+
 def test_a_changed_file_is_loaded_again(running: Instance) -> None:
     answered(running, "config")
     compose = running.folder / "compose.yaml"
