@@ -23,7 +23,12 @@ def main() -> None:
     else:
         from unistack import fastpath
 
-        output = fastpath.main(argv)
+        try:
+            output = fastpath.main(argv)
+        except Exception:  # only a shortcut: whatever went wrong there, the CLI answers as it always did
+            from unistack.config import loadcache
+
+            output, loadcache.pending = None, None
         if output is not None:
             sys.stdout.write(output)
             sys.exit(0)

@@ -108,7 +108,11 @@ def main(argv: list[str], environ: dict[str, str] | None = None) -> str | None:
         return None
     if (words.runtime or environ.get("UNISTACK_RUNTIME") or "auto") not in RUNTIMES:
         return None  # click refuses it, whatever the verb
-    key = loadcache.material(words.options, os.getcwd(), environ)
+    try:
+        cwd = os.getcwd()
+    except OSError:  # the current folder was removed: the CLI says so
+        return None
+    key = loadcache.material(words.options, cwd, environ)
     entry = loadcache.lookup(key, environ)
     if entry is None:
         loadcache.pending = loadcache.Pending(key, environ)

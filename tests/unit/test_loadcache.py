@@ -329,3 +329,14 @@ def test_every_disk_access_of_the_loader_goes_through_inputs() -> None:
             for match in DISK.finditer(code):
                 found.add((path.name, match.group(0)))
     assert found <= LOOKS_ELSEWHERE, found - LOOKS_ELSEWHERE
+
+
+def test_a_removed_current_folder_is_left_to_the_cli(
+    runner: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert fastpath.main(["config"]) is None
+    assert loadcache.pending is None

@@ -75,12 +75,17 @@ def first_changed(recorded: list[Input]) -> str | None:
             try:
                 with open(path, "rb") as file:
                     data = file.read()
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 return f"{path} cannot be read ({exc})"
             if checksum(data) != found:
                 return f"{path} changed"
         elif kind != "resolved":
             return f"an input of an unknown kind: {kind!r}"
-        elif os.path.realpath(path) != found:
-            return f"{path} resolves to another path"
+        else:
+            try:
+                real = os.path.realpath(path)
+            except (OSError, ValueError) as exc:
+                return f"{path} cannot be resolved ({exc})"
+            if real != found:
+                return f"{path} resolves to another path"
     return None
