@@ -38,8 +38,11 @@ def main() -> None:
         cli_main()
     except SystemExit as done:
         if done.code in (0, None) and "unistack.fastpath" in sys.modules:
+            import contextlib  # here, not at the top: the CLI has imported it; the fast path does not
+
             from unistack.config import loadcache
 
             if loadcache.pending is not None:
-                loadcache.pending.store()
+                with contextlib.suppress(Exception):  # a cache not written is only a miss next time
+                    loadcache.pending.store()
         raise
