@@ -11,6 +11,7 @@ import asyncio
 import functools
 import json
 import re
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -57,12 +58,35 @@ def entry_url(ctx: Context, service: str | None, scheme: str = "http") -> tuple[
     return f"{scheme}://{host}:{port.host_port}", name
 
 
+@functools.cache
+def tls() -> ssl.SSLContext:
+    """The one TLS context of every client in this process. Left to itself, httpx builds one per client, loading
+    the whole CA bundle synchronously on the event loop: tens of milliseconds each, seconds for a dozen checks on
+    a loaded machine, during which no other check runs while its clock does (``db isolated``, waiting on two
+    engine round trips, ran out of its 5 s that way)."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
+def prepare(ctx: Context) -> None:
+    """Before any check's clock starts: the TLS context, and what httpx and websockets import on first use
+    (httpcore and anyio's asyncio backend; the WebSocket client): imported on the event loop otherwise, inside the
+    first checks' time, which takes seconds on a loaded machine and stalls every check beside them."""
+    if ctx.transport is None:
+        import anyio._backends._asyncio  # noqa: F401
+        import httpcore  # noqa: F401
+
+        tls()
+    if ctx.ws_connect is None and any(declared.kind == "websocket" for declared in ctx.project.validate):
+        import websockets.asyncio.client  # noqa: F401
+
+
 def client(ctx: Context, base_url: str, timeout: float) -> httpx.AsyncClient:
     # trust_env=False: straight to the instance, whatever HTTP(S)_PROXY the shell has
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=timeout,
         transport=ctx.transport,
+        verify=tls(),
         trust_env=False,
         follow_redirects=False,
         headers={"host": ctx.host_header} if ctx.host_header else None,

@@ -69,6 +69,17 @@ def checks(ctx: Context) -> list[Check]:
     return found
 
 
+def prepare(ctx: Context) -> None:
+    """Before any check's clock starts: the docker runtime and the Docker SDK under it (a few hundred modules,
+    seconds to import on a loaded machine: on the event loop otherwise, inside the first container check's time,
+    stalling every check beside it)."""
+    if ctx.runtime_name == DOCKER and any(row.container for row in ctx.rows):
+        from unistack.runtimes.docker import engine, resources  # noqa: F401
+
+        if ctx.runtime is not None:
+            ctx.runtime()  # no I/O: the engine client is made on first use, in a thread
+
+
 def _bind(
     fn: Callable[[Context, ServiceRow], Awaitable[Outcome]], ctx: Context, row: ServiceRow
 ) -> Callable[[], Awaitable[Outcome]]:
@@ -134,11 +145,18 @@ def _listeners_of_tree(pid: int) -> set[tuple[str, int]] | None:
 # ----------------------------------------------------------------------------- containers
 
 
-async def container(ctx: Context, row: ServiceRow) -> Outcome:
+Inspect = Callable[[str], dict[str, Any] | None]
+Connect = Callable[[str, int], bool]
+
+
+async def container(
+    ctx: Context, row: ServiceRow, inspect: Inspect | None = None, connect: Connect | None = None
+) -> Outcome:
+    """``inspect`` (the container's engine record) and ``connect`` (a TCP connection from this host) are seams."""
     from unistack.runtimes.docker import resources
 
     assert row.container is not None
-    info = await asyncio.to_thread(_inspect, row.container)
+    info = await asyncio.to_thread(inspect or _inspect, row.container)
     if info is None:
         return skipped(f"cannot inspect container {row.container[:12]}")
     problems = _extra_bindings(ctx, row, info)
@@ -161,7 +179,7 @@ async def container(ctx: Context, row: ServiceRow) -> Outcome:
     attempts: list[Awaitable[str | None]] = []
     for network, ip in targets:
         for port in ports:
-            attempts.append(_from_host(ip, port, control, network))
+            attempts.append(_from_host(ip, port, control, network, connect or reachable))
             for other in ctx.rows:
                 other_networks = _networks_of(ctx, other)
                 if other.container and other.live and other.service != row.service and network not in other_networks:
@@ -250,12 +268,12 @@ def _loopback(hex_address: str) -> bool:
     return ip.is_loopback or (ip.ipv4_mapped is not None and ip.ipv4_mapped.is_loopback)
 
 
-async def _from_host(ip: str, port: int, control: int, network: str) -> str | None:
+async def _from_host(ip: str, port: int, control: int, network: str, connect: Connect) -> str | None:
     """A connection counts only when the control port on the same address is refused: otherwise whatever accepts
     it is on the way (an intercepting proxy accepts connections to any address), not the container."""
-    if not await asyncio.to_thread(reachable, ip, port):
+    if not await asyncio.to_thread(connect, ip, port):
         return None
-    if await asyncio.to_thread(reachable, ip, control):
+    if await asyncio.to_thread(connect, ip, control):
         return f"(from the host, every port of {ip} answers: intercepted on the way)"
     return f"reachable from the host at {ip}:{port} ({network} is internal)"
 

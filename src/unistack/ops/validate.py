@@ -118,6 +118,9 @@ def plan(ctx: Context, entry_only: bool = False) -> list[Check]:
     those that send requests to the entry point (run again for each node of a cluster)."""
     from unistack.ops import checks_builtin, checks_http, isolation
 
+    checks_http.prepare(ctx)  # the checks' imports and shared set-up, outside every check's time
+    if not entry_only:
+        isolation.prepare(ctx)
     checks = checks_http.checks(ctx)
     if not entry_only:
         checks = [*checks_builtin.checks(ctx), *isolation.checks(ctx), *checks]
