@@ -101,11 +101,11 @@ class FakeRuntime:
         return ProbeResult(code == 0, code, "")
 
 
-def connect_to(answering: set[tuple[str, int]]) -> isolation.Connect:
-    """The host's TCP connections: those in ``answering`` succeed, every other one is refused."""
+def connect_to(answering: set[tuple[str, int]], otherwise: isolation.Answer = "refused") -> isolation.Connect:
+    """The host's TCP connections: those in ``answering`` succeed, every other one is ``otherwise``."""
 
-    def connect(host: str, port: int) -> bool:
-        return (host, port) in answering
+    def connect(host: str, port: int) -> isolation.Answer:
+        return "connected" if (host, port) in answering else otherwise
 
     return connect
 
@@ -147,6 +147,20 @@ def test_an_intercepting_proxy_on_the_way_is_not_a_reached_db(tmp_path: Path) ->
     assert outcome.verdict == "pass", outcome
     assert "(from the host, every port of 10.89.0.2 answers: intercepted on the way)" in outcome.detail
     assert "(from proxy, every port of 10.89.0.2 answers: intercepted on the way)" in outcome.detail
+
+
+def test_a_control_port_that_times_out_proves_nothing_either_way(tmp_path: Path) -> None:
+    """Reached means: the port answered and the control port at the same address was refused. A control that
+    times out (a slow proxy on the way, a probe that could not start in time under load) is not a refusal."""
+    slow_control = connect_to({(DB_IP, 5432)}, otherwise="silent")
+    outcome = db_isolated(tmp_path, FakeRuntime({"proxy": isolation.UNDECIDED}), slow_control)
+    assert outcome.verdict == "pass", outcome
+    assert "(from the host, 10.89.0.2:5432 answered but port 1 neither answered nor refused: not judged)" in (
+        outcome.detail
+    )
+    assert "(from proxy, 10.89.0.2:5432 answered but port 1 neither answered nor refused: not judged)" in (
+        outcome.detail
+    )
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from unistack.ops.validate import Check, Context, Outcome, failed, passed, skipped
 from unistack.runtimes import DOCKER, PROCESS
@@ -34,27 +34,38 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT = 0.5
 LOOPBACK = ("127.", "::1")
 # connects to $1:$2 and to $1:$3 (a port nothing listens on) from inside a container, each bounded by $4 seconds:
-# exit 0: the port answered and the control did not (reached); 3: both answered (something on the way accepts every
-# connection, e.g. an intercepting proxy: the container was not shown to be reached); 1: not reached; 125: no tool
+# exit 0: the port answered and the control was refused (reached); 3: both answered (something on the way accepts
+# every connection, e.g. an intercepting proxy: the container was not shown to be reached); 4: the port answered and
+# the control neither answered nor was refused (timed out, cut: not shown either way); 1: not reached; 125: no tool.
+# c's own codes: 0 connected, 10 refused, anything else neither (a timeout, a probe that could not start in time).
 PROBE = """
 c() {
   if command -v python3 >/dev/null 2>&1; then
-    python3 -c "import socket,sys; s=socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)
+    python3 -c "import errno,socket,sys; s=socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)
 s.settimeout(float(sys.argv[3]))
-sys.exit(0 if s.connect_ex((sys.argv[1], int(sys.argv[2]))) == 0 else 1)" "$1" "$2" "$3"
+e=s.connect_ex((sys.argv[1], int(sys.argv[2])))
+sys.exit(0 if e == 0 else 10 if e == errno.ECONNREFUSED else 12)" "$1" "$2" "$3"
   elif command -v bash >/dev/null 2>&1; then
-    if command -v timeout >/dev/null 2>&1; then timeout "$3" bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
-    else bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; fi
+    if command -v timeout >/dev/null 2>&1; then out=$(timeout "$3" bash -c "exec 3<>/dev/tcp/$1/$2" 2>&1)
+    else out=$(bash -c "exec 3<>/dev/tcp/$1/$2" 2>&1); fi
+    r=$?
+    [ "$r" = 0 ] && return 0
+    case "$out" in *refused*) return 10;; esac
+    return 12
   else return 125; fi
 }
 c "$1" "$2" "$4"; a=$?
 [ "$a" = 125 ] && exit 125
 [ "$a" != 0 ] && exit 1
-c "$1" "$3" "$4" && exit 3
-exit 0
+c "$1" "$3" "$4"; b=$?
+[ "$b" = 0 ] && exit 3
+[ "$b" = 10 ] && exit 0
+exit 4
 """
 INTERCEPTED = 3
+UNDECIDED = 4
 NO_PROBE = 125
+Answer = Literal["connected", "refused", "silent"]
 
 
 def checks(ctx: Context) -> list[Check]:
@@ -91,14 +102,22 @@ def _bind(
 
 def reachable(host: str, port: int, timeout: float = CONNECT_TIMEOUT) -> bool:
     """True when a TCP connection to host:port succeeds from here."""
+    return answer(host, port, timeout) == "connected"
+
+
+def answer(host: str, port: int, timeout: float = CONNECT_TIMEOUT) -> Answer:
+    """How a TCP connection to host:port from here goes: connected; refused (whatever is at that address said
+    nothing listens there); silent (timed out, no route, any other error: nothing shown either way)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         try:
             sock.connect((host, port))
+        except ConnectionRefusedError:
+            return "refused"
         except OSError:
-            return False
-    return True
+            return "silent"
+    return "connected"
 
 
 # ----------------------------------------------------------------------------- host processes
@@ -146,7 +165,7 @@ def _listeners_of_tree(pid: int) -> set[tuple[str, int]] | None:
 
 
 Inspect = Callable[[str], dict[str, Any] | None]
-Connect = Callable[[str, int], bool]
+Connect = Callable[[str, int], Answer]
 
 
 async def container(
@@ -179,7 +198,7 @@ async def container(
     attempts: list[Awaitable[str | None]] = []
     for network, ip in targets:
         for port in ports:
-            attempts.append(_from_host(ip, port, control, network, connect or reachable))
+            attempts.append(_from_host(ip, port, control, network, connect or answer))
             for other in ctx.rows:
                 other_networks = _networks_of(ctx, other)
                 if other.container and other.live and other.service != row.service and network not in other_networks:
@@ -270,11 +289,15 @@ def _loopback(hex_address: str) -> bool:
 
 async def _from_host(ip: str, port: int, control: int, network: str, connect: Connect) -> str | None:
     """A connection counts only when the control port on the same address is refused: otherwise whatever accepts
-    it is on the way (an intercepting proxy accepts connections to any address), not the container."""
-    if not await asyncio.to_thread(connect, ip, port):
+    it is on the way (an intercepting proxy accepts connections to any address), not the container; a control that
+    times out shows nothing either way (a slow proxy on the way, a loaded machine)."""
+    if await asyncio.to_thread(connect, ip, port) != "connected":
         return None
-    if await asyncio.to_thread(connect, ip, control):
+    control_answer = await asyncio.to_thread(connect, ip, control)
+    if control_answer == "connected":
         return f"(from the host, every port of {ip} answers: intercepted on the way)"
+    if control_answer == "silent":
+        return f"(from the host, {ip}:{port} answered but port {control} neither answered nor refused: not judged)"
     return f"reachable from the host at {ip}:{port} ({network} is internal)"
 
 
@@ -290,6 +313,11 @@ async def _from_container(
         return f"reachable from {vantage.service} (not on {network}) at {ip}:{port}"
     if code == INTERCEPTED:
         return f"(from {vantage.service}, every port of {ip} answers: intercepted on the way)"
+    if code == UNDECIDED:
+        return (
+            f"(from {vantage.service}, {ip}:{port} answered but port {control} neither answered nor refused: "
+            "not judged)"
+        )
     if code == NO_PROBE:
         return f"(not tried from {vantage.service}: no python3 or bash in it)"
     return None
