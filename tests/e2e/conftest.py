@@ -350,8 +350,9 @@ def _pgid(process: psutil.Process) -> int | None:
 
 
 _STACK: Stack | None = None
-# Moved to the end of the session, in this order: they kill, restart or stop services or the whole stack (a restart
-# makes validate's flapping check fail for 5 minutes), and the last one empties it.
+# Moved to the end of the session, in this order: they kill, restart or stop services or the whole stack (a service
+# killed from outside and restarted by the supervisor makes validate's flapping check fail for 5 minutes; a restart
+# asked for does not), and the last one empties it.
 DISRUPTIVE = (
     "test_dashboard.py",
     "test_rollout.py",
