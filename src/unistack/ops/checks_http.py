@@ -8,7 +8,9 @@ answers". Never starts or stops anything; never reads the daemon (the rows come 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import importlib
 import json
 import re
 import ssl
@@ -71,13 +73,15 @@ def prepare(ctx: Context) -> None:
     """Before any check's clock starts: the TLS context, and what httpx and websockets import on first use
     (httpcore and anyio's asyncio backend; the WebSocket client): imported on the event loop otherwise, inside the
     first checks' time, which takes seconds on a loaded machine and stalls every check beside them."""
+    modules = []
     if ctx.transport is None:
-        import anyio._backends._asyncio  # noqa: F401
-        import httpcore  # noqa: F401
-
+        modules += ["httpcore", "anyio._backends._asyncio"]  # the latter is anyio's own layout: a miss is harmless
         tls()
     if ctx.ws_connect is None and any(declared.kind == "websocket" for declared in ctx.project.validate):
-        import websockets.asyncio.client  # noqa: F401
+        modules.append("websockets.asyncio.client")
+    for name in modules:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
 
 
 def client(ctx: Context, base_url: str, timeout: float) -> httpx.AsyncClient:
