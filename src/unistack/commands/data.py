@@ -123,7 +123,7 @@ def backup(opts: Options, output: Path | None, keep: int | None, services: tuple
     steps = ops.Steps() if os.environ.get(ops.DEBUG) else None
     mark = steps or (lambda what: None)
     mark("the command began (the interpreter started, the CLI imported)")
-    project = opts.project()
+    project = opts.remembered_project()  # from the load cache when every input is as it was: backup writes no state
     mark("the project loaded")
     if services[:1] == ("list",) and "list" not in project.services:
         if len(services) > 1:

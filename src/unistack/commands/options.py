@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from unistack.runtimes.base import Runtime
 
 
+PROJECT_OUTPUT = "project json"  # the loaded project (``config.model.to_json``) in a load cache entry's outputs
+
+
 class Exit(Exception):
     """A verb's verdict as the process's exit code (1: a service or check failed), raised for ``cli.py``."""
 
@@ -70,6 +73,57 @@ class Options:
                 if collecting:
                     gc.enable()
         return self._project
+
+    def remembered_project(self) -> Project:
+        """``project()``, taken from the load cache (``config.loadcache``, the fast path's key and entry) when every
+        input of the load is as it was, and stored there on a miss. Only for verbs that write nothing derived from
+        the load (``backup``, ``backup list``): the project is the one the files make, decoded (``project_from_json``)
+        instead of loaded; a ``ports.json`` (ports an earlier ``up`` chose) or any doubt loads as before."""
+        if self._project is not None:
+            return self._project
+        environ = dict(os.environ)
+        try:
+            cwd = str(Path.cwd())  # os.getcwd(), as fastpath.main keys it
+        except OSError:  # the current folder was removed: the load says so
+            return self.project()
+        if not environ.get("HOME"):  # paths with ~ would come from the password database (fastpath.main)
+            return self.project()
+        options = {
+            "files": list(self.files),
+            "project_name": self.project_name,
+            "env_name": self.env_name,
+            "env_files": list(self.env_files),
+            "profiles": list(self.profiles),
+        }  # as fastpath.Words reads them: one entry for ps, config and backup
+        key = loadcache.material(options, cwd, environ)
+        entry = loadcache.lookup(key, environ)
+        if (
+            entry is not None
+            and PROJECT_OUTPUT in entry["outputs"]
+            and not state.ports_file(Path(entry["state_dir"])).exists()
+        ):
+            from unistack.config.model import project_from_json
+
+            try:
+                self._project = project_from_json(entry["outputs"][PROJECT_OUTPUT])
+            except ValueError:
+                pass
+            else:
+                if environ.get("UNISTACK_DEBUG_CACHE"):
+                    sys.stderr.write("unistack: the project from the load cache\n")
+                return self._project
+        loadcache.pending = loadcache.Pending(key, environ, found=entry)
+        try:
+            project = self.project()
+            remembered = loadcache.pending  # None: discarded (a ports.json)
+            if remembered is not None and remembered.entry is not None:
+                from unistack.config.model import to_json
+
+                remembered.outputs[PROJECT_OUTPUT] = to_json(project).decode()
+                remembered.store()
+        finally:
+            loadcache.pending = None
+        return project
 
     def _recorded_load(self, on_state_dir: Callable[[Path], None] | None) -> Project:
         """``_load``; when the fast path missed its cache (``config.loadcache``), with what it read recorded."""
