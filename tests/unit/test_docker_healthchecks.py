@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from unistack.runtimes.docker import healthchecks, probe_kill
@@ -163,6 +164,9 @@ def test_end_check_kills_only_the_check_and_says_when_the_pid_is_not_it_yet() ->
     argv = [sys.executable, "-c", "import time; time.sleep(30)"]
     process = subprocess.Popen(argv)
     try:
+        deadline = time.monotonic() + 10  # until it has exec'd: a forked child shows its parent's command line
+        while psutil.Process(process.pid).cmdline() != argv and time.monotonic() < deadline:
+            time.sleep(0.005)
         assert probe_kill.end_check(process.pid, ["runc", "init"]) is False  # not the check (yet): left alone
         assert process.poll() is None
         assert probe_kill.end_check(process.pid, argv) is True
