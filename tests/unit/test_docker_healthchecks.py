@@ -156,7 +156,7 @@ async def test_a_cancelled_check_is_ended_once_its_process_starts() -> None:
 async def test_a_check_that_finishes_in_time_gives_its_output_and_code() -> None:
     api = FakeApi([{"Running": False, "ExitCode": 3, "Pid": 4242}], output=b"sick\n", hangs=False)
     kills = Kills()
-    result = await healthchecks.run_check(run_of(api, kills), 5)
+    result = await healthchecks.run_check(run_of(api, kills), 60)
     assert (result.ok, result.exit_code, result.output) == (False, 3, "sick\n") and kills.calls == []
 
 
