@@ -7,6 +7,7 @@ the load is as it was, and print what they print without it; a changed file or v
 
 from __future__ import annotations
 
+import marshal
 import re
 import subprocess
 import tarfile
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from unistack.commands.options import PROJECT_OUTPUT
 
 from .conftest import Instance
 
@@ -111,3 +114,17 @@ def test_a_changed_file_or_variable_is_loaded_again(up: Instance, tmp_path: Path
     assert "app (volume other)" in changed.stdout
     again = from_cache(up, "backup")
     assert said(again) == said(changed)
+
+
+def test_ps_stores_the_project_and_restore_takes_it_from_the_cache(up: Instance) -> None:
+    up.run("ps", check=True)  # the fast path missed: the CLI's load stored, the project with it
+    loads = Path(up.env["XDG_CACHE_HOME"]) / "unistack" / "loads"
+    entries = [marshal.loads(p.read_bytes()) for p in loads.glob("*.marshal")]
+    assert [PROJECT_OUTPUT in e["outputs"] for e in entries] == [True]
+    done = from_cache(up, "backup")
+    archive = re.search(r" into (\S+\.tar) \(", done.stdout)
+    assert archive, done.stdout
+    kept = up.state_dir() / "volumes" / "files" / "a.txt"
+    kept.write_text("changed\n")
+    restored = from_cache(up, "restore", archive.group(1), "--yes")
+    assert "restored from" in restored.stdout and kept.read_text() == "files\n"

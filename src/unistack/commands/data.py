@@ -201,7 +201,7 @@ def restore(opts: Options, archive: Path, yes: bool, force: bool) -> None:
     from unistack.ops import restore as ops
     from unistack.ops.archive import Archive
 
-    project = opts.project()
+    project = opts.remembered_project()  # from the load cache when every input is as it was: restore writes no state
     printer = Printer(list(project.services))
     opened = Archive(archive)
     try:

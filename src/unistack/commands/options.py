@@ -76,9 +76,10 @@ class Options:
 
     def remembered_project(self) -> Project:
         """``project()``, taken from the load cache (``config.loadcache``, the fast path's key and entry) when every
-        input of the load is as it was, and stored there on a miss. Only for verbs that write nothing derived from
-        the load (``backup``, ``backup list``): the project is the one the files make, decoded (``project_from_json``)
-        instead of loaded; a ``ports.json`` (ports an earlier ``up`` chose) or any doubt loads as before."""
+        input of the load is as it was, and stored there on a miss (``ps`` and ``config`` store it too). Only for
+        verbs that write nothing derived from the load (``backup``, ``backup list``, ``restore``): the project the
+        files make, decoded (``project_from_json``) instead of loaded; a ``ports.json`` (ports an earlier ``up``
+        chose) or any doubt loads as before."""
         if self._project is not None:
             return self._project
         environ = dict(os.environ)
@@ -115,12 +116,8 @@ class Options:
         loadcache.pending = loadcache.Pending(key, environ, found=entry)
         try:
             project = self.project()
-            remembered = loadcache.pending  # None: discarded (a ports.json)
-            if remembered is not None and remembered.entry is not None:
-                from unistack.config.model import to_json
-
-                remembered.outputs[PROJECT_OUTPUT] = to_json(project).decode()
-                remembered.store()
+            if loadcache.pending is not None:  # None: discarded (a ports.json)
+                loadcache.pending.store()  # the project recorded with its inputs (``_recorded_load``)
         finally:
             loadcache.pending = None
         return project
@@ -135,7 +132,10 @@ class Options:
         finally:
             recorded = inputs.stop()
         if loadcache.pending is not None:
+            from unistack.config.model import to_json
+
             loadcache.pending.loaded(recorded, str(project.state_dir), project.name, list(project.services))
+            loadcache.pending.outputs[PROJECT_OUTPUT] = to_json(project).decode()  # for backup and restore after
         return project
 
     def reload(self, overrides: Mapping[str, str]) -> Project:
