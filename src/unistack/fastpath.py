@@ -17,6 +17,7 @@ import os
 import sys
 
 from unistack.config import loadcache
+from unistack.control import wire
 from unistack.fingerprint import code_fingerprint
 
 TYPE_CHECKING = False
@@ -147,7 +148,6 @@ def _answer(words: Words, key: str, entry: dict[str, Any], environ: dict[str, st
 def _call(state_dir: str, within: float, cmd: str, **args: Any) -> Any:
     """One request to the instance's daemon (``control.client.DaemonClient.call``); its result, or a ValueError."""
     import json
-    import socket
 
     path = os.path.join(state_dir, "run", "daemon.sock")
     if len(os.fsencode(path)) > 100:  # too long for a unix socket: the daemon's short private path
@@ -156,16 +156,7 @@ def _call(state_dir: str, within: float, cmd: str, **args: Any) -> Any:
         from unistack.control.state import socket_path
 
         path = str(socket_path(Path(state_dir)))
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(within)
-        sock.connect(path)
-        sock.sendall((json.dumps({"cmd": cmd, **args}, default=str) + "\n").encode())
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+    data = wire.exchange(path, {"cmd": cmd, **args}, within)
     reply = json.loads(data)
     if not reply.get("ok"):
         raise ValueError(reply.get("error"))
@@ -218,16 +209,4 @@ def _logs(state_dir: str, words: Words, entry: dict[str, Any], environ: dict[str
 
 def _daemon_alive(state_dir: str) -> bool:
     """``control.state.daemon_alive``: some process holds ``daemon.lock``."""
-    import fcntl
-
-    path = os.path.join(state_dir, "daemon.lock")
-    if not os.path.exists(path):
-        return False
-    descriptor = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(descriptor)
-    return False
+    return wire.lock_held(os.path.join(state_dir, "daemon.lock"))

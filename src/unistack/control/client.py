@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unistack.control import state
+from unistack.control import state, wire
 from unistack.errors import DaemonError, DaemonNotAnswering, UnistackError
 
 if TYPE_CHECKING:
@@ -53,16 +52,7 @@ class DaemonClient:
         ``ps``): a daemon that holds the instance but does not answer is then named, with the way out.
         """
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(answer_within)
-                sock.connect(str(self.path))
-                sock.sendall((json.dumps({"cmd": cmd, **args}, default=str) + "\n").encode())
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
+            data = wire.exchange(str(self.path), {"cmd": cmd, **args}, answer_within)
         except TimeoutError as exc:
             raise self._not_answering(answer_within or 0) from exc
         except OSError as exc:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from unistack import fingerprint
+from unistack.control import wire
 from unistack.errors import StateError
 
 STATE_VERSION = 1
@@ -182,14 +183,4 @@ def try_daemon_lock(state_dir: Path) -> int | None:
 
 def daemon_alive(state_dir: Path) -> bool:
     """True when some process holds the daemon lock."""
-    path = state_dir / "daemon.lock"
-    if not path.exists():
-        return False
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return wire.lock_held(str(state_dir / "daemon.lock"))
