@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from unistack.config.model import Dependency, Healthcheck, Project, RestartPolicy, Service, replace
+from unistack.engine.events import Event
+from unistack.engine.supervisor import Engine
 from unistack.runtimes.base import Handle, ProbeResult, StopResult
 from unistack.runtimes.logfiles import LogLine
 
@@ -250,3 +252,12 @@ def project(*services: Service, notify: Sequence[Any] = ()) -> Project:
         services={s.name: s for s in services},
         notify=tuple(notify),
     )
+
+
+def engine_of(
+    runtime: FakeRuntime, clock: FakeClock, *services: Service, notify: Sequence[Any] = ()
+) -> tuple[Engine, list[Event]]:
+    """An engine over ``services`` on the fake runtime and clock, and the list its events are appended to."""
+    events: list[Event] = []
+    engine = Engine(project(*services, notify=notify), runtime, clock=clock, on_event=events.append)
+    return engine, events

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 
 from unistack.config.model import Dependency, ProcessSpec, Service, replace
-from unistack.engine.events import Event
 from unistack.engine.states import rows_to_builtins
 from unistack.engine.supervisor import Engine
 
-from .fakes import FakeClock, FakeRuntime, project, service
+from .fakes import FakeClock, FakeRuntime, engine_of, project, service
 
 
 @pytest.fixture
@@ -24,10 +23,7 @@ def runtime(clock: FakeClock) -> FakeRuntime:
     return FakeRuntime(clock)
 
 
-def make(runtime: FakeRuntime, clock: FakeClock, *services, **kw) -> tuple[Engine, list[Event]]:  # type: ignore[no-untyped-def]
-    events: list[Event] = []
-    engine = Engine(project(*services, **kw), runtime, clock=clock, on_event=events.append)
-    return engine, events
+make = engine_of
 
 
 def state(engine: Engine, name: str) -> str:

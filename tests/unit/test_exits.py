@@ -14,11 +14,10 @@ from unistack.engine import exits
 from unistack.engine.events import Event
 from unistack.engine.states import rows_from_json
 from unistack.engine.status import ServiceStatus, dependency_verdict
-from unistack.engine.supervisor import Engine
 from unistack.runtimes.base import Handle
 from unistack.runtimes.docker.engine import ExitWatcher
 
-from .fakes import FakeClock, FakeRuntime, project, service
+from .fakes import FakeClock, FakeRuntime, engine_of, service
 
 
 @pytest.fixture
@@ -31,10 +30,7 @@ def runtime(clock: FakeClock) -> FakeRuntime:
     return FakeRuntime(clock)
 
 
-def make(runtime: FakeRuntime, clock: FakeClock, *services, **kw) -> tuple[Engine, list[Event]]:  # type: ignore[no-untyped-def]
-    events: list[Event] = []
-    engine = Engine(project(*services, **kw), runtime, clock=clock, on_event=events.append)
-    return engine, events
+make = engine_of
 
 
 def said(events: list[Event], kind: str) -> list[str]:
