@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from unistack.config.normalize import parse_bytes, parse_duration
+from unistack.config.formats import parse_bytes, parse_duration
 
 _DURATIONS = {"interval", "timeout", "start_period", "stop_grace_period", "delay", "window", "monitor"}
 _NAMED = ("networks", "volumes", "secrets", "configs")  # as mappings: names whose options may be empty

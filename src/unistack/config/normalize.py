@@ -1,8 +1,7 @@
 """Short syntax to long syntax: one service's mapping rewritten into long syntax (``ports``, ``volumes``,
 ``depends_on``, ``environment`` plus ``env_file``, ``healthcheck``, ``networks``, ``build``), each value parsed
 by ``formats``. A value that cannot be parsed becomes a Problem (file, line, key, fix) and the value is dropped,
-so every problem is reported at once. The value formats are re-exported here for the modules that import them
-from ``normalize``. Never decides what is active, never checks across services.
+so every problem is reported at once. Never decides what is active, never checks across services.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from unistack.config import inputs
 from unistack.config.envfile import parse_dotenv
 from unistack.config.formats import (
     CONDITIONS,
-    RESTART_WORDS,
     environment_mapping,
     healthcheck_test,
     parse_bytes,
@@ -25,25 +23,9 @@ from unistack.config.formats import (
     parse_restart,
     parse_volume,
     resolve_path,
-    scalar_text,
 )
 from unistack.config.yamlfile import KeyPath, Locations
 from unistack.errors import ConfigError, Problem
-
-__all__ = [
-    "CONDITIONS",
-    "RESTART_WORDS",
-    "Normalizer",
-    "environment_mapping",
-    "healthcheck_test",
-    "parse_bytes",
-    "parse_duration",
-    "parse_port",
-    "parse_restart",
-    "parse_volume",
-    "resolve_path",
-    "scalar_text",
-]
 
 
 @dataclass

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from unistack.config.normalize import (
+from unistack.config.formats import (
     environment_mapping,
     healthcheck_test,
     parse_bytes,

@@ -21,8 +21,8 @@ from typing import Any
 
 from docker.types import LogConfig, Ulimit
 
+from unistack.config.formats import parse_bytes
 from unistack.config.model import Project, Service
-from unistack.config.normalize import parse_bytes
 from unistack.errors import NotSupported, Problem
 from unistack.runtimes.docker import spec_mounts, spec_networks
 from unistack.runtimes.docker.resources import (

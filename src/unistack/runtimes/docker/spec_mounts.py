@@ -16,7 +16,7 @@ from typing import Any
 
 from docker.types import Mount
 
-from unistack.config.normalize import parse_bytes
+from unistack.config.formats import parse_bytes
 from unistack.runtimes.docker.resources import container_name, instance_labels, is_external, volume_name
 from unistack.runtimes.docker.spec_state import Translation
 

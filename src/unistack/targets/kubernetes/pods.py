@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unistack.config.formats import parse_bytes
 from unistack.config.model import Healthcheck, Project, Service
-from unistack.config.normalize import parse_bytes
 
 _SIGNALS_SH = {"SIGINT": "INT", "SIGQUIT": "QUIT", "SIGHUP": "HUP", "SIGUSR1": "USR1", "SIGUSR2": "USR2"}
 # host-level keys a pod cannot be given (or must not be): refused, naming the key

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from unistack.config.formats import parse_bytes, parse_duration
 from unistack.config.model import Project, Service
-from unistack.config.normalize import parse_bytes, parse_duration
 
 Mode = Literal["replicated", "global", "replicated-job", "global-job"]
 STACK_LABEL = "com.docker.stack.namespace"
