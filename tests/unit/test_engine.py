@@ -12,17 +12,6 @@ from unistack.engine.supervisor import Engine
 
 from .fakes import FakeClock, FakeRuntime, engine_of, project, service
 
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def runtime(clock: FakeClock) -> FakeRuntime:
-    return FakeRuntime(clock)
-
-
 make = engine_of
 
 

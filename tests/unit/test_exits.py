@@ -19,17 +19,6 @@ from unistack.runtimes.docker.engine import ExitWatcher
 
 from .fakes import FakeClock, FakeRuntime, engine_of, service
 
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def runtime(clock: FakeClock) -> FakeRuntime:
-    return FakeRuntime(clock)
-
-
 make = engine_of
 
 
