@@ -288,12 +288,17 @@ def test_restore_killed_midway_leaves_the_old_data_usable(vault: Vault) -> None:
         child.wait(timeout=30)
     assert vault.sql("select count(*) from notes") == count
     assert vault.sql("select count(*) from notes where body = 'only in the old data'") == "1"
-    # the next restore removes what the killed one left, and completes
+    # the next backup removes what the killed one left (the half-filled database), and the next restore completes
     vault.instance.run("start", project="vault", timeout=120)
+    assert (vault.state_dir / "restore-unfinished").exists()
+    vault.backup("db")
+    assert vault.sql("select count(*) from pg_database where datname like 'app__unistack%'") == "0"
+    assert not (vault.state_dir / "restore-unfinished").exists()
     done = vault.cli("restore", str(archive), "--yes")
     assert done.returncode == 0, done.stdout + done.stderr
     assert vault.sql("select count(*) from notes where body = 'only in the old data'") == "0"
     assert vault.sql("select count(*) from pg_database where datname like 'app__unistack%'") == "0"
+    assert not (vault.state_dir / "restore-unfinished").exists()  # it ended, and removed what it replaced
 
 
 def test_reset_leaves_nothing_of_the_data(vault: Vault) -> None:

@@ -261,3 +261,19 @@ def engine_of(
     events: list[Event] = []
     engine = Engine(project(*services, notify=notify), runtime, clock=clock, on_event=events.append)
     return engine, events
+
+
+def pg_dump_header(version: tuple[int, int, int], server: str, int_size: int = 4, database: str = "app") -> bytes:
+    """A header as pg_dump writes it (PostgreSQL's WriteHead), for archive versions this machine's pg_dump lacks."""
+
+    def integer(value: int) -> bytes:
+        return bytes([1 if value < 0 else 0]) + abs(value).to_bytes(int_size, "little")
+
+    def text(value: str) -> bytes:
+        data = value.encode()
+        return integer(len(data)) + data
+
+    head = b"PGDMP" + bytes(version) + bytes([int_size, 8, 1])
+    head += bytes([1]) if version >= (1, 15, 0) else integer(-1)  # the algorithm (gzip), or the level (default)
+    head += b"".join(integer(v) for v in (7, 6, 5, 4, 3, 126, 0))  # seconds ... year since 1900, daylight saving
+    return head + text(database) + text(server) + text("17.2") + b"\x19\x00\x00\x00\x00"

@@ -16,10 +16,12 @@ import pytest
 
 from unistack.config.model import BackupPart, Dependency, Project, Service
 from unistack.errors import ArchiveRefused, RuntimeFailure, UsageError
-from unistack.ops import backup, restore
+from unistack.ops import backup, parts, restore
 from unistack.ops.archive import Archive, Manifest
 from unistack.ops.archive_writer import ArchiveWriter, Cancelled
 from unistack.runtimes.datastreams import PostgresPlace, Sink, Source
+
+from .fakes import pg_dump_header
 
 
 class FakeStreams:
@@ -29,6 +31,7 @@ class FakeStreams:
         self.data = data
         self.fail_restore: set[tuple[str, str]] = set()
         self.queries: list[str] = []
+        self.databases: list[str] = []  # what `select datname from pg_database ...` answers (an interrupted restore's)
 
     def environment(self, service: Service) -> dict[str, str]:
         return {"POSTGRES_USER": "app", "POSTGRES_DB": "appdb"}
@@ -42,6 +45,7 @@ class FakeStreams:
             self.queries.append(argv[-1])
             answer = b"15.4" if "server_version" in argv[-1] else b""
             answer = b"UTF8|C|C|app" if "pg_encoding_to_char" in argv[-1] else answer
+            answer = " ".join(self.databases).encode() if argv[-1].startswith("select datname") else answer
             out(memoryview(answer))
             return
         data = self.data[(service.name, "postgres" if key[1] == "pg_dump" else key[1])]
@@ -107,7 +111,7 @@ def stack(tmp_path: Path, name: str = "demo") -> Project:
 
 
 DATA = {
-    ("db", "postgres"): b"PGDMP" + bytes(range(256)) * 40,
+    ("db", "postgres"): pg_dump_header((1, 14, 0), "15.4 (Debian 15.4-1)") + bytes(range(256)) * 40,
     ("backend", "volume uploads"): b"tar bytes " * 3000,
     ("notes", "command"): b"create table notes;",
 }
@@ -141,8 +145,8 @@ def test_archive_round_trip_manifest_last_and_restored_data(tmp_path: Path) -> N
         "parts/backend.volume.uploads.tar",
         "parts/notes.command.dump",
     ]
-    # one psql call before the dump: the server's version and what an interrupted restore left
-    assert len(streams.queries) == 1 and "server_version" in streams.queries[0]
+    # no query beside the dump: the server's version is the dump header's, and no restore was interrupted
+    assert streams.queries == []
     postgres = manifest["parts"][0]
     assert (postgres["database"], postgres["server_version"], postgres["server_major"]) == ("appdb", "15.4", 15)
     assert [p["size"] for p in manifest["parts"]] == [len(v) for v in DATA.values()]
@@ -275,6 +279,32 @@ def test_plan_and_keep(tmp_path: Path) -> None:
         "other-20260101T000000Z.tar",
     ]
     assert len(removed) == 2
+
+
+def test_a_dump_without_a_readable_header_asks_its_server(tmp_path: Path) -> None:
+    streams = FakeStreams({**DATA, ("db", "postgres"): b"not a custom-format dump" * 100})
+    with tarfile.open(take(tmp_path, streams)) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+    assert streams.queries == ["show server_version"]
+    assert (manifest["parts"][0]["server_version"], manifest["parts"][0]["server_major"]) == ("15.4", 15)
+
+
+def test_after_an_interrupted_restore_a_backup_removes_its_leftovers_first(tmp_path: Path) -> None:
+    project = stack(tmp_path)
+    project.state_dir.mkdir(parents=True)
+    streams = FakeStreams(dict(DATA))
+    streams.databases = ["appdb__unistack_restore"]
+    parts.restore_began(project.state_dir)  # and then killed: it never said it ended
+    only_uploads = backup.plan(project, ["backend"])
+    backup.take(project, only_uploads, streams, "process", backup.output_path(project, None, 1_700_000_000))
+    assert streams.queries == [] and parts.restore_unfinished(project.state_dir)  # no database taken: left marked
+    take(tmp_path, streams, project)
+    assert streams.queries[0].startswith("select datname from pg_database")
+    assert streams.queries[1:] == ['drop database if exists "appdb__unistack_restore" with (force)']
+    assert not parts.restore_unfinished(project.state_dir)  # every database recovered: the mark is gone
+    streams.queries.clear()
+    take(tmp_path, streams, project)
+    assert streams.queries == []
 
 
 def test_a_dump_from_a_newer_server_is_found(tmp_path: Path) -> None:

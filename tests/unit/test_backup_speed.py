@@ -79,7 +79,7 @@ def test_steps_are_told_each_part_and_the_archive(tmp_path: Path) -> None:
     assert said[-1] == "the archive written, fsynced and renamed"
     for label in ("db (postgres)", "backend (volume uploads)", "notes (command)"):
         assert f"{label}: first bytes" in said and any(s.startswith(f"{label}: all ") for s in said)
-    assert "db (postgres): its server asked (version, leftovers)" in said
+    assert "db (postgres): its server's version read (15.4)" in said
     assert all(seconds > 0 for _, seconds in steps.marks)
     assert all(line.endswith(what) for line, (what, _) in zip(steps.lines(), steps.marks, strict=True))
 

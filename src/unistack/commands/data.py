@@ -198,6 +198,7 @@ def _confirm(yes: bool, question: str, printer: Printer, lines: list[str]) -> No
 def restore(opts: Options, archive: Path, yes: bool, force: bool) -> None:
     """Put an archive's data back: verified first, the services that use it stopped, restored, started again."""
     from unistack.errors import ArchiveRefused
+    from unistack.ops import parts
     from unistack.ops import restore as ops
     from unistack.ops.archive import Archive
 
@@ -233,6 +234,8 @@ def restore(opts: Options, archive: Path, yes: bool, force: bool) -> None:
         _confirm(yes, f"Replace the data of {project.name} with the archive's?", printer, lines)
         with state.instance_lock(project.state_dir, on_wait=lambda: waiting_for_lock(printer)):
             started = time.monotonic()
+            parts.restore_began(project.state_dir)  # a backup meanwhile or after a kill removes its leftovers first
+            clean = True
             with progress_bar(total, "restoring") as report:
                 moved = 0
 
@@ -242,7 +245,9 @@ def restore(opts: Options, archive: Path, yes: bool, force: bool) -> None:
                     report("restoring", moved)
 
                 for phase in planned.phases:
-                    _restore_phase(opts, project, client, phase, opened, count, printer)
+                    clean = _restore_phase(opts, project, client, phase, opened, count, printer) and clean
+            if clean:
+                parts.restore_ended(project.state_dir)
     finally:
         opened.close()
     printer.say(f"{project.name}: restored from {archive} in {time.monotonic() - started:.1f} s; all ready")
@@ -256,8 +261,9 @@ def _restore_phase(
     opened: Any,
     count: Callable[[int], None],
     printer: Printer,
-) -> None:
-    """Stop what uses the phase's data, restore its parts, start them again and wait until they are ready."""
+) -> bool:
+    """Stop what uses the phase's data, restore its parts, start them again and wait until they are ready; whether
+    what they replaced is removed."""
     from unistack.ops import restore as ops
     from unistack.printer import wait_report
 
@@ -299,6 +305,7 @@ def _restore_phase(
     if not result["ok"]:
         printer.say(wait_report(result))
         raise Exit(1)
+    return not problems
 
 
 # ----------------------------------------------------------------------------------------------- reset

@@ -2,8 +2,8 @@
 keeps serving; ``backup list``; ``--keep N``.
 
 Owns which parts a backup takes (``plan``: pure), taking it (``take``: the parts taken at once from where their
-services run, one streamed into the archive and the others spooled beside it, a server's version asked beside its
-dump, the manifest last, then the rename; ``Steps``: when each step ended, for ``UNISTACK_DEBUG_BACKUP``),
+services run, one streamed into the archive and the others spooled beside it, a server's version read from its
+dump's header, the manifest last, then the rename; ``Steps``: when each step ended, for ``UNISTACK_DEBUG_BACKUP``),
 where archives go by default (``backups/`` in the instance's state folder, which neither ``down -v`` nor ``reset``
 deletes) and pruning the oldest. Consistency: a PostgreSQL dump is one snapshot (pg_dump runs in one repeatable-read
 transaction), so every write acknowledged before the backup started is in it and later ones are not; a volume's files
@@ -22,7 +22,7 @@ from pathlib import Path
 from unistack import __version__
 from unistack.config.model import BackupPart, Project, Service
 from unistack.errors import UsageError
-from unistack.ops import parts
+from unistack.ops import parts, pgdump
 from unistack.ops.archive import FORMAT, SUFFIX, Manifest, PartRecord, archive_name, archives_in
 from unistack.ops.archive_writer import ArchiveWriter, PartWriter, Spool
 from unistack.runtimes.datastreams import DataStreams, Sink, direct
@@ -131,7 +131,10 @@ def take(
     started = time.time()
     writer = ArchiveWriter(path)
     streamed = next((i for i, item in enumerate(planned) if item.part.kind == "volume"), 0)
-    beside = {i: _Beside(item, streams, writer.spool(), steps) for i, item in enumerate(planned) if i != streamed}
+    recover = parts.restore_unfinished(project.state_dir)  # a restore was interrupted: its leftovers removed first
+    beside = {
+        i: _Beside(item, streams, writer.spool(), steps, recover) for i, item in enumerate(planned) if i != streamed
+    }
     records: dict[int, PartRecord] = {}
     try:
         for taker in beside.values():
@@ -139,7 +142,7 @@ def take(
         item = planned[streamed]
         with writer.part(item.member) as out:
             streaming = _Streamed(out, item.label, list(beside.values()), progress)
-            records[streamed] = _take_part(item, streams, streaming, out.size_and_hash, steps)
+            records[streamed] = _take_part(item, streams, streaming, out.size_and_hash, steps, recover)
         for index, taker in beside.items():
             while taker.is_alive():
                 taker.join(0.1)
@@ -159,6 +162,8 @@ def take(
         )
         writer.finish(manifest)
         steps("the archive written, fsynced and renamed")
+        if recover and _every_database(project, planned):
+            parts.restore_ended(project.state_dir)  # nothing of the interrupted restore is left now
     except BaseException:
         for taker in beside.values():
             taker.spool.cancel()  # its producer stops at its next chunk (its command killed)
@@ -174,6 +179,13 @@ def take(
 
 
 STOP_WAIT = 10.0  # seconds a part taken beside is waited for once the backup failed
+
+
+def _every_database(project: Project, planned: Sequence[PlannedPart]) -> bool:
+    """Whether ``planned`` takes every postgres part the project declares (each was recovered before its dump)."""
+    taken = {(item.service.name, item.part) for item in planned}
+    declared = {(name, part) for name, s in project.services.items() for part in s.backup if part.kind == "postgres"}
+    return declared <= taken
 
 
 class _Streamed:
@@ -209,15 +221,19 @@ class _Streamed:
 class _Beside(threading.Thread):
     """A part taken into its spool while another streams into the archive; ``record`` re-raises its failure."""
 
-    def __init__(self, item: PlannedPart, streams: DataStreams, spool: Spool, steps: Callable[[str], None]) -> None:
+    def __init__(
+        self, item: PlannedPart, streams: DataStreams, spool: Spool, steps: Callable[[str], None], recover: bool
+    ) -> None:
         super().__init__(name=f"backup {item.label}", daemon=True)
-        self.item, self.streams, self.spool, self.steps = item, streams, spool, steps
+        self.item, self.streams, self.spool, self.steps, self.recover = item, streams, spool, steps, recover
         self.result: PartRecord | None = None
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            self.result = _take_part(self.item, self.streams, self.spool, self.spool.size_and_hash, self.steps)
+            self.result = _take_part(
+                self.item, self.streams, self.spool, self.spool.size_and_hash, self.steps, self.recover
+            )
         except BaseException as exc:  # handed to the main thread by record()
             self.error = exc
 
@@ -234,6 +250,7 @@ def _take_part(
     sink: Sink,
     taken: Callable[[], tuple[int, str]],
     steps: Callable[[str], None] = _nothing,
+    recover: bool = False,
 ) -> PartRecord:
     service, part = item.service, item.part
     version: tuple[str, int] | None = None
@@ -242,18 +259,13 @@ def _take_part(
         sink = _FirstBytes(sink, lambda: steps(f"{item.label}: first bytes"))
     if part.kind == "postgres":
         db = parts.database(streams, service, part)
-        # the server's version and an interrupted restore's leftovers (other databases) asked while the dump runs:
-        # a psql call costs 0.07 s (host) to 0.13 s (docker exec) before pg_dump's first byte otherwise
-        asking = _Asking(
-            lambda: parts.prepare_dump(streams, service, db),
-            lambda: steps(f"{item.label}: its server asked (version, leftovers)"),
-        )
-        asking.start()
-        try:
-            parts.dump(streams, service, part, sink, db)
-        finally:
-            asking.join()
-        version = asking.answer()
+        if recover:  # what an interrupted restore left is removed first (not data)
+            parts.recover_database(streams, service, db)
+        kept = pgdump.HeadKept(sink)  # the server's version is read from the dump's own header: no query beside it
+        parts.dump(streams, service, part, kept, db)
+        said = pgdump.server_version(bytes(kept.head))
+        version = parts.version_of(service, said) if said else parts.server_version(streams, service, db)
+        steps(f"{item.label}: its server's version read ({version[0]})")
     else:
         parts.dump(streams, service, part, sink, db)  # a volume: an interrupted restore finished or undone first
     size, sha256 = taken()
@@ -269,29 +281,6 @@ def _take_part(
         server_version=version[0] if version else None,
         server_major=version[1] if version else None,
     )
-
-
-class _Asking(threading.Thread):
-    """A question to the server beside its dump; ``answer`` re-raises its failure."""
-
-    def __init__(self, ask: Callable[[], tuple[str, int]], then: Callable[[], None]) -> None:
-        super().__init__(name="backup: the server asked", daemon=True)
-        self.ask, self.then = ask, then
-        self.result: tuple[str, int] | None = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.result = self.ask()
-            self.then()
-        except BaseException as exc:  # handed to the part's thread by answer()
-            self.error = exc
-
-    def answer(self) -> tuple[str, int]:
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return self.result
 
 
 class _FirstBytes:

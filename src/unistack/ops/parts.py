@@ -7,8 +7,10 @@ file.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from unistack.config.model import BackupPart, Service
 from unistack.errors import RuntimeFailure
@@ -17,6 +19,7 @@ from unistack.runtimes.datastreams import DataStreams, PostgresPlace, Sink, Sour
 RESTORING = "__unistack_restore"  # the new database while pg_restore fills it
 PREVIOUS = "__unistack_previous"  # the old one, between the switch and its removal
 MAINTENANCE = "template1"  # where the switch's statements run (never the database being replaced)
+UNFINISHED = "restore-unfinished"  # in the state folder from a restore's start until what it replaced is removed
 
 
 @dataclass(frozen=True)
@@ -63,27 +66,28 @@ def database(streams: DataStreams, service: Service, part: BackupPart) -> Databa
 
 def server_version(streams: DataStreams, service: Service, db: Database) -> tuple[str, int]:
     """The server's version ("15.18") and major (15)."""
-    return _version(service, _query(streams, service, db, "show server_version", db.name))
+    return version_of(service, _query(streams, service, db, "show server_version", db.name))
 
 
-def prepare_dump(streams: DataStreams, service: Service, db: Database) -> tuple[str, int]:
-    """Before a dump, in one psql call: the server's version and major for the manifest, and what an interrupted
-    restore left (the database it was filling, an old one it had replaced), which is then removed (not data)."""
-    names = f"{_literal(db.name + RESTORING)}, {_literal(db.name + PREVIOUS)}"
-    found = _query(
-        streams,
-        service,
-        db,
-        "select current_setting('server_version') || '|' || coalesce(string_agg(datname, ' '), '') "
-        f"from pg_database where datname in ({names})",
-    )
-    version, _, left = found.partition("|")
-    for name in left.split():
-        _query(streams, service, db, f"drop database if exists {_ident(name)} with (force)")
-    return _version(service, version)
+def restore_began(state_dir: Path) -> None:
+    """Say (a file in the instance's state folder) that a restore is under way: until ``restore_ended``, a backup
+    first removes what an interrupted one may have left (``recover_database``), which it need not ask otherwise."""
+    with contextlib.suppress(OSError):  # not said: only the next restore removes the leftovers then
+        (state_dir / UNFINISHED).touch()
 
 
-def _version(service: Service, text: str) -> tuple[str, int]:
+def restore_ended(state_dir: Path) -> None:
+    """The restore ended and what it replaced is removed (or nothing was changed)."""
+    with contextlib.suppress(OSError):
+        (state_dir / UNFINISHED).unlink(missing_ok=True)
+
+
+def restore_unfinished(state_dir: Path) -> bool:
+    return (state_dir / UNFINISHED).exists()
+
+
+def version_of(service: Service, text: str) -> tuple[str, int]:
+    """A version string as PostgreSQL gives it ("15.18 (Debian 15.18-0+deb12u1)"): its number and major."""
     version = text.split()[0] if text.split() else ""
     try:
         return version, int(version.split(".")[0])

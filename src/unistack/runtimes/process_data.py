@@ -211,7 +211,9 @@ def folder_out(folder: Path, out: Sink) -> None:
     # --warning: a file written or removed while tar reads the folder (the stack's backend makes and deletes a
     # probe file in its uploads at every healthcheck) is expected online, and exits 1 ("some files differ");
     # a file complete before the backup started is in the archive whole (docs/data.md)
-    argv = ["tar", "--create", "--file=-", "--numeric-owner", "--warning=no-file-changed"]
+    # records of 64 KiB, not tar's 10 KiB: a sixth of the system calls: 200 MB in 0.06 s against 0.10-0.13 s here
+    # (the part's end is padded to a record: up to 64 KiB more)
+    argv = ["tar", "--create", "--file=-", "--blocking-factor=128", "--numeric-owner", "--warning=no-file-changed"]
     argv += ["--warning=no-file-removed", f"--directory={folder}", "."]
     env = {"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     pump_out(argv, folder, env, out, ok=(0, 1), straight=True)
