@@ -44,8 +44,9 @@ class FakeStreams:
         if key[1] == "psql":
             self.queries.append(argv[-1])
             answer = b"15.4" if "server_version" in argv[-1] else b""
-            answer = b"UTF8|C|C|app" if "pg_encoding_to_char" in argv[-1] else answer
-            answer = " ".join(self.databases).encode() if argv[-1].startswith("select datname") else answer
+            left = " ".join(self.databases)
+            answer = f"{left}|UTF8|C|C|app".encode() if "pg_encoding_to_char" in argv[-1] else answer
+            answer = left.encode() if argv[-1].startswith("select string_agg(datname") else answer
             out(memoryview(answer))
             return
         data = self.data[(service.name, "postgres" if key[1] == "pg_dump" else key[1])]
@@ -152,6 +153,7 @@ def test_archive_round_trip_manifest_last_and_restored_data(tmp_path: Path) -> N
     assert [p["size"] for p in manifest["parts"]] == [len(v) for v in DATA.values()]
 
     streams.data = {key: b"changed" for key in DATA}
+    streams.databases = ["appdb__unistack_restore"]  # left by a restore killed before
     project = stack(tmp_path)
     live = dict.fromkeys(project.services, True)
     with Archive(path) as archive:
@@ -162,6 +164,10 @@ def test_archive_round_trip_manifest_last_and_restored_data(tmp_path: Path) -> N
                 cleanup()
     assert streams.data == DATA
     # the database went into a new one, renamed into place in one statement, the old one dropped after
+    # one query first: what a killed restore left (dropped) and the old database's settings (the new one gets them)
+    assert "pg_encoding_to_char" in streams.queries[0] and "appdb__unistack_restore" in streams.queries[0]
+    assert streams.queries[1] == 'drop database if exists "appdb__unistack_restore" with (force)'
+    assert "encoding 'UTF8' lc_collate 'C' lc_ctype 'C'" in streams.queries[2] and 'owner "app"' in streams.queries[2]
     switch = next(q for q in streams.queries if "rename" in q)
     assert switch.index('rename to "appdb__unistack_previous"') < switch.index('"appdb__unistack_restore" rename to')
     assert streams.queries[-1] == 'drop database if exists "appdb__unistack_previous" with (force)'
@@ -299,7 +305,7 @@ def test_after_an_interrupted_restore_a_backup_removes_its_leftovers_first(tmp_p
     backup.take(project, only_uploads, streams, "process", backup.output_path(project, None, 1_700_000_000))
     assert streams.queries == [] and parts.restore_unfinished(project.state_dir)  # no database taken: left marked
     take(tmp_path, streams, project)
-    assert streams.queries[0].startswith("select datname from pg_database")
+    assert streams.queries[0].startswith("select string_agg(datname, ' ') from pg_database")
     assert streams.queries[1:] == ['drop database if exists "appdb__unistack_restore" with (force)']
     assert not parts.restore_unfinished(project.state_dir)  # every database recovered: the mark is gone
     streams.queries.clear()

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from unistack.runtimes.docker.data import readable_folder
+from unistack.runtimes.docker.volume_folder import readable_folder
 
 
 def created(folder: Path) -> str:

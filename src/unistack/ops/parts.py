@@ -130,15 +130,18 @@ def restore_database(streams: DataStreams, service: Service, db: Database, sourc
     dropped by the returned cleanup, which can wait until the services run again (a drop waits for a checkpoint,
     seconds after a large restore)."""
     new, old = db.name + RESTORING, db.name + PREVIOUS
-    recover_database(streams, service, db)
+    # in one psql call: what an interrupted restore left (removed first), and the old database's settings
     found = _query(
         streams,
         service,
         db,
-        "select pg_encoding_to_char(encoding), datcollate, datctype, pg_get_userbyid(datdba) from pg_database "
-        f"where datname = {_literal(db.name)}",
+        f"select coalesce(({_LEFTOVERS.format(names=_leftover_names(db))}), '') || '|' || coalesce(("
+        "select pg_encoding_to_char(encoding) || '|' || datcollate || '|' || datctype || '|' || "
+        f"pg_get_userbyid(datdba) from pg_database where datname = {_literal(db.name)}), '')",
     )
-    fields = found.split("|") if found else []
+    left, _, settings = found.partition("|")
+    _drop(streams, service, db, left.split())
+    fields = settings.split("|") if settings else []
     owner = fields[3] if len(fields) == 4 else db.user
     create = f"create database {_ident(new)} template template0 owner {_ident(owner)}"
     if len(fields) == 4:
@@ -165,18 +168,23 @@ def restore_database(streams: DataStreams, service: Service, db: Database, sourc
     return drop_old
 
 
+_LEFTOVERS = "select string_agg(datname, ' ') from pg_database where datname in ({names})"
+
+
 def recover_database(streams: DataStreams, service: Service, db: Database) -> str | None:
     """Remove what an interrupted restore left (the database it was filling; an old one it had replaced)."""
-    found = _query(
-        streams,
-        service,
-        db,
-        "select datname from pg_database where datname in "
-        f"({_literal(db.name + RESTORING)}, {_literal(db.name + PREVIOUS)})",
-    )
-    for name in found.split():
-        _query(streams, service, db, f"drop database if exists {_ident(name)} with (force)")
+    found = _query(streams, service, db, _LEFTOVERS.format(names=_leftover_names(db)))
+    _drop(streams, service, db, found.split())
     return f"database {db.name!r}: what an interrupted restore left was removed" if found else None
+
+
+def _leftover_names(db: Database) -> str:
+    return f"{_literal(db.name + RESTORING)}, {_literal(db.name + PREVIOUS)}"
+
+
+def _drop(streams: DataStreams, service: Service, db: Database, names: list[str]) -> None:
+    for name in names:
+        _query(streams, service, db, f"drop database if exists {_ident(name)} with (force)")
 
 
 def _query(streams: DataStreams, service: Service, db: Database, sql: str, on: str = MAINTENANCE) -> str:

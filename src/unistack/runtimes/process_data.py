@@ -60,28 +60,7 @@ class ProcessData:
         pump_out(list(argv), self._cwd(service), {**self.environment(service), **env}, out)
 
     def run_in(self, service: Service, argv: Sequence[str], env: Mapping[str, str], source: Source) -> str:
-        return self._pump_in(list(argv), self._cwd(service), {**self.environment(service), **env}, source)
-
-    def _pump_in(self, argv: list[str], cwd: Path, env: Mapping[str, str], source: Source) -> str:
-        with tempfile.TemporaryFile() as output:
-            child = _popen(argv, cwd, env, stdin=subprocess.PIPE, stdout=output, stderr=subprocess.STDOUT)
-            assert child.stdin is not None
-            try:
-                with contextlib.suppress(OSError):
-                    fcntl.fcntl(child.stdin.fileno(), F_SETPIPE_SZ, CHUNK)
-                with contextlib.suppress(BrokenPipeError):  # it stopped reading: its exit code says why
-                    while chunk := source():
-                        child.stdin.write(chunk)
-                with contextlib.suppress(BrokenPipeError):
-                    child.stdin.close()
-            except BaseException:  # the source failed (a checksum) or we were interrupted: never a half-fed end
-                _kill(child)
-                raise
-            code = child.wait()
-            text = _read(output)
-            if code != 0:
-                raise RuntimeFailure(f"`{' '.join(argv)}` exited {code}: {text or '(no output)'}")
-            return text
+        return pump_in(list(argv), self._cwd(service), {**self.environment(service), **env}, source)
 
     def postgres_place(self, service: Service) -> PostgresPlace:
         import psutil
@@ -120,10 +99,8 @@ class ProcessData:
         staging = folder.with_name(f".{volume}{STAGING}")
         self.volume_recover(service, volume)
         staging.mkdir(parents=True)
-        argv = ["tar", "--extract", "--file=-", "--numeric-owner", "--same-permissions", f"--directory={staging}"]
-        env = {"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         try:
-            self._pump_in(argv, staging, env, source)
+            folder_in(staging, source)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -205,6 +182,37 @@ def _pump_into(argv: list[str], cwd: Path, env: Mapping[str, str], into: Direct,
             raise RuntimeFailure(f"`{' '.join(argv)}` exited {code}: {_read(errors) or '(no output)'}")
 
 
+def pump_in(argv: list[str], cwd: Path, env: Mapping[str, str], source: Source) -> str:
+    """Run ``argv`` on this machine with ``source``'s bytes on its stdin, then end of file; its output (stdout and
+    stderr), or RuntimeFailure with it when it exits other than 0. A failing source kills it (never a half-fed end)."""
+    with tempfile.TemporaryFile() as output:
+        child = _popen(argv, cwd, env, stdin=subprocess.PIPE, stdout=output, stderr=subprocess.STDOUT)
+        assert child.stdin is not None
+        try:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(child.stdin.fileno(), F_SETPIPE_SZ, CHUNK)
+            with contextlib.suppress(BrokenPipeError):  # it stopped reading: its exit code says why
+                while chunk := source():
+                    child.stdin.write(chunk)
+            with contextlib.suppress(BrokenPipeError):
+                child.stdin.close()
+        except BaseException:  # the source failed (a checksum) or we were interrupted: never a half-fed end
+            _kill(child)
+            raise
+        code = child.wait()
+        text = _read(output)
+        if code != 0:
+            raise RuntimeFailure(f"`{' '.join(argv)}` exited {code}: {text or '(no output)'}")
+        return text
+
+
+def folder_in(folder: Path, source: Source) -> None:
+    """A tar stream unpacked into ``folder`` with GNU tar, numeric owners and modes as the tar says (as root: the
+    owners too)."""
+    argv = ["tar", "--extract", "--file=-", "--numeric-owner", "--same-permissions", f"--directory={folder}"]
+    pump_in(argv, folder, {"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}, source)
+
+
 def folder_out(folder: Path, out: Sink) -> None:
     """A folder's files as a tar stream with GNU tar (names ``./...``, numeric owners, modes kept), read as they
     are while the services using them run."""
@@ -231,6 +239,10 @@ def _kill(child: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(OSError):
         child.kill()
     child.wait()
+    for pipe in (child.stdin, child.stdout):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
 
 
 def _read(file: IO[bytes]) -> str:

@@ -6,7 +6,8 @@ volume in a plain folder that this process (root) reads as the engine does (``ho
 folder: the same files, five times faster than the engine's archive (200 MB: ~0.3 s against 1.1 s). It is written
 through one that mounts it and receives the tar (``PUT .../archive``) into ``.unistack-restore/`` inside the volume,
 then runs the switch (``SWITCH``, a POSIX shell script: the old entries aside into ``.unistack-previous/``, the new
-ones in, the old ones removed), resumable after a kill. Nothing goes through a copy on the host. Also the instance's
+ones in, the old ones removed), resumable after a kill; or, in such a folder, the same steps here (GNU tar, the
+host's shell running ``SWITCH``), four times faster. Nothing goes through a copy on the host. Also the instance's
 volumes and their sizes for ``reset``. Never decides what to back up.
 """
 
@@ -29,36 +30,20 @@ import docker.errors
 
 from unistack.config.model import Project, Service
 from unistack.errors import RuntimeFailure
-from unistack.runtimes.datastreams import CHUNK, PREVIOUS, STAGING, PostgresPlace, Sink, Source, tail_text
+from unistack.runtimes.datastreams import CHUNK, STAGING, PostgresPlace, Sink, Source, tail_text
 from unistack.runtimes.docker import engine
 from unistack.runtimes.docker.resources import image_name, instance_labels, label_filters, volume_name
+from unistack.runtimes.docker.volume_folder import (
+    DONE,
+    LEFT_BY_RESTORE,
+    MOUNT,
+    SWITCH,
+    folder_in,
+    readable_folder,
+    switch_here,
+)
 
-DONE = ".unistack-restore.done"  # the new files are complete: the switch may begin (and is resumed after a kill)
-SWITCHING = ".unistack-switching"  # the old entries are all aside
-SWITCH = f"""set -e
-cd /v
-S={STAGING} P={PREVIOUS} D={DONE} W={SWITCHING}
-if [ ! -e "$D" ]; then rm -rf "$S" "$P"; rm -f "$W"; echo dropped; exit 0; fi
-if [ ! -e "$W" ]; then
-  mkdir -p "$P"
-  for e in * .[!.]* ..?*; do
-    case "$e" in "$S"|"$P"|"$D"|"$W") continue;; esac
-    if [ -e "$e" ] || [ -L "$e" ]; then mv "$e" "$P/"; fi
-  done
-  : > "$W"
-fi
-if [ -d "$S" ]; then
-  for e in "$S"/* "$S"/.[!.]* "$S"/..?*; do
-    if [ -e "$e" ] || [ -L "$e" ]; then mv "$e" .; fi
-  done
-fi
-rm -rf "$P" "$S"
-rm -f "$W" "$D"
-echo switched
-"""
-LEFT_BY_RESTORE = (STAGING, PREVIOUS, DONE, SWITCHING)  # what an interrupted restore leaves at the volume's root
 HELPER_LABEL = "dev.unistack.data_helper_for"  # the state folder of the instance it serves
-MOUNT = "/v"
 
 
 class DockerData:
@@ -237,6 +222,10 @@ class DockerData:
             raise engine.failure(f"cannot read volume {volume!r}", exc) from exc
 
     def volume_in(self, service: Service, volume: str, source: Source) -> None:  # the switch removes the old
+        folder = self.host_folder(volume)
+        if folder is not None:
+            folder_in(folder, volume, source)
+            return
         self.volume_recover(service, volume)
         with self._helper(service, volume, read_only=False) as helper:
             try:
@@ -254,12 +243,17 @@ class DockerData:
             self._switch(helper, volume)
 
     def volume_recover(self, service: Service, volume: str) -> str | None:
-        with self._helper(service, volume, read_only=True) as helper:
-            left = [name for name in LEFT_BY_RESTORE if self._exists(helper, name)]
-        if not left:
-            return None
-        with self._helper(service, volume, read_only=False) as helper:
-            said = self._switch(helper, volume)
+        folder = self.host_folder(volume)
+        if folder is not None:
+            if not any(os.path.lexists(folder / name) for name in LEFT_BY_RESTORE):
+                return None
+            said = switch_here(folder, volume)
+        else:
+            with self._helper(service, volume, read_only=True) as helper:
+                if not any(self._exists(helper, name) for name in LEFT_BY_RESTORE):
+                    return None
+            with self._helper(service, volume, read_only=False) as helper:
+                said = self._switch(helper, volume)
         if said == "switched":
             return f"volume {volume!r}: an interrupted restore's switch was completed"
         return None
@@ -287,27 +281,6 @@ class DockerData:
         if code != 0:
             raise RuntimeFailure(f"switching volume {volume!r} to the restored files failed: {said}")
         return said.splitlines()[-1] if said else ""
-
-
-def readable_folder(volume: Mapping[str, Any], security_options: Sequence[str]) -> Path | None:
-    """The volume's folder (``docker volume inspect``'s ``Mountpoint``) when this process, root beside a local
-    engine, reads there what the engine has: no user namespaces (``userns-remap``, rootless: the folder's owners are
-    not the containers'), the ``local`` driver's plain folder (no mount options), and the engine's folder (its change
-    time is the volume's ``CreatedAt``, which the driver takes from it: another machine's folder of that name, or
-    one that changed between the two looks, does not match). Else None."""
-    if volume.get("Driver") != "local" or volume.get("Options"):
-        return None
-    if any("userns" in option or "rootless" in option for option in security_options):
-        return None
-    folder = Path(str(volume.get("Mountpoint") or "/nonexistent"))
-    try:
-        found = folder.stat()
-        created = int(engine.parse_time(str(volume.get("CreatedAt") or "")))
-    except (OSError, ValueError):
-        return None
-    if not folder.is_dir() or created not in (int(found.st_ctime), int(found.st_mtime)):
-        return None
-    return folder
 
 
 def _frames(raw: socket.socket) -> Iterator[tuple[int, memoryview]]:
