@@ -131,3 +131,31 @@ async def test_a_container_the_oom_killer_ended_is_said_so(projects: ProjectFact
     finally:
         await engine.close(timeout=5)
         runtime.close()
+
+
+async def test_a_removed_container_is_said_removed(projects: ProjectFactory, client: docker.DockerClient) -> None:
+    # `docker rm -f` by someone else: no exit code is left to read, and the event says why
+    project = projects("services:" + python_service("gone", "import time\ntime.sleep(600)"))
+    events: list[Event] = []
+    runtime = DockerRuntime()
+    engine = Engine(project, runtime, on_event=events.append)
+    try:
+        await engine.up(["gone"])
+
+        async def running() -> bool:
+            await asyncio.sleep(0)
+            return engine.status["gone"].handle is not None
+
+        await until(running, timeout=60, message="gone running")
+        client.api.remove_container(engine.status["gone"].handle.ident, force=True)  # type: ignore[union-attr]
+
+        async def exited() -> bool:
+            await asyncio.sleep(0)
+            return any(e.kind == "exited" for e in events)
+
+        await until(exited, timeout=60, message="gone exited")
+        (message,) = [e.message for e in events if e.kind == "exited"]
+        assert message.startswith("gone exited (exit code unknown: the container was removed)"), message
+    finally:
+        await engine.close(timeout=5)
+        runtime.close()

@@ -165,6 +165,9 @@ class FakeRuntime:
     def exit_detail(self, handle: Handle) -> str:
         return self.script(handle.service).exit_detail
 
+    def unknown_exit(self, handle: Handle) -> str:
+        return "not a child of this daemon" if handle.adopted else "the runtime could not tell it"
+
     async def probe(self, project: Project, service: Service, handle: Handle, check: Healthcheck) -> ProbeResult:
         n = self.probe_count[service.name] = self.probe_count.get(service.name, 0) + 1
         self.probe_times.setdefault(service.name, []).append(self.clock.t)

@@ -2,8 +2,9 @@
 
 Owns the wording of an end from what the runtime reports: an exit code, shell-style (128 + N when signal N ended
 it, as both runtimes and Docker report it: a SIGKILLed host process or container has 137), or None when the
-exit code cannot be known (a host process this daemon re-adopted is not its child: the kernel tells its exit
-status to its parent only), and what the runtime knows beyond it (``Runtime.exit_detail``: Docker's OOMKilled).
+exit code cannot be known, with the runtime's reason (``Runtime.unknown_exit``: a host process this daemon
+re-adopted is not its child, and the kernel tells its exit status to its parent only; a removed container), and
+what the runtime knows beyond it (``Runtime.exit_detail``: Docker's OOMKilled).
 Pure: no I/O, never "None" in a sentence.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import signal
 
-NOT_A_CHILD = "not a child of this daemon"
 NOT_TOLD = "the runtime could not tell it"
 
 

@@ -179,17 +179,13 @@ async def _supervise(engine: Engine, name: str, handle: Handle) -> tuple[int | N
             await asyncio.wait(pending, timeout=5)
 
 
-def _unknown_exit(handle: Handle) -> str:
-    """Why an incarnation's exit code can be unknown: one adopted from a previous daemon is not this one's child."""
-    return exits.NOT_A_CHILD if handle.adopted else exits.NOT_TOLD
-
-
 async def _on_exit(engine: Engine, name: str, code: int | None, handle: Handle) -> str:
     """The ``exited`` event, with the log's last lines; returns how it ended, in words."""
     st = engine.status[name]
     st.exit_code, st.handle = code, None
     st.health = "none" if st.health == "none" else st.health
-    how = exits.ended(code, _unknown_exit(handle), engine.runtime.exit_detail(handle))
+    unknown = engine.runtime.unknown_exit(handle) if code is None else exits.NOT_TOLD
+    how = exits.ended(code, unknown, engine.runtime.exit_detail(handle))
     message = f"{name} {how}"
     data: dict[str, Any] = {"exit_code": code}
     if (number := exits.signal_of(code)) is not None:

@@ -93,6 +93,10 @@ class Runtime(Protocol):
         """What the runtime knows of how this incarnation (``wait`` returned) ended beyond its exit code, in words
         (Docker: its State.OOMKilled); empty when nothing. Asked once per end."""
 
+    def unknown_exit(self, handle: Handle) -> str:
+        """Why the exit code of this incarnation (``wait`` returned None) cannot be known, in words (host
+        processes: one adopted from a previous daemon is not this one's child; Docker: the container was removed)."""
+
     async def probe(self, project: Project, service: Service, handle: Handle, check: Healthcheck) -> ProbeResult:
         """Run the healthcheck once against this incarnation, bounded by ``check.timeout``."""
 

@@ -233,6 +233,10 @@ class ProcessRuntime:
     def exit_detail(self, handle: Handle) -> str:
         return ""  # a signal is in the exit code (128 + N); nothing else is known of a host process's end
 
+    def unknown_exit(self, handle: Handle) -> str:
+        # the kernel tells an exit status to the parent only
+        return "not a child of this daemon" if handle.adopted else "the kernel did not tell it"
+
     async def stop(self, handle: Handle, signal_name: str, grace: float) -> StopResult:
         return await process_exits.stop(self._children, handle, signal_name, grace)
 

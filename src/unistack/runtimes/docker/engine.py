@@ -200,6 +200,7 @@ class ExitWatcher:
         self._connected = threading.Event()
         self._closed = False
         self._oom_killed: set[str] = set()  # containers seen ended with State.OOMKilled, until asked
+        self._unknown: dict[str, str] = {}  # why a container's exit code is unknown (``wait``: None), until asked
 
     async def wait(self, container_id: str) -> int | None:
         """The exit code once the container is not running; None when it is gone or cannot be known."""
@@ -217,10 +218,12 @@ class ExitWatcher:
                     running, code = await in_thread(lambda: self._state(container_id))
                     lost_since = None
                 except docker.errors.NotFound:
+                    self._unknown_because(container_id, "the container was removed")
                     return None
                 except (RuntimeFailure, *Errors):  # the engine does not answer (connect raises RuntimeFailure)
                     lost_since = lost_since or time.monotonic()
                     if time.monotonic() - lost_since > ENGINE_LOST:
+                        self._unknown_because(container_id, f"the engine did not answer for {ENGINE_LOST:g} s")
                         return None
                     running, code = True, None
                 if not running:
@@ -238,6 +241,15 @@ class ExitWatcher:
         stream = self._stream
         if stream is not None:
             close_stream(stream)
+
+    def _unknown_because(self, container_id: str, why: str) -> None:
+        with self._lock:
+            self._unknown[container_id] = why
+
+    def unknown_because(self, container_id: str) -> str | None:
+        """Why ``wait`` returned None for the container (asked once)."""
+        with self._lock:
+            return self._unknown.pop(container_id, None)
 
     def oom_killed(self, container_id: str) -> bool:
         """Whether the container's end that ``wait`` returned was the kernel's OOM killer (asked once)."""

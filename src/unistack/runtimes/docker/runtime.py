@@ -167,6 +167,9 @@ class DockerRuntime:
             return "out of memory: the kernel's OOM killer ended it (OOMKilled)"
         return ""
 
+    def unknown_exit(self, handle: Handle) -> str:
+        return self._exits.unknown_because(handle.ident) or "the engine could not tell it"
+
     async def stop(self, handle: Handle, signal_name: str, grace: float) -> StopResult:
         if self._beside_ids.get(handle.service) == handle.ident:  # a failed update's new container, stopped:
             self._beside_ids.pop(handle.service)  # its log is what the next ``tail`` of the service reads
