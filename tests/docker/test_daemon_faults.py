@@ -220,6 +220,7 @@ def test_daemon_killed_during_restart_is_finished_by_the_next_command(instance: 
         wait_for(lambda: instance.events("stopping", "api"), 30, "api stopping")
         # the state records the restart as begun before the stop signal goes out
         wait_for(lambda: (instance.saved() or {})["services"]["api"]["restarting"], 10, "the restart saved as begun")
+        assert instance.saved()["services"]["api"]["restart_cause"] == "requested"  # not recorded yet
         instance.kill_daemon()
     finally:
         interrupted(restart)
@@ -229,6 +230,7 @@ def test_daemon_killed_during_restart_is_finished_by_the_next_command(instance: 
         "a new incarnation of api, healthy",
     )
     assert instance.events("stopped", "api")[-1]["message"] == "api stopped: finishing its restart"
+    assert [r["cause"] for r in row["restarts_recent"]] == ["requested"]  # recorded once, by the next daemon
     assert list(instance.containers(running_only=True)) == [row["container"]]
     assert instance.untracked() == {}
 

@@ -48,7 +48,8 @@ async def restore(daemon: Daemon) -> None:
         # the old incarnation stops first): the new incarnation is wanted
         desired = bool(info.get("desired") or (info.get("switched_to") and down is None))
         handle = await runtime.adopt(project, service, record) if record and service else None
-        if handle is not None and service is not None and info.get("restarting") and down is None:
+        finishing = handle is not None and service is not None and bool(info.get("restarting")) and down is None
+        if finishing and handle is not None and service is not None:
             # it died during a `restart` of this service: finish it (the old incarnation goes, a new one starts)
             await runtime.stop(handle, service.stop_signal, service.stop_grace_period)
             daemon.event(Event("stopped", name, f"{name} stopped: finishing its restart", time.time()))
@@ -68,6 +69,8 @@ async def restore(daemon: Daemon) -> None:
             st.state = saved_state if (saved_state := info.get("state")) in STATES else "created"
             st.restarted_at = [float(at) for at in info.get("restarted_at") or []]
             st.recent_restarts = restarts_saved(info)
+            if finishing and (cause := info.get("restart_cause")) in RESTART_CAUSES:
+                st.restarted(time.time(), cause)  # the restart it finishes, as the previous daemon would have
             if check := info.get("last_check"):
                 st.last_check = CheckRecord(**check)
         if handle is not None and (service is None or (not desired and down is None)):

@@ -52,6 +52,7 @@ def state_record(
             "record": st.handle.record if st.handle else None,
             "desired": engine.is_wanted(name),
             "restarting": name in engine.restarting,
+            "restart_cause": engine.restart_unrecorded.get(name),  # a restart not recorded yet: the next daemon does
             "switched_to": st.switched_to,  # a start-first update between its switch and the old one's stop
             "last_check": None if check is None else check.__dict__,
         }

@@ -58,6 +58,8 @@ class Engine:
         # services a ``restart`` is stopping to start again: still wanted (a daemon killed meanwhile is replaced by
         # one that finishes the restart, instead of one that leaves them stopped)
         self.restarting: set[str] = set()
+        # the live ones among them until their restart is recorded, with its cause (a next daemon records it)
+        self.restart_unrecorded: dict[str, RestartCause] = {}
 
     # ----------------------------------------------------------------- public API
 
@@ -119,14 +121,17 @@ class Engine:
         wanted = names - self.restarting
         self.restarting |= wanted
         try:
-            live = {n for n in names if self.is_live(n)}
+            live = {n for n in wanted if self.is_live(n)}
+            self.restart_unrecorded |= {n: cause if n in asked else "dependency" for n in live}
             for layer in reversed(graph.layers(g)):
                 await asyncio.gather(*(self._stop_one(n, timeout) for n in layer if n in names))
             for name in live:
-                self.status[name].restarted(self.clock.wall(), cause if name in asked else "dependency")
+                self.status[name].restarted(self.clock.wall(), self.restart_unrecorded.pop(name))
             await self.up(names, with_dependencies=False, setup=False)
         finally:
             self.restarting -= wanted
+            for name in wanted:
+                self.restart_unrecorded.pop(name, None)
 
     async def reconcile(self, project: Project, services: Iterable[str] | None = None) -> dict[str, str]:
         """Bring a running instance in line with ``project`` as Compose's ``up`` does (``engine.reconcile``):
