@@ -7,6 +7,8 @@ started with a fresh profile in a temporary folder and killed (its whole process
 nothing is ever downloaded. Without ``--browser``, or without Chromium, the check is skipped with the reason.
 When the site answers another Host than the address connected to (``validate --target swarm``: a node's address),
 the page is loaded at the site's own name and Chromium's ``--host-resolver-rules`` sends it to the address.
+At most ``AT_ONCE`` Chromiums run at a time (one check per swarm node would otherwise start one per node at once:
+a few hundred MB each); a check's time counts from when its Chromium starts.
 """
 
 from __future__ import annotations
@@ -45,6 +47,16 @@ FLAGS = (
 )
 CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome")
 POLL = 0.05
+AT_ONCE = 2  # Chromiums running at a time
+PAGE_WITHIN = 25.0  # seconds at least for Chromium to start and the page to load
+_running: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}  # one limit per event loop (a validate run)
+
+
+def _limit() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    for old in [other for other in _running if other.is_closed()]:
+        del _running[old]
+    return _running.setdefault(loop, asyncio.Semaphore(AT_ONCE))
 
 
 def find_chromium() -> str | None:
@@ -67,9 +79,10 @@ def check(ctx: Context, declared: DeclaredCheck) -> Callable[[], Awaitable[Outco
             base, _ = entry_url(ctx, declared.service)
         except NoEntry as exc:
             return failed(str(exc))
-        deadline = time.monotonic() + max(declared.timeout or 0.0, ctx.timeout, 25.0)
         url, flags = site_url(base, declared.path, ctx.host_header)
-        return await load_page(chromium, url, declared, deadline, flags)
+        async with _limit():
+            deadline = time.monotonic() + max(declared.timeout or 0.0, ctx.timeout, PAGE_WITHIN)
+            return await load_page(chromium, url, declared, deadline, flags)
 
     return run
 
