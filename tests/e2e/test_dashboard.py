@@ -201,7 +201,13 @@ def test_the_page_shows_every_service_and_streams_logs(
     expect(logs.get_by_test_id("log-line").filter(has_not_text=marker)).to_have_count(0)
     expect(logs.get_by_test_id("log-line").filter(has_text=marker).first).to_have_attribute("data-service", "backend")
     page.get_by_test_id("log-search").fill("")
+    expect(logs.get_by_test_id("log-line").filter(has_not_text=marker).first).to_be_visible()  # every line again
     session.assert_same_page()
+    if os.environ.get("E2E_DOCS_SCREENSHOTS") == "1":  # the docs' screenshots show a validate run's verdicts
+        page.get_by_test_id("validate-run").click()
+        result = page.get_by_test_id("validate-result")
+        expect(result.get_by_test_id("validate-summary")).to_be_visible(timeout=RECOVERY_MS)
+        expect(result).to_have_attribute("data-running", "false")
 
     # the screenshots: light, then dark through the toggle (kept in localStorage), at 1280x800, and a narrow one
     effective = (
