@@ -12,6 +12,8 @@ Settings (environment; compose.yaml sets them):
     POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB   the role (the cluster's superuser, as in the official postgres
                                                     image) and database created on first start. The password
                                                     goes to initdb in a temporary 0600 file, never in argv.
+                                                    Each may come from the file its ``_FILE`` variable names
+                                                    instead (a Docker secret), as in the official image.
     PG_DATA_DIR      the cluster (default $UNISTACK_VOLUMES_DIR/db/pgdata)
     PG_SOCKET_DIR    where the socket .s.PGSQL.5432 lives (default $UNISTACK_RUN_DIR/db); clients use host=<it>
     PG_LISTEN_ADDRESSES  TCP addresses to listen on (postgres' listen_addresses, port 5432): empty by default, so
@@ -335,8 +337,22 @@ def write_hba(data: Path, account: Account | None, tcp: bool) -> None:
     scratch.replace(path)
 
 
+def setting(name: str, default: str = "") -> str:
+    """``name`` from the environment, or, as the official image reads it, from the file ``<name>_FILE`` names (its
+    content without the trailing newlines: a Docker secret); both set is an error."""
+    value, path = os.environ.get(name), os.environ.get(f"{name}_FILE")
+    if value and path:
+        die(f"both {name} and {name}_FILE are set; keep one", 2)
+    if path:
+        try:
+            return Path(path).read_text().rstrip("\n")
+        except OSError as exc:
+            die(f"{name}_FILE={path}: cannot read it ({exc.strerror or exc})", 2)
+    return value or default
+
+
 def credentials() -> tuple[str, str, str]:
-    user, password, db = (os.environ.get(k, "") for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"))
+    user, password, db = (setting(k) for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"))
     if not user or not password:
         die("POSTGRES_USER and POSTGRES_PASSWORD must be set (the cluster only accepts password logins)", 2)
     return user, password, db or user
@@ -489,7 +505,7 @@ def check() -> int:
     if not found:
         print("no pg_isready found (setup has not run?)")
         return 1
-    user, db = os.environ.get("POSTGRES_USER", "postgres"), os.environ.get("POSTGRES_DB", "postgres")
+    user, db = setting("POSTGRES_USER", "postgres"), setting("POSTGRES_DB", "postgres")
     command = [found[0].tool("pg_isready"), "-h", str(sockets), "-p", PORT, "-U", user, "-d", db, "-t", "3"]
     # exec, not a child: a check that is killed (timed out, or cancelled by a stop) leaves no orphan behind, which
     # the container's PID 1, postgres itself, would reap as a crashed backend (then it aborts its shutdown)

@@ -93,13 +93,31 @@ volumes:
 
 @pytest.fixture
 def vault(instance: Instance) -> Iterator[Vault]:
+    yield from _vault(instance, COMPOSE)
+
+
+@pytest.fixture
+def secret_vault(instance: Instance) -> Iterator[Vault]:
+    """The database's user and password in files (``POSTGRES_USER_FILE``, ``POSTGRES_PASSWORD_FILE``: Docker
+    secrets, as the official image reads them), with trailing newlines as an editor leaves them."""
+    secrets = instance.folder / "secrets"
+    secrets.mkdir()
+    (secrets / "user").write_text("app\n")
+    (secrets / "password").write_text("test-only\n")
+    plain = "      POSTGRES_USER: app\n      POSTGRES_PASSWORD: test-only\n"
+    assert plain in COMPOSE
+    files = f"      POSTGRES_USER_FILE: {secrets}/user\n      POSTGRES_PASSWORD_FILE: {secrets}/password\n"
+    yield from _vault(instance, COMPOSE.replace(plain, files))
+
+
+def _vault(instance: Instance, compose: str) -> Iterator[Vault]:
     if PSQL is None:
         pytest.skip("no psql on this machine")
     parent = Path(tempfile.mkdtemp(prefix="unistack-backup-"))
     parent.chmod(0o755)  # PostgreSQL, started as root, runs as another account that must reach its data folder
     (instance.folder / "notes").mkdir()
     (instance.folder / "notes" / "notes_backup.py").write_text(NOTES_BACKUP)
-    instance.write(COMPOSE.format(db=DB, python=sys.executable))
+    instance.write(compose.format(db=DB, python=sys.executable))
     instance.env["UNISTACK_STATE_DIR"] = str(parent)
     vault = Vault(instance, parent / "vault")
     try:
@@ -299,6 +317,20 @@ def test_restore_killed_midway_leaves_the_old_data_usable(vault: Vault) -> None:
     assert vault.sql("select count(*) from notes where body = 'only in the old data'") == "0"
     assert vault.sql("select count(*) from pg_database where datname like 'app__unistack%'") == "0"
     assert not (vault.state_dir / "restore-unfinished").exists()  # it ended, and removed what it replaced
+
+
+def test_credentials_in_files_are_read_as_the_official_image_reads_them(secret_vault: Vault) -> None:
+    secret_vault.sql("create table notes (id serial primary key, body text not null)")
+    secret_vault.sql("insert into notes (body) select 'note ' || g from generate_series(1, 50) g")
+    archive = secret_vault.backup("db")
+    with tarfile.open(archive) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+    (part,) = manifest["parts"]
+    assert part["database"] == "app" and part["server_major"] >= 12
+    secret_vault.sql("delete from notes")
+    done = secret_vault.cli("restore", str(archive), "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert secret_vault.sql("select count(*) from notes") == "50"
 
 
 def test_reset_leaves_nothing_of_the_data(vault: Vault) -> None:

@@ -403,3 +403,31 @@ def test_a_part_that_fails_stops_the_others_and_leaves_no_archive(tmp_path: Path
     assert not path.exists() and not list(path.parent.iterdir())
     if fail == "backend":
         assert streams.stopped == ["db"]
+
+
+class Secrets(FakeStreams):
+    """A service whose credentials are in files (``POSTGRES_*_FILE``), read with ``cat`` where it runs."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        super().__init__(dict(DATA))
+        self.files = files
+
+    def environment(self, service: Service) -> dict[str, str]:
+        return {"POSTGRES_USER_FILE": "/run/secrets/user", "POSTGRES_PASSWORD_FILE": "/run/secrets/password"}
+
+    def run_out(self, service: Service, argv: Sequence[str], env: Mapping[str, str], out: Sink) -> None:
+        if argv[0] != "cat":
+            return super().run_out(service, argv, env, out)
+        if argv[-1] not in self.files:
+            raise RuntimeFailure(f"`cat -- {argv[-1]}` exited 1: No such file or directory")
+        out(memoryview(self.files[argv[-1]]))
+
+
+def test_postgres_credentials_from_files(tmp_path: Path) -> None:
+    db = stack(tmp_path).services["db"]
+    streams = Secrets({"/run/secrets/user": b"owner\n\n", "/run/secrets/password": b"s3cret\n"})
+    found = parts.database(streams, db, BackupPart(kind="postgres"))
+    assert (found.user, found.name, found.password) == ("owner", "owner", "s3cret")  # trailing newlines dropped
+    missing = Secrets({"/run/secrets/user": b"owner"})
+    with pytest.raises(RuntimeFailure, match=r"'db': cannot read POSTGRES_PASSWORD_FILE \(/run/secrets/password\)"):
+        parts.database(missing, db, BackupPart(kind="postgres"))

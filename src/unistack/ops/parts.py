@@ -55,13 +55,26 @@ def member_name(service: Service | str, part: BackupPart, index: int) -> str:
 
 def database(streams: DataStreams, service: Service, part: BackupPart) -> Database:
     env = streams.environment(service)
-    user = part.user or env.get("POSTGRES_USER") or "postgres"
+    user = part.user or _setting(streams, service, env, "POSTGRES_USER") or "postgres"
     return Database(
-        name=part.database or env.get("POSTGRES_DB") or user,
+        name=part.database or _setting(streams, service, env, "POSTGRES_DB") or user,
         user=user,
-        password=env.get("POSTGRES_PASSWORD") or None,
+        password=_setting(streams, service, env, "POSTGRES_PASSWORD") or None,
         place=streams.postgres_place(service),
     )
+
+
+def _setting(streams: DataStreams, service: Service, env: dict[str, str], name: str) -> str | None:
+    """``name`` from the service's environment, else, as the official image reads it, the content of the file that
+    ``<name>_FILE`` names (a Docker secret), read where the service runs, without its trailing newlines."""
+    if env.get(name) or not env.get(f"{name}_FILE"):
+        return env.get(name) or None
+    out, path = bytearray(), env[f"{name}_FILE"]
+    try:
+        streams.run_out(service, ["cat", "--", path], {}, out.extend)
+    except RuntimeFailure as exc:
+        raise RuntimeFailure(f"service {service.name!r}: cannot read {name}_FILE ({path}): {exc}") from exc
+    return out.decode("utf-8", "replace").rstrip("\n") or None
 
 
 def server_version(streams: DataStreams, service: Service, db: Database) -> tuple[str, int]:
