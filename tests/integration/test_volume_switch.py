@@ -21,25 +21,22 @@ OLD = {"old/file": "old", ".old-hidden": "old", "-n": "old", "same": "old"}
 NEW = {"new dir/file": "new", ".hidden": "new", "-e": "new", "same": "new", "with space": "new"}
 
 
-def shells(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, dict[str, str]]]:
-    found = [("sh", dict(os.environ))]
-    busybox = shutil.which("busybox")
-    if busybox:
-        bin_dir = tmp_path_factory.mktemp("busybox")
+@pytest.fixture(params=["sh", "busybox", "without find"])
+def shell(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, str]]:
+    """The host's sh; BusyBox's sh, find and mv (small images); or a PATH with sh, mv and rm only (no find)."""
+    if request.param == "sh":
+        return "sh", dict(os.environ)
+    bin_dir = tmp_path_factory.mktemp("bin")
+    if request.param == "busybox":
+        busybox = shutil.which("busybox")
+        if busybox is None:
+            pytest.skip("BusyBox is not installed")
         for applet in ("sh", "find", "mv", "rm", "mkdir"):
             (bin_dir / applet).symlink_to(busybox)
-        found.append((str(bin_dir / "sh"), {"PATH": str(bin_dir)}))
-    return found
-
-
-@pytest.fixture(params=["sh", "busybox"])
-def shell(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, str]]:
-    found = shells(tmp_path_factory)
-    if request.param == "busybox":
-        if len(found) < 2:
-            pytest.skip("BusyBox is not installed")
-        return found[1]
-    return found[0]
+    else:
+        for tool in ("sh", "mv", "rm", "mkdir"):
+            (bin_dir / tool).symlink_to(shutil.which(tool) or f"/bin/{tool}")
+    return str(bin_dir / "sh"), {"PATH": str(bin_dir)}
 
 
 def put(folder: Path, files: dict[str, str]) -> None:
