@@ -110,6 +110,18 @@ def _healthy(engine: Engine):  # type: ignore[no-untyped-def]
     return check
 
 
+async def exited_message(events: list[Event], name: str) -> str:
+    """The message of the one ``exited`` event of ``name``, once it came."""
+
+    async def exited() -> bool:
+        await asyncio.sleep(0)
+        return any(e.kind == "exited" and e.service == name for e in events)
+
+    await until(exited, timeout=60, message=f"{name} exited")
+    (message,) = [e.message for e in events if e.kind == "exited" and e.service == name]
+    return message
+
+
 async def test_a_container_the_oom_killer_ended_is_said_so(projects: ProjectFactory) -> None:
     # 512 MB asked of a 32 MB limit without swap: the kernel's OOM killer ends it (State.OOMKilled, exit code 137)
     hog = python_service("hog", "x = bytearray(512 * 2**20)", extra="    mem_limit: 32m\n    memswap_limit: 32m\n")
@@ -119,13 +131,7 @@ async def test_a_container_the_oom_killer_ended_is_said_so(projects: ProjectFact
     engine = Engine(project, runtime, on_event=events.append)
     try:
         await engine.up(["hog"])
-
-        async def exited() -> bool:
-            await asyncio.sleep(0)
-            return engine.status["hog"].state == "exited"
-
-        await until(exited, timeout=60, message="hog exited")
-        (message,) = [e.message for e in events if e.kind == "exited"]
+        message = await exited_message(events, "hog")
         assert message.startswith("hog was killed by signal 9 (SIGKILL, exit code 137): out of memory"), message
         assert engine.status["hog"].exit_code == 137
     finally:
@@ -148,13 +154,7 @@ async def test_a_removed_container_is_said_removed(projects: ProjectFactory, cli
 
         await until(running, timeout=60, message="gone running")
         client.api.remove_container(engine.status["gone"].handle.ident, force=True)  # type: ignore[union-attr]
-
-        async def exited() -> bool:
-            await asyncio.sleep(0)
-            return any(e.kind == "exited" for e in events)
-
-        await until(exited, timeout=60, message="gone exited")
-        (message,) = [e.message for e in events if e.kind == "exited"]
+        message = await exited_message(events, "gone")
         assert message.startswith("gone exited (exit code unknown: the container was removed)"), message
     finally:
         await engine.close(timeout=5)
