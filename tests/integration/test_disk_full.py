@@ -100,10 +100,13 @@ def test_a_full_disk_drops_log_lines_and_nothing_else(instance: Instance, small_
 
     logs = small_disk / "logs"
     ballast.unlink()  # space returns
-    marker = instance.wait_for(
-        lambda: _marker_then_lines(logs / "chatty.log", 10),
-        message="the line that says what was dropped, and chatty's lines after it",
-    )
+    try:
+        marker = instance.wait_for(
+            lambda: _marker_then_lines(logs / "chatty.log", 10),
+            message="the line that says what was dropped, and chatty's lines after it",
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; chatty.log: {_around_markers(logs / 'chatty.log')}") from None
     assert "lines of output" in marker and "dropped between" in marker and "No space left on device" in marker
     (logs / "chatty.log").write_bytes(b"")  # more room, for the state file's next write
     instance.wait_for(
@@ -118,13 +121,29 @@ def test_a_full_disk_drops_log_lines_and_nothing_else(instance: Instance, small_
 
 
 def _marker_then_lines(path: Path, count: int) -> str | None:
-    """The first line that says what was dropped and is followed by ``count`` of the service's own lines."""
+    """The first line that says what was dropped and is followed by ``count`` of the service's own lines before the
+    next such line. (Not necessarily at once: the writer copies the pipe's reads, which need not end at a line's
+    end, so the line after a marker may be the rest of one whose start was dropped, or empty.)"""
     lines = _lines(path)
     for at, line in enumerate(lines):
-        after = lines[at + 1 : at + 1 + count]
-        if line.startswith("[unistack] ") and len(after) == count and all(x.startswith("line ") for x in after):
+        if not line.startswith("[unistack] "):
+            continue
+        after = 0
+        for following in lines[at + 1 :]:
+            if following.startswith("[unistack] "):
+                break
+            after += following.startswith("line ")
+        if after >= count:
             return line
     return None
+
+
+def _around_markers(path: Path) -> str:
+    """What the log holds around each marker, for a failure's message."""
+    lines = _lines(path)
+    found = [at for at, line in enumerate(lines) if line.startswith("[unistack] ")]
+    shown = [repr(lines[max(0, at - 1) : at + 3]) for at in found[:5]]
+    return f"{len(lines)} lines, {len(found)} markers: " + ("; ".join(shown) or "none")
 
 
 def _lines(path: Path) -> list[str]:
